@@ -1,0 +1,112 @@
+#include "core/calendar.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace frikort::core {
+namespace {
+
+struct ZoneState {
+  absl::TimeZone zone;
+  bool loaded = false;
+};
+
+// Loaded once, on first use, under the C++ static-initialisation guarantee, so
+// concurrent first calls are safe and later calls never lock.
+const ZoneState& Zone() {
+  static const ZoneState* const state = [] {
+    auto* s = new ZoneState;
+    s->loaded = absl::LoadTimeZone("Europe/Oslo", &s->zone);
+    return s;
+  }();
+  return *state;
+}
+
+constexpr absl::CivilDay kEpochDay(1970, 1, 1);
+
+}  // namespace
+
+absl::Status InitOsloTimeZone() {
+  if (!Zone().loaded) {
+    return absl::FailedPreconditionError(
+        "cannot load time zone Europe/Oslo: is tzdata installed (or ZONEINFO set)?");
+  }
+  return absl::OkStatus();
+}
+
+const absl::TimeZone& OsloTimeZone() {
+  const ZoneState& z = Zone();
+  if (!z.loaded) {
+    // Silently falling back to UTC would move every late-evening service into
+    // the wrong day (and sometimes the wrong year); stop instead.
+    std::fputs("frikort: time zone Europe/Oslo not available (tzdata missing)\n", stderr);
+    std::abort();
+  }
+  return z.zone;
+}
+
+absl::CivilDay OsloDate(absl::Time t) { return absl::ToCivilDay(t, OsloTimeZone()); }
+
+int OsloYear(absl::Time t) {
+  // Infinite or absurd instants have years far outside int; clamp so callers see
+  // a year no rules table has, rather than a wrapped value that might.
+  const absl::civil_year_t y = OsloDate(t).year();
+  if (y > std::numeric_limits<int>::max()) return std::numeric_limits<int>::max();
+  if (y < std::numeric_limits<int>::min()) return std::numeric_limits<int>::min();
+  return static_cast<int>(y);
+}
+
+absl::Time OsloStartOfDay(absl::CivilDay day) {
+  // Oslo's transitions are at 01:00 UTC (02:00/03:00 local), never at midnight,
+  // so local midnight always exists; FromCivil still picks the earlier instant
+  // for a repeated time and the transition instant for a skipped one.
+  return absl::FromCivil(absl::CivilSecond(day), OsloTimeZone());
+}
+
+absl::StatusOr<absl::CivilDay> ParseDate(absl::string_view s, absl::string_view field) {
+  const auto bad = [&](absl::string_view why) {
+    // Echo a bounded, escaped prefix: the text may be arbitrary bytes.
+    const absl::string_view shown = s.substr(0, 32);
+    return absl::InvalidArgumentError(absl::StrCat(field, ": \"", absl::CHexEscape(shown),
+                                                   s.size() > 32 ? "..." : "", "\" ", why));
+  };
+  if (s.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": not given"));
+  if (s.size() != 10 || s[4] != '-' || s[7] != '-') {
+    return bad("is not a date in the form YYYY-MM-DD");
+  }
+  int parts[3] = {0, 0, 0};
+  const size_t starts[3] = {0, 5, 8};
+  const size_t lengths[3] = {4, 2, 2};
+  for (int p = 0; p < 3; ++p) {
+    for (size_t i = starts[p]; i < starts[p] + lengths[p]; ++i) {
+      if (s[i] < '0' || s[i] > '9') return bad("is not a date in the form YYYY-MM-DD");
+      parts[p] = parts[p] * 10 + (s[i] - '0');
+    }
+  }
+  const int year = parts[0], month = parts[1], day = parts[2];
+  if (year < 1900) return bad("is before the year 1900");
+  if (month < 1 || month > 12 || day < 1 || day > 31) return bad("is not a real date");
+  const absl::CivilDay d(year, month, day);
+  if (d.month() != month || d.day() != day) return bad("is not a real date");
+  return d;
+}
+
+std::string FormatDate(absl::CivilDay day) {
+  return absl::StrFormat("%04d-%02d-%02d", day.year(), day.month(), day.day());
+}
+
+int64_t DayNumber(absl::CivilDay day) { return day - kEpochDay; }
+
+absl::CivilDay DayFromNumber(int64_t n) { return kEpochDay + n; }
+
+const RealClock* RealClock::Get() {
+  static const RealClock* const clock = new RealClock;
+  return clock;
+}
+
+}  // namespace frikort::core

@@ -1,0 +1,76 @@
+// Dates and years in Europe/Oslo, and the clock abstraction: anything that asks
+// "what is today" takes a Clock so tests control time.
+#ifndef FRIKORT_CORE_CALENDAR_H_
+#define FRIKORT_CORE_CALENDAR_H_
+
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+
+namespace frikort::core {
+
+// Loads Europe/Oslo from tzdata. Call once at startup; a missing tzdata is an
+// environment error reported as FailedPrecondition.
+absl::Status InitOsloTimeZone();
+// The loaded zone. Aborts if InitOsloTimeZone() did not succeed first (a
+// programming error, not an input error).
+const absl::TimeZone& OsloTimeZone();
+
+absl::CivilDay OsloDate(absl::Time t);
+int OsloYear(absl::Time t);
+// The instant at which the given Oslo calendar day starts (00:00 local).
+absl::Time OsloStartOfDay(absl::CivilDay day);
+
+// Strict "YYYY-MM-DD" (a real calendar date, years 1900-9999). InvalidArgument
+// naming `field` otherwise.
+absl::StatusOr<absl::CivilDay> ParseDate(absl::string_view s, absl::string_view field);
+std::string FormatDate(absl::CivilDay day);
+
+// Days since 1970-01-01 and back; compact, order-preserving storage of dates.
+int64_t DayNumber(absl::CivilDay day);
+absl::CivilDay DayFromNumber(int64_t n);
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual absl::Time Now() const = 0;
+  absl::CivilDay Today() const { return OsloDate(Now()); }
+};
+
+class RealClock final : public Clock {
+ public:
+  absl::Time Now() const override { return absl::Now(); }
+  static const RealClock* Get();
+};
+
+// Thread-safe settable clock for tests.
+class FakeClock final : public Clock {
+ public:
+  explicit FakeClock(absl::Time now) : now_(now) {}
+  absl::Time Now() const override {
+    absl::MutexLock l(&mu_);
+    return now_;
+  }
+  void Set(absl::Time t) {
+    absl::MutexLock l(&mu_);
+    now_ = t;
+  }
+  void Advance(absl::Duration d) {
+    absl::MutexLock l(&mu_);
+    now_ += d;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  absl::Time now_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace frikort::core
+
+#endif  // FRIKORT_CORE_CALENDAR_H_

@@ -1,0 +1,48 @@
+// Norwegian person and provider identifiers: pure validation, no I/O.
+//
+// Person ids (fødselsnummer, D-number) are 11 digits: DDMMYY, three individual
+// digits, two mod-11 check digits. Both the classic k1 rule and the rule for
+// numbers assigned from 2032 (weighted sum incl. k1 ≡ 0..3 mod 11) are accepted.
+// H-numbers (month + 40) and FH-numbers (first digit 8 or 9) are refused;
+// synthetic test ids (month + 40 or + 80) are accepted only when allowed.
+#ifndef FRIKORT_CORE_NATIONAL_ID_H_
+#define FRIKORT_CORE_NATIONAL_ID_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/civil_time.h"
+
+namespace frikort::core {
+
+enum class PersonIdKind { kFodselsnummer, kDNumber };
+
+struct PersonIdOptions {
+  // Accept synthetic test ids (month + 40 or month + 80). Off in production,
+  // where month + 40 is an H-number and refused.
+  bool allow_synthetic = false;
+};
+
+struct PersonId {
+  std::string digits;  // exactly 11 ASCII digits
+  PersonIdKind kind = PersonIdKind::kFodselsnummer;
+  bool synthetic = false;
+  absl::CivilDay birth_date;  // after removing the D/synthetic offsets
+};
+
+// Returns InvalidArgument with a message that says why ("person_id: ..."):
+// wrong length, non-digit, FH-number, H-number, check digit, not a real date.
+absl::StatusOr<PersonId> ParsePersonId(absl::string_view s, const PersonIdOptions& options);
+
+// provider_id: an HPR number (1-8 digits) or a 9-digit organisation number with
+// a valid mod-11 check digit (weights 3 2 7 6 5 4 3 2). InvalidArgument otherwise.
+absl::Status ValidateProviderId(absl::string_view s);
+
+// report_id: 1-64 chars of [A-Za-z0-9._:-]. InvalidArgument otherwise.
+absl::Status ValidateReportId(absl::string_view s);
+
+}  // namespace frikort::core
+
+#endif  // FRIKORT_CORE_NATIONAL_ID_H_

@@ -1,0 +1,80 @@
+// Conversions at the gRPC edge: generated frikort.v1 messages <-> the core and
+// storage structs, and absl::Status -> grpc::Status. Pure functions, no I/O;
+// nothing here trusts the input: every enum number and timestamp is range
+// checked, and a bad value becomes an error or "missing", never a crash.
+#ifndef FRIKORT_SERVER_CONVERT_H_
+#define FRIKORT_SERVER_CONVERT_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+#include "core/copayment.h"
+#include "core/types.h"
+#include "frikort/v1/frikort.pb.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "grpcpp/support/status.h"
+#include "jobs/issuance.h"
+#include "storage/register.h"
+
+namespace frikort::server {
+
+// ---- status ----
+
+// absl and gRPC share the canonical code numbers 0..16; anything else becomes
+// UNKNOWN. The message is kept as is.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// ---- time and dates ----
+
+// A Timestamp is valid when seconds lie in 0001-01-01T00:00:00Z ..
+// 9999-12-31T23:59:59Z and nanos in [0, 999999999] (the protobuf rules).
+// nullopt for an invalid one.
+std::optional<absl::Time> FromProtoTimestamp(const google::protobuf::Timestamp& ts);
+// Instants outside the representable range are clamped to it.
+void ToProtoTimestamp(absl::Time t, google::protobuf::Timestamp* out);
+
+// Parses an optional "YYYY-MM-DD" field: empty gives nullopt; a malformed value
+// gives InvalidArgument naming `field`.
+absl::StatusOr<std::optional<absl::CivilDay>> ParseOptionalDate(absl::string_view s,
+                                                                absl::string_view field);
+
+// ---- enums ----
+
+// Range-checked casts of request enum numbers. InvalidArgument naming `field`
+// when the number is not one the contract defines. Zero (UNSPECIFIED) passes.
+absl::StatusOr<core::Category> CategoryFromProto(int value, absl::string_view field);
+absl::StatusOr<core::Payment> PaymentFromProto(int value, absl::string_view field);
+
+// Core -> proto enums; a value the contract does not know becomes UNSPECIFIED.
+v1::ServiceCategory CategoryToProto(core::Category c);
+v1::Scheme SchemeToProto(core::Scheme s);
+v1::PaymentStatus PaymentToProto(core::Payment p);
+v1::Outcome OutcomeToProto(core::Outcome o);
+v1::RejectReason RejectReasonToProto(core::RejectReason r);
+v1::ExemptionStatus ExemptionStatusToProto(core::ExemptionStatus s);
+
+// ---- messages ----
+
+// Raw enum numbers are passed through (core rejects unknown ones with the right
+// reason); a missing or malformed service_time becomes nullopt, which core
+// rejects as INVALID_SERVICE_TIME.
+core::CoPaymentInput FromProto(const v1::CoPayment& in);
+
+void ToProto(const storage::ReportResult& in, v1::ReportResult* out);
+void ToProto(const storage::Entry& in, v1::LedgerEntry* out);
+void ToProto(const storage::Card& in, v1::FreeCard* out);
+void ToProto(const storage::SchemeLedger& in, v1::SchemeLedger* out);
+void ToProto(const storage::LedgerView& in, v1::Ledger* out);
+void ToProto(const storage::SchemeExemption& in, v1::SchemeExemption* out);
+void ToProto(const storage::LookupRecord& in, v1::LookupRecord* out);
+void ToProto(const storage::Payout& in, v1::Payout* out);
+void ToProto(const jobs::RunSummary& in, v1::IssuanceRun* out);
+
+}  // namespace frikort::server
+
+#endif  // FRIKORT_SERVER_CONVERT_H_

@@ -1,0 +1,280 @@
+// frikortd: the Frikort register server.
+//
+//   frikortd --listen=127.0.0.1:50051 --data_dir=./data
+//
+// Exit status: 0 after SIGTERM/SIGINT (calls in flight finished, register
+// closed), 1 when startup fails (one line on stderr saying why), 2 for a bad
+// flag or argument.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "absl/flags/commandlineflag.h"
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "core/calendar.h"
+#include "core/rules.h"
+#include "jobs/issuance.h"
+#include "server/server.h"
+#include "storage/register.h"
+#include "storage/secret.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "HOST:PORT to listen on; without TLS only a loopback address is allowed");
+ABSL_FLAG(std::string, data_dir, "./data", "folder of the register's database (created if missing)");
+ABSL_FLAG(bool, allow_synthetic_ids, false,
+          "accept synthetic test national ids (month + 40 / + 80); never in production");
+ABSL_FLAG(absl::Duration, issuance_interval, absl::Hours(24),
+          "how often the issuance job runs by itself (e.g. 24h, 30s); 0 = never");
+ABSL_FLAG(int, lookup_years_back, 2, "how many years back CheckExemption may ask about");
+ABSL_FLAG(std::string, pseudonym_key_file, "",
+          "file with the pseudonym secret (>= 32 bytes, mode 0600); empty = development mode, "
+          "a secret is created in the data folder");
+ABSL_FLAG(std::string, rules_file, "deploy/rules.txt", "the rules table (caps per year)");
+ABSL_FLAG(int64_t, block_cache_mb, 64, "RocksDB block cache size, MiB");
+ABSL_FLAG(int64_t, write_buffer_mb, 32, "RocksDB write buffer size, MiB");
+ABSL_FLAG(std::string, tls_cert, "", "server certificate (PEM) for mutual TLS (not supported yet)");
+ABSL_FLAG(std::string, tls_key, "", "server private key (PEM) for mutual TLS (not supported yet)");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "CA bundle (PEM) that signs client certificates (not supported yet)");
+
+namespace frikort::server {
+namespace {
+
+constexpr int kExitStartupFailed = 1;
+constexpr int kExitBadFlags = 2;
+constexpr absl::Duration kShutdownGrace = absl::Seconds(5);
+
+// Abseil's flag parser exits with status 1 on a bad flag; we promise 2. So the
+// arguments are checked first with Abseil's own flag registry and value
+// parsers, and only a command line that passes reaches ParseCommandLine.
+// Returns the error, or "" when Abseil should parse (and --help etc. handle).
+std::string PrecheckFlags(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") return "";
+    if (arg.size() < 2 || arg[0] != '-') return absl::StrCat("unexpected argument '", arg, "'");
+    arg.remove_prefix(arg[1] == '-' ? 2 : 1);
+    absl::string_view name = arg;
+    absl::string_view value;
+    bool has_value = false;
+    if (size_t eq = arg.find('='); eq != absl::string_view::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+      has_value = true;
+    }
+    // Abseil's own flags (usage, flag files, environment) are left to Abseil.
+    for (absl::string_view own : {"help", "helpfull", "helpshort", "helppackage", "helpon",
+                                  "helpmatch", "version", "only_check_args", "flagfile",
+                                  "fromenv", "tryfromenv", "undefok"}) {
+      if (name == own) return "";
+    }
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    bool negated = false;
+    if (flag == nullptr && absl::StartsWith(name, "no")) {
+      flag = absl::FindCommandLineFlag(name.substr(2));
+      if (flag != nullptr && !flag->IsOfType<bool>()) flag = nullptr;
+      negated = flag != nullptr;
+    }
+    if (flag == nullptr) return absl::StrCat("unknown flag --", name);
+    if (negated) {
+      if (has_value) return absl::StrCat("--", name, " takes no value");
+      continue;
+    }
+    if (!has_value) {
+      if (flag->IsOfType<bool>()) continue;
+      if (i + 1 >= argc) return absl::StrCat("missing value for flag --", name);
+      value = argv[++i];
+    }
+    std::string error;
+    if (!flag->ParseFrom(value, &error)) {
+      return absl::StrCat("illegal value '", value, "' for flag --", name, ": ", error);
+    }
+  }
+  return "";
+}
+
+// A flag whose value parses but makes no sense.
+absl::Status CheckFlagValues() {
+  if (absl::GetFlag(FLAGS_data_dir).empty()) {
+    return absl::InvalidArgumentError("--data_dir must not be empty");
+  }
+  if (absl::GetFlag(FLAGS_issuance_interval) < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--issuance_interval must not be negative");
+  }
+  const int years_back = absl::GetFlag(FLAGS_lookup_years_back);
+  if (years_back < 0 || years_back > 100) {
+    return absl::InvalidArgumentError("--lookup_years_back must be between 0 and 100");
+  }
+  for (int64_t mb : {absl::GetFlag(FLAGS_block_cache_mb), absl::GetFlag(FLAGS_write_buffer_mb)}) {
+    if (mb <= 0 || mb > (int64_t{1} << 20)) {
+      return absl::InvalidArgumentError(
+          "--block_cache_mb and --write_buffer_mb must be between 1 and 1048576");
+    }
+  }
+  absl::StatusOr<HostPort> hp = SplitListenAddress(absl::GetFlag(FLAGS_listen));
+  if (!hp.ok()) return hp.status();
+  return absl::OkStatus();
+}
+
+std::string DisplayAddress(const std::string& host, int port) {
+  if (host.find(':') != std::string::npos) return absl::StrCat("[", host, "]:", port);
+  return absl::StrCat(host, ":", port);
+}
+
+// The daemon proper. Signals arrive only through sigwait() in this thread: the
+// mask is set before any thread exists, so every thread inherits it.
+absl::Status Run() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  if (int err = pthread_sigmask(SIG_BLOCK, &signals, nullptr); err != 0) {
+    return absl::InternalError(absl::StrCat("cannot block signals: ", std::strerror(err)));
+  }
+
+  if (!absl::GetFlag(FLAGS_tls_cert).empty() || !absl::GetFlag(FLAGS_tls_key).empty() ||
+      !absl::GetFlag(FLAGS_tls_client_ca).empty()) {
+    return absl::UnimplementedError(
+        "TLS is not supported yet: run without --tls_cert, --tls_key and --tls_client_ca, "
+        "on a loopback address");
+  }
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  if (absl::Status s = CheckListenAddress(listen); !s.ok()) return s;
+
+  if (absl::Status s = core::InitOsloTimeZone(); !s.ok()) return s;
+  const std::string rules_file = absl::GetFlag(FLAGS_rules_file);
+  absl::StatusOr<core::RulesTable> rules = core::RulesTable::LoadFile(rules_file);
+  if (!rules.ok()) {
+    return absl::Status(rules.status().code(),
+                        absl::StrCat("rules_file ", rules_file, ": ", rules.status().message()));
+  }
+
+  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("data_dir ", data_dir, ": cannot create: ", ec.message()));
+  }
+
+  const std::string key_file = absl::GetFlag(FLAGS_pseudonym_key_file);
+  absl::StatusOr<std::string> secret = key_file.empty()
+                                           ? storage::LoadOrCreateDevSecret(data_dir)
+                                           : storage::LoadSecret(key_file);
+  if (!secret.ok()) {
+    return absl::Status(
+        secret.status().code(),
+        absl::StrCat(key_file.empty() ? absl::StrCat("data_dir ", data_dir, ": pseudonym key")
+                                      : absl::StrCat("pseudonym_key_file ", key_file),
+                     ": ", secret.status().message()));
+  }
+
+  const core::Clock* clock = core::RealClock::Get();
+  storage::RegisterOptions reg_options;
+  reg_options.data_dir = data_dir;
+  reg_options.secret = *std::move(secret);
+  reg_options.rules = &*rules;
+  reg_options.clock = clock;
+  reg_options.id_options.allow_synthetic = absl::GetFlag(FLAGS_allow_synthetic_ids);
+  reg_options.block_cache_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_block_cache_mb)) << 20;
+  reg_options.write_buffer_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_write_buffer_mb))
+                                   << 20;
+  absl::StatusOr<std::unique_ptr<storage::Register>> reg = storage::Register::Open(reg_options);
+  if (!reg.ok()) {
+    return absl::Status(reg.status().code(),
+                        absl::StrCat("data_dir ", data_dir, ": cannot open the register: ",
+                                     reg.status().message()));
+  }
+
+  jobs::IssuanceJob job(reg->get(), &*rules, clock);
+  job.set_observer([](const jobs::RunSummary& s) {
+    std::fprintf(stderr,
+                 "frikortd: issuance %s as_of %s: examined %lld, cards %lld (%lld past "
+                 "deadline), payouts %lld (%lld ore), carried %lld ore\n",
+                 s.run_id.c_str(), core::FormatDate(s.as_of).c_str(),
+                 static_cast<long long>(s.ledgers_examined),
+                 static_cast<long long>(s.cards_issued),
+                 static_cast<long long>(s.cards_past_deadline), static_cast<long long>(s.payouts),
+                 static_cast<long long>(s.payout_total),
+                 static_cast<long long>(s.carried_forward));
+  });
+
+  ServerOptions server_options;
+  server_options.listen_address = listen;
+  server_options.lookup_years_back = absl::GetFlag(FLAGS_lookup_years_back);
+  server_options.id_options = reg_options.id_options;
+  auto server =
+      std::make_unique<FrikortServer>(server_options, reg->get(), &job, &*rules, clock);
+  if (absl::Status s = server->Start(); !s.ok()) return s;
+
+  jobs::Scheduler scheduler(&job, absl::GetFlag(FLAGS_issuance_interval));
+  scheduler.Start();
+
+  absl::StatusOr<HostPort> hp = SplitListenAddress(listen);
+  std::fprintf(stderr, "frikortd listening on %s\n",
+               DisplayAddress(hp.ok() ? hp->host : listen, server->port()).c_str());
+  std::fflush(stderr);
+
+  int signo = 0;
+  while (true) {
+    int err = sigwait(&signals, &signo);
+    if (err == 0) break;
+    if (err != EINTR) {
+      std::fprintf(stderr, "frikortd: sigwait failed: %s\n", std::strerror(err));
+      break;
+    }
+  }
+  std::fprintf(stderr, "frikortd: %s received, shutting down\n",
+               signo == SIGINT ? "SIGINT" : "SIGTERM");
+  server->Shutdown(absl::Now() + kShutdownGrace);
+  server.reset();
+  scheduler.Stop();
+  reg->reset();  // closes the database after every write has completed
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace frikort::server
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "the Frikort co-payment register server.\n"
+      "  frikortd --listen=127.0.0.1:50051 --data_dir=./data [--issuance_interval=24h]");
+  if (std::string error = frikort::server::PrecheckFlags(argc, argv); !error.empty()) {
+    std::fprintf(stderr, "frikortd: %s (see --help)\n", error.c_str());
+    return frikort::server::kExitBadFlags;
+  }
+  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+  if (rest.size() > 1) {
+    std::fprintf(stderr, "frikortd: unexpected argument '%s' (see --help)\n", rest[1]);
+    return frikort::server::kExitBadFlags;
+  }
+  if (absl::Status s = frikort::server::CheckFlagValues(); !s.ok()) {
+    std::fprintf(stderr, "frikortd: %s\n", std::string(s.message()).c_str());
+    return frikort::server::kExitBadFlags;
+  }
+  if (absl::Status s = frikort::server::Run(); !s.ok()) {
+    std::fprintf(stderr, "frikortd: %s\n", std::string(s.message()).c_str());
+    return frikort::server::kExitStartupFailed;
+  }
+  return 0;
+}

@@ -1,0 +1,184 @@
+#include "server/server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "grpc/grpc.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+
+namespace frikort::server {
+namespace {
+
+absl::Status BadAddress(absl::string_view address, absl::string_view why) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("listen: '", address, "' is not HOST:PORT or [IPV6]:PORT: ", why));
+}
+
+// The names the health service reports on besides "" (the whole server).
+constexpr const char* kServiceNames[] = {
+    "frikort.v1.Reporting",
+    "frikort.v1.Lookup",
+    "frikort.v1.Registry",
+    "frikort.v1.Issuance",
+};
+
+}  // namespace
+
+absl::StatusOr<HostPort> SplitListenAddress(absl::string_view address) {
+  HostPort hp;
+  absl::string_view rest;
+  if (absl::StartsWith(address, "[")) {
+    const size_t close = address.find(']');
+    if (close == absl::string_view::npos) return BadAddress(address, "no closing ']'");
+    hp.host = std::string(address.substr(1, close - 1));
+    rest = address.substr(close + 1);
+    if (!absl::StartsWith(rest, ":")) return BadAddress(address, "no ':PORT' after ']'");
+    rest.remove_prefix(1);
+  } else {
+    const size_t colon = address.rfind(':');
+    if (colon == absl::string_view::npos) return BadAddress(address, "no ':PORT'");
+    hp.host = std::string(address.substr(0, colon));
+    if (hp.host.find(':') != std::string::npos) {
+      return BadAddress(address, "an IPv6 host must be in brackets");
+    }
+    rest = address.substr(colon + 1);
+  }
+  if (hp.host.empty()) return BadAddress(address, "empty host");
+  int port = 0;
+  if (rest.empty() || rest.size() > 5 ||
+      !std::all_of(rest.begin(), rest.end(), [](char c) { return absl::ascii_isdigit(c); }) ||
+      !absl::SimpleAtoi(rest, &port) || port > 65535) {
+    return BadAddress(address, "the port must be a number from 0 to 65535");
+  }
+  hp.port = std::string(rest);
+  return hp;
+}
+
+bool IsLoopbackHost(absl::string_view host) {
+  if (absl::EqualsIgnoreCase(host, "localhost")) return true;
+  const std::string h(host);
+  in_addr v4;
+  if (inet_pton(AF_INET, h.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  in6_addr v6;
+  if (inet_pton(AF_INET6, h.c_str(), &v6) == 1) {
+    if (std::memcmp(&v6, &in6addr_loopback, sizeof(v6)) == 0) return true;
+    // ::ffff:127.x.y.z, an IPv4 loopback address in IPv6 form.
+    if (IN6_IS_ADDR_V4MAPPED(&v6)) return v6.s6_addr[12] == 127;
+  }
+  return false;
+}
+
+absl::Status CheckListenAddress(absl::string_view address) {
+  absl::StatusOr<HostPort> hp = SplitListenAddress(address);
+  if (!hp.ok()) return hp.status();
+  if (!IsLoopbackHost(hp->host)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "listen: ", address,
+        " is not a loopback address; without TLS the server speaks plaintext and listens "
+        "only on 127.0.0.0/8, ::1 or localhost (TLS is not supported yet)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const ServerOptions& options) {
+  if (absl::Status s = CheckListenAddress(options.listen_address); !s.ok()) return s;
+  return grpc::InsecureServerCredentials();
+}
+
+FrikortServer::FrikortServer(ServerOptions options, storage::Register* reg,
+                             jobs::IssuanceJob* job, const core::RulesTable* rules,
+                             const core::Clock* clock)
+    : options_(std::move(options)),
+      ctx_{.reg = reg,
+           .job = job,
+           .rules = rules,
+           .clock = clock,
+           .id_options = options_.id_options,
+           .lookup_years_back = options_.lookup_years_back,
+           .caller = options_.caller ? options_.caller : CallerFn(CallerFromContext)},
+      reporting_(&ctx_),
+      lookup_(&ctx_),
+      registry_(&ctx_),
+      issuance_(&ctx_) {}
+
+FrikortServer::~FrikortServer() { Shutdown(absl::Now()); }
+
+absl::Status FrikortServer::Start() {
+  if (server_ != nullptr || shut_down_) {
+    return absl::FailedPreconditionError("server: Start called twice");
+  }
+  if (ctx_.reg == nullptr || ctx_.job == nullptr || ctx_.rules == nullptr ||
+      ctx_.clock == nullptr) {
+    return absl::InvalidArgumentError("server: register, job, rules and clock are required");
+  }
+  if (options_.lookup_years_back < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "lookup_years_back: ", options_.lookup_years_back, " is negative"));
+  }
+  if (options_.max_message_bytes <= 0) {
+    return absl::InvalidArgumentError("max_message_bytes: must be positive");
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds =
+      MakeServerCredentials(options_);
+  if (!creds.ok()) return creds.status();
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  // A port in use must fail to bind, not be shared with another process.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
+  builder.SetMaxSendMessageSize(options_.max_message_bytes);
+  int selected_port = 0;
+  builder.AddListeningPort(options_.listen_address, *creds, &selected_port);
+  builder.RegisterService(&reporting_);
+  builder.RegisterService(&lookup_);
+  builder.RegisterService(&registry_);
+  builder.RegisterService(&issuance_);
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || selected_port == 0) {
+    if (server_ != nullptr) {
+      server_->Shutdown();
+      server_.reset();
+    }
+    return absl::UnavailableError(absl::StrCat(
+        "listen: cannot bind ", options_.listen_address, " (address in use or not local?)"));
+  }
+  port_ = selected_port;
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  if (health != nullptr) {
+    health->SetServingStatus("", true);
+    for (const char* name : kServiceNames) health->SetServingStatus(name, true);
+  }
+  return absl::OkStatus();
+}
+
+void FrikortServer::Shutdown(absl::Time deadline) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (server_ != nullptr) {
+    grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+    // Sets every status to NOT_SERVING and ignores later changes.
+    if (health != nullptr) health->Shutdown();
+    server_->Shutdown(absl::ToChronoTime(deadline));
+    server_->Wait();
+  }
+  issuance_.JoinRuns();
+}
+
+}  // namespace frikort::server

@@ -1,0 +1,91 @@
+// FrikortServer: the gRPC server of frikortd, usable in-process (tests) and by
+// the daemon. It serves the four frikort.v1 services, grpc.health.v1.Health
+// (SERVING for "" while started) and grpc reflection.
+//
+// Ownership: the register, job, rules and clock are borrowed and must outlive
+// the server (or at least its Shutdown()). Thread safety: Start and Shutdown
+// are called from one controlling thread; port() after a successful Start.
+#ifndef FRIKORT_SERVER_SERVER_H_
+#define FRIKORT_SERVER_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "core/calendar.h"
+#include "core/national_id.h"
+#include "core/rules.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "jobs/issuance.h"
+#include "server/services.h"
+#include "storage/register.h"
+
+namespace frikort::server {
+
+struct ServerOptions {
+  // HOST:PORT or [IPV6]:PORT; port 0 picks a free port (see port()).
+  std::string listen_address = "127.0.0.1:50051";
+  int lookup_years_back = 2;
+  int max_message_bytes = 64 << 20;
+  // Must match the register's RegisterOptions::id_options.
+  core::PersonIdOptions id_options;
+  // Derives the caller name for the lookup audit log; empty = CallerFromContext.
+  CallerFn caller;
+};
+
+struct HostPort {
+  std::string host;  // without brackets
+  std::string port;
+};
+// Splits "host:port" / "[v6]:port". InvalidArgument naming `listen` otherwise.
+absl::StatusOr<HostPort> SplitListenAddress(absl::string_view address);
+// 127.0.0.0/8, ::1 and "localhost".
+bool IsLoopbackHost(absl::string_view host);
+// Ok when the address may be served with the transport security we have: for
+// now plaintext only, so only on a loopback host (FailedPrecondition
+// otherwise, with the reason).
+absl::Status CheckListenAddress(absl::string_view address);
+// The one place credentials are made; TLS (a later issue) goes here.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const ServerOptions& options);
+
+class FrikortServer {
+ public:
+  FrikortServer(ServerOptions options, storage::Register* reg, jobs::IssuanceJob* job,
+                const core::RulesTable* rules, const core::Clock* clock);
+  // Shuts down (with an immediate deadline) if still running.
+  ~FrikortServer();
+  FrikortServer(const FrikortServer&) = delete;
+  FrikortServer& operator=(const FrikortServer&) = delete;
+
+  // Binds and starts serving. InvalidArgument for a malformed address or
+  // options, FailedPrecondition for a non-loopback address without TLS,
+  // Unavailable when the port cannot be bound. Call once.
+  absl::Status Start();
+  // The bound port (the chosen one when listening on port 0).
+  int port() const { return port_; }
+
+  // Health goes NOT_SERVING, no new calls are accepted, calls in flight may
+  // finish until `deadline` (then they are cancelled); returns once every call
+  // and issuance run has ended. Idempotent.
+  void Shutdown(absl::Time deadline);
+
+ private:
+  const ServerOptions options_;
+  ServiceContext ctx_;
+  ReportingService reporting_;
+  LookupService lookup_;
+  RegistryService registry_;
+  IssuanceService issuance_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace frikort::server
+
+#endif  // FRIKORT_SERVER_SERVER_H_

@@ -1,0 +1,540 @@
+#include "server/services.h"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "core/copayment.h"
+#include "grpcpp/security/auth_context.h"
+#include "server/convert.h"
+
+namespace frikort::server {
+namespace {
+
+using v1::SubmitCoPaymentsRequest;
+using v1::SubmitCoPaymentsResponse;
+
+// How many stream messages may be read ahead of the responses written.
+constexpr uint64_t kMaxStreamInFlight = 8;
+
+absl::Status CheckBatchSize(int n, absl::string_view field) {
+  if (n == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": empty; send 1 to ", kMaxBatchItems, " co-payments"));
+  }
+  if (n > kMaxBatchItems) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", n, " co-payments; at most ",
+                                                   kMaxBatchItems, " per message"));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<core::CoPaymentInput> ToInputs(const SubmitCoPaymentsRequest& request) {
+  std::vector<core::CoPaymentInput> items;
+  items.reserve(request.co_payments_size());
+  for (const v1::CoPayment& c : request.co_payments()) items.push_back(FromProto(c));
+  return items;
+}
+
+absl::Status FillSubmitResponse(const absl::StatusOr<std::vector<storage::ReportResult>>& results,
+                                size_t expected, SubmitCoPaymentsResponse* response) {
+  if (!results.ok()) return results.status();
+  if (results->size() != expected) {
+    return absl::InternalError(absl::StrCat("register answered ", results->size(),
+                                            " results for ", expected, " co-payments"));
+  }
+  response->mutable_results()->Reserve(static_cast<int>(results->size()));
+  for (const storage::ReportResult& r : *results) ToProto(r, response->add_results());
+  return absl::OkStatus();
+}
+
+// The person id check the register also does, done at the edge so a bad id is
+// refused before anything (e.g. the lookup audit log) is touched.
+absl::Status CheckPersonId(absl::string_view person_id, const core::PersonIdOptions& options) {
+  absl::StatusOr<core::PersonId> id = core::ParsePersonId(person_id, options);
+  if (id.ok()) return absl::OkStatus();
+  if (absl::StartsWith(id.status().message(), "person_id")) return id.status();
+  return absl::InvalidArgumentError(absl::StrCat("person_id: ", id.status().message()));
+}
+
+absl::Status CheckYearHasRules(int year, const core::RulesTable& rules) {
+  if (year == 0) return absl::InvalidArgumentError("year: required");
+  if (rules.ForYear(year) == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("year: no rules for ", year,
+                                                   " (the rules table covers ",
+                                                   rules.first_year(), "-",
+                                                   rules.last_year(), ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckPageSize(int page_size) {
+  if (page_size < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size: ", page_size, " is negative; use 0 for the default"));
+  }
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+                                    const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+// StreamCoPayments: one response per request message, in request order.
+//
+// Each message read is submitted at once (the register applies them in
+// arrival order) and given a sequence number; answers may come back in any
+// order and are written strictly by sequence, one Write in flight at a time as
+// the bidi reactor requires. Up to kMaxStreamInFlight messages are read ahead
+// of the responses written, which bounds memory per stream. A bad message
+// (empty, oversized) or a register failure stops reading; the responses to the
+// messages before it are still written, then the stream finishes with the
+// error. The reactor deletes itself in OnDone, which gRPC calls only after
+// Finish; Finish is only called once no register callback is outstanding.
+class StreamReactor final
+    : public grpc::ServerBidiReactor<SubmitCoPaymentsRequest, SubmitCoPaymentsResponse> {
+ public:
+  explicit StreamReactor(const ServiceContext* ctx) : ctx_(ctx) {
+    {
+      absl::MutexLock l(&mu_);
+      read_in_flight_ = true;
+    }
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client half-closed, or the call broke
+      Actions a;
+      {
+        absl::MutexLock l(&mu_);
+        read_in_flight_ = false;
+        stop_reading_ = true;
+        a = Step();
+      }
+      Apply(a);
+      return;
+    }
+    absl::Status shape = CheckBatchSize(request_.co_payments_size(), "co_payments");
+    if (!shape.ok()) {
+      Actions a;
+      {
+        absl::MutexLock l(&mu_);
+        read_in_flight_ = false;
+        stop_reading_ = true;
+        SetError(ToGrpcStatus(shape));
+        a = Step();
+      }
+      Apply(a);
+      return;
+    }
+    std::vector<core::CoPaymentInput> items = ToInputs(request_);
+    const size_t expected = items.size();
+    uint64_t seq = 0;
+    {
+      absl::MutexLock l(&mu_);
+      read_in_flight_ = false;
+      seq = next_read_seq_++;
+      ++outstanding_;
+    }
+    ctx_->reg->SubmitAsync(
+        std::move(items),
+        [this, seq, expected](absl::StatusOr<std::vector<storage::ReportResult>> results) {
+          SubmitCoPaymentsResponse response;
+          absl::Status status = FillSubmitResponse(results, expected, &response);
+          Actions a;
+          {
+            absl::MutexLock l(&mu_);
+            --outstanding_;
+            if (!stop_writing_) {
+              if (status.ok()) {
+                pending_.emplace(seq, std::move(response));
+              } else {
+                pending_.emplace(seq, status);
+              }
+            }
+            a = Step();
+          }
+          Apply(a);  // touches nothing of *this after the last gRPC call
+        });
+    // OnDone cannot run before this reaction returns, so *this is still alive.
+    Actions a;
+    {
+      absl::MutexLock l(&mu_);
+      a = Step();
+    }
+    Apply(a);
+  }
+
+  void OnWriteDone(bool ok) override {
+    Actions a;
+    {
+      absl::MutexLock l(&mu_);
+      write_in_flight_ = false;
+      if (!ok) {  // the call is broken (client gone): stop, drop the rest
+        stop_writing_ = true;
+        stop_reading_ = true;
+        pending_.clear();
+        SetError(grpc::Status(grpc::StatusCode::CANCELLED, "stream: write failed"));
+      }
+      a = Step();
+    }
+    Apply(a);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  struct Actions {
+    bool write = false;
+    bool read = false;
+    bool finish = false;
+    grpc::Status status;
+  };
+
+  void SetError(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (final_status_.ok()) final_status_ = status;
+  }
+
+  // Decides the next gRPC operations from the state; the caller applies them
+  // after releasing mu_ (gRPC may run reactions inline).
+  Actions Step() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Actions a;
+    if (finished_) return a;
+    if (!write_in_flight_ && !stop_writing_) {
+      auto it = pending_.find(next_write_seq_);
+      if (it != pending_.end()) {
+        if (it->second.ok()) {
+          writing_ = std::move(*it->second);
+          pending_.erase(it);
+          ++next_write_seq_;
+          write_in_flight_ = true;
+          a.write = true;
+        } else {
+          SetError(ToGrpcStatus(it->second.status()));
+          stop_writing_ = true;
+          stop_reading_ = true;
+          pending_.clear();
+        }
+      }
+    }
+    const uint64_t unwritten = next_read_seq_ - next_write_seq_ + (write_in_flight_ ? 1 : 0);
+    if (!stop_reading_ && !read_in_flight_ && unwritten < kMaxStreamInFlight) {
+      read_in_flight_ = true;
+      a.read = true;
+    }
+    if (stop_reading_ && !read_in_flight_ && !write_in_flight_ && outstanding_ == 0 &&
+        pending_.empty()) {
+      finished_ = true;
+      a.finish = true;
+      a.status = final_status_;
+    }
+    return a;
+  }
+
+  // writing_ and request_ are only touched by the one operation in flight on
+  // them, which Step() hands out under mu_.
+  void Apply(const Actions& a) {
+    if (a.write) StartWrite(&writing_);
+    if (a.read) StartRead(&request_);
+    if (a.finish) Finish(a.status);
+  }
+
+  const ServiceContext* const ctx_;
+  SubmitCoPaymentsRequest request_;
+  SubmitCoPaymentsResponse writing_;
+
+  absl::Mutex mu_;
+  bool read_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  int outstanding_ ABSL_GUARDED_BY(mu_) = 0;  // register callbacks not yet run
+  uint64_t next_read_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_write_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<uint64_t, absl::StatusOr<SubmitCoPaymentsResponse>> pending_ ABSL_GUARDED_BY(mu_);
+  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+std::string CallerFromContext(const grpc::CallbackServerContext& context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth != nullptr && auth->IsPeerAuthenticated()) {
+    for (const grpc::string_ref& cn : auth->FindPropertyValues("x509_common_name")) {
+      return std::string(cn.data(), cn.size());
+    }
+    for (const grpc::string_ref& id : auth->GetPeerIdentity()) {
+      return std::string(id.data(), id.size());
+    }
+  }
+  return absl::StrCat("dev:", context.peer());
+}
+
+// ---- Reporting ----------------------------------------------------------------
+
+grpc::ServerUnaryReactor* ReportingService::SubmitCoPayments(
+    grpc::CallbackServerContext* context, const SubmitCoPaymentsRequest* request,
+    SubmitCoPaymentsResponse* response) {
+  absl::Status shape = CheckBatchSize(request->co_payments_size(), "co_payments");
+  if (!shape.ok()) return FinishNow(context, shape);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::vector<core::CoPaymentInput> items = ToInputs(*request);
+  const size_t expected = items.size();
+  ctx_->reg->SubmitAsync(
+      std::move(items),
+      [reactor, response, expected](absl::StatusOr<std::vector<storage::ReportResult>> results) {
+        reactor->Finish(ToGrpcStatus(FillSubmitResponse(results, expected, response)));
+      });
+  return reactor;
+}
+
+grpc::ServerBidiReactor<SubmitCoPaymentsRequest, SubmitCoPaymentsResponse>*
+ReportingService::StreamCoPayments(grpc::CallbackServerContext* context) {
+  return new StreamReactor(ctx_);
+}
+
+namespace {
+
+// Completes a unary call answering one ReportResult.
+storage::Register::ResultDone FinishWithResult(grpc::ServerUnaryReactor* reactor,
+                                               v1::ReportResult* response) {
+  return [reactor, response](absl::StatusOr<storage::ReportResult> result) {
+    if (result.ok()) ToProto(*result, response);
+    reactor->Finish(ToGrpcStatus(result.status()));
+  };
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* ReportingService::UpdatePayment(grpc::CallbackServerContext* context,
+                                                          const v1::UpdatePaymentRequest* request,
+                                                          v1::ReportResult* response) {
+  // An unknown number is a malformed request; a known but wrong status is the
+  // register's per-report answer (REJECTED INVALID_PAYMENT_STATUS).
+  absl::StatusOr<core::Payment> payment =
+      PaymentFromProto(static_cast<int>(request->payment()), "payment");
+  if (!payment.ok()) return FinishNow(context, payment.status());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  ctx_->reg->UpdatePaymentAsync(request->provider_id(), request->report_id(),
+                                static_cast<int>(*payment), FinishWithResult(reactor, response));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ReportingService::CancelCoPayment(
+    grpc::CallbackServerContext* context, const v1::CancelCoPaymentRequest* request,
+    v1::ReportResult* response) {
+  if (request->reason().size() > kMaxCancelReasonBytes) {
+    return FinishNow(context, absl::InvalidArgumentError(absl::StrCat(
+                                  "reason: ", request->reason().size(), " bytes; at most ",
+                                  kMaxCancelReasonBytes)));
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  ctx_->reg->CancelAsync(request->provider_id(), request->report_id(), request->reason(),
+                         FinishWithResult(reactor, response));
+  return reactor;
+}
+
+// ---- Lookup -------------------------------------------------------------------
+
+namespace {
+
+absl::Status DoCheckExemption(const ServiceContext& ctx, const std::string& caller,
+                              const v1::CheckExemptionRequest& request,
+                              v1::CheckExemptionResponse* response) {
+  if (absl::Status s = CheckPersonId(request.person_id(), ctx.id_options); !s.ok()) return s;
+  const absl::CivilDay today = ctx.clock->Today();
+  absl::CivilDay date = today;
+  if (!request.date().empty()) {
+    absl::StatusOr<absl::CivilDay> parsed = core::ParseDate(request.date(), "date");
+    if (!parsed.ok()) return parsed.status();
+    date = *parsed;
+  }
+  const int first_year = static_cast<int>(today.year()) - ctx.lookup_years_back;
+  if (date.year() < first_year) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("date: ", core::FormatDate(date), " is too far back; lookups cover ",
+                     first_year, "-01-01 to ", today.year(), "-12-31"));
+  }
+  if (date.year() > today.year()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("date: ", core::FormatDate(date), " is in a later year than today (",
+                     core::FormatDate(today), ")"));
+  }
+  absl::StatusOr<core::Category> category =
+      CategoryFromProto(static_cast<int>(request.category()), "category");
+  if (!category.ok()) return category.status();
+  absl::StatusOr<std::vector<storage::SchemeExemption>> exemptions =
+      ctx.reg->CheckExemption(request.person_id(), date, *category, caller);
+  if (!exemptions.ok()) return exemptions.status();
+  response->set_person_id(request.person_id());
+  response->set_date(core::FormatDate(date));
+  for (const storage::SchemeExemption& e : *exemptions) ToProto(e, response->add_exemptions());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* LookupService::CheckExemption(grpc::CallbackServerContext* context,
+                                                        const v1::CheckExemptionRequest* request,
+                                                        v1::CheckExemptionResponse* response) {
+  const std::string caller = ctx_->caller ? ctx_->caller(*context) : CallerFromContext(*context);
+  return FinishNow(context, DoCheckExemption(*ctx_, caller, *request, response));
+}
+
+// ---- Registry -----------------------------------------------------------------
+
+grpc::ServerUnaryReactor* RegistryService::GetLedger(grpc::CallbackServerContext* context,
+                                                     const v1::GetLedgerRequest* request,
+                                                     v1::Ledger* response) {
+  absl::Status status = CheckPersonId(request->person_id(), ctx_->id_options);
+  if (status.ok()) status = CheckYearHasRules(request->year(), *ctx_->rules);
+  if (status.ok()) {
+    absl::StatusOr<storage::LedgerView> ledger =
+        ctx_->reg->GetLedger(request->person_id(), request->year());
+    status = ledger.status();
+    if (ledger.ok()) ToProto(*ledger, response);
+  }
+  return FinishNow(context, status);
+}
+
+grpc::ServerUnaryReactor* RegistryService::SetReservation(
+    grpc::CallbackServerContext* context, const v1::SetReservationRequest* request,
+    v1::SetReservationResponse* response) {
+  absl::Status id = CheckPersonId(request->person_id(), ctx_->id_options);
+  if (!id.ok()) return FinishNow(context, id);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const bool reserved = request->reserved();
+  std::string person_id = request->person_id();
+  response->set_person_id(person_id);
+  ctx_->reg->SetReservationAsync(std::move(person_id), reserved,
+                                 [reactor, response, reserved](absl::Status status) {
+                                   if (status.ok()) response->set_reserved(reserved);
+                                   reactor->Finish(ToGrpcStatus(status));
+                                 });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RegistryService::ListLookups(grpc::CallbackServerContext* context,
+                                                       const v1::ListLookupsRequest* request,
+                                                       v1::ListLookupsResponse* response) {
+  absl::Status status = CheckPersonId(request->person_id(), ctx_->id_options);
+  if (status.ok()) status = CheckPageSize(request->page_size());
+  if (status.ok()) {
+    absl::StatusOr<storage::Page<storage::LookupRecord>> page = ctx_->reg->ListLookups(
+        request->person_id(), request->page_size(), request->page_token());
+    status = page.status();
+    if (page.ok()) {
+      for (const storage::LookupRecord& r : page->items) ToProto(r, response->add_lookups());
+      response->set_next_page_token(page->next_page_token);
+    }
+  }
+  return FinishNow(context, status);
+}
+
+// ---- Issuance -----------------------------------------------------------------
+
+IssuanceService::~IssuanceService() { JoinRuns(); }
+
+void IssuanceService::JoinRuns() {
+  std::list<RunThread> runs;
+  {
+    absl::MutexLock l(&mu_);
+    runs.swap(runs_);  // nodes (and the threads' iterators) stay valid
+  }
+  for (RunThread& r : runs) {
+    if (r.thread.joinable()) r.thread.join();
+  }
+}
+
+void IssuanceService::ReapFinishedRuns() {
+  std::list<RunThread> finished;
+  {
+    absl::MutexLock l(&mu_);
+    for (auto it = runs_.begin(); it != runs_.end();) {
+      auto next = std::next(it);
+      if (it->done) finished.splice(finished.end(), runs_, it);
+      it = next;
+    }
+  }
+  for (RunThread& r : finished) {
+    if (r.thread.joinable()) r.thread.join();
+  }
+}
+
+grpc::ServerUnaryReactor* IssuanceService::RunIssuance(grpc::CallbackServerContext* context,
+                                                       const v1::RunIssuanceRequest* request,
+                                                       v1::IssuanceRun* response) {
+  absl::StatusOr<std::optional<absl::CivilDay>> as_of =
+      ParseOptionalDate(request->as_of(), "as_of");
+  if (!as_of.ok()) return FinishNow(context, as_of.status());
+  ReapFinishedRuns();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const bool dry_run = request->dry_run();
+  const std::optional<absl::CivilDay> day = *as_of;
+  absl::MutexLock l(&mu_);
+  auto it = runs_.emplace(runs_.end());
+  // The thread cannot mark itself done before `thread` is assigned: it needs mu_.
+  it->thread = std::thread([this, it, reactor, response, day, dry_run] {
+    absl::StatusOr<jobs::RunSummary> summary = ctx_->job->Run(day, dry_run);
+    if (summary.ok()) ToProto(*summary, response);
+    reactor->Finish(ToGrpcStatus(summary.status()));
+    absl::MutexLock l(&mu_);
+    it->done = true;
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* IssuanceService::ListFreeCards(
+    grpc::CallbackServerContext* context, const v1::ListFreeCardsRequest* request,
+    v1::ListFreeCardsResponse* response) {
+  absl::Status status = CheckYearHasRules(request->year(), *ctx_->rules);
+  if (status.ok()) status = CheckPageSize(request->page_size());
+  absl::StatusOr<std::optional<absl::CivilDay>> issued_on =
+      ParseOptionalDate(request->issued_on(), "issued_on");
+  if (status.ok()) status = issued_on.status();
+  if (status.ok()) {
+    absl::StatusOr<storage::Page<storage::Card>> page = ctx_->reg->ListFreeCards(
+        request->year(), *issued_on, request->page_size(), request->page_token());
+    status = page.status();
+    if (page.ok()) {
+      for (const storage::Card& c : page->items) ToProto(c, response->add_cards());
+      response->set_next_page_token(page->next_page_token);
+    }
+  }
+  return FinishNow(context, status);
+}
+
+grpc::ServerUnaryReactor* IssuanceService::ListPayouts(grpc::CallbackServerContext* context,
+                                                       const v1::ListPayoutsRequest* request,
+                                                       v1::ListPayoutsResponse* response) {
+  absl::Status status;
+  if (request->run_id().empty() && request->year() == 0) {
+    status = absl::InvalidArgumentError("run_id, year: give a run_id, a year, or both");
+  } else if (request->year() != 0) {
+    status = CheckYearHasRules(request->year(), *ctx_->rules);
+  }
+  if (status.ok()) status = CheckPageSize(request->page_size());
+  if (status.ok()) {
+    absl::StatusOr<storage::Page<storage::Payout>> page = ctx_->reg->ListPayouts(
+        request->run_id(), request->year(), request->page_size(), request->page_token());
+    status = page.status();
+    if (page.ok()) {
+      for (const storage::Payout& p : page->items) ToProto(p, response->add_payouts());
+      response->set_next_page_token(page->next_page_token);
+    }
+  }
+  return FinishNow(context, status);
+}
+
+}  // namespace frikort::server

@@ -1,0 +1,1296 @@
+#include "storage/register.h"
+
+#include <algorithm>
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/options.h"
+#include "rocksdb/slice_transform.h"
+#include "rocksdb/table.h"
+#include "rocksdb/utilities/write_batch_with_index.h"
+#include "rocksdb/write_buffer_manager.h"
+#include "storage/crypto.h"
+#include "storage/keys.h"
+#include "storage/records.pb.h"
+
+namespace frikort::storage {
+namespace {
+
+namespace rec = ::frikort::storage::records;
+using core::Ore;
+
+enum Cf { kMeta = 0, kPersons, kEntries, kReports, kLedgers, kDue, kCards, kPayouts, kAudit, kNumCf };
+// "default" holds meta records (schema version, secret check, run counter).
+const char* const kCfNames[kNumCf] = {"default", "persons", "entries", "reports", "ledgers",
+                                      "due",     "cards",   "payouts", "audit"};
+
+constexpr int64_t kSchemaVersion = 1;
+constexpr int kDefaultPageSize = 100;
+constexpr int kMaxPageSize = 1000;
+
+int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
+absl::Time FromMicros(int64_t us) { return absl::FromUnixMicros(us); }
+
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat(what, ": ", s.ToString()));
+}
+
+// The indexed batch one group commit builds: reads see the group's own
+// uncommitted writes first, then the database. The first read or decode
+// failure poisons the transaction; the writer then commits nothing.
+class Txn {
+ public:
+  Txn(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHandle*>& cfs, absl::Time now)
+      : db_(db), cfs_(cfs), wb_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true),
+        now_(now) {}
+
+  absl::Time now() const { return now_; }
+  const absl::Status& status() const { return status_; }
+  uint32_t count() { return wb_.GetWriteBatch()->Count(); }
+  rocksdb::WriteBatch* batch() { return wb_.GetWriteBatch(); }
+
+  std::optional<std::string> Get(Cf cf, absl::string_view key) {
+    rocksdb::PinnableSlice v;
+    rocksdb::Status s = wb_.GetFromBatchAndDB(db_, rocksdb::ReadOptions(), cfs_[cf],
+                                              rocksdb::Slice(key.data(), key.size()), &v);
+    if (s.IsNotFound()) return std::nullopt;
+    if (!s.ok()) {
+      Fail(FromRocks(s, "read"));
+      return std::nullopt;
+    }
+    return v.ToString();
+  }
+  template <typename Msg>
+  bool GetMsg(Cf cf, absl::string_view key, Msg* msg) {
+    auto v = Get(cf, key);
+    if (!v) return false;
+    if (!msg->ParseFromString(*v)) {
+      Fail(absl::DataLossError(absl::StrCat("damaged record in column family ", kCfNames[cf])));
+      return false;
+    }
+    return true;
+  }
+  void Put(Cf cf, absl::string_view key, absl::string_view value) {
+    Check(wb_.Put(cfs_[cf], rocksdb::Slice(key.data(), key.size()),
+                  rocksdb::Slice(value.data(), value.size())));
+  }
+  void PutMsg(Cf cf, absl::string_view key, const google::protobuf::MessageLite& msg) {
+    Put(cf, key, msg.SerializeAsString());
+  }
+  void Delete(Cf cf, absl::string_view key) {
+    Check(wb_.Delete(cfs_[cf], rocksdb::Slice(key.data(), key.size())));
+  }
+  // Iterator over batch + database of one column family; the caller seeks.
+  std::unique_ptr<rocksdb::Iterator> NewIterator(Cf cf) {
+    rocksdb::ReadOptions ro;
+    ro.total_order_seek = true;
+    return std::unique_ptr<rocksdb::Iterator>(
+        wb_.NewIteratorWithBase(cfs_[cf], db_->NewIterator(ro, cfs_[cf])));
+  }
+  void Fail(absl::Status s) {
+    if (status_.ok()) status_ = std::move(s);
+  }
+
+ private:
+  void Check(const rocksdb::Status& s) {
+    if (!s.ok()) Fail(FromRocks(s, "batch"));
+  }
+  rocksdb::DB* const db_;
+  const std::vector<rocksdb::ColumnFamilyHandle*>& cfs_;
+  rocksdb::WriteBatchWithIndex wb_;
+  const absl::Time now_;
+  absl::Status status_;
+};
+
+// One queued change: `apply` runs on the writer thread inside a group's Txn,
+// `complete` after the group's commit with its status.
+struct Op {
+  size_t weight = 1;
+  absl::AnyInvocable<void(Txn&)> apply;
+  absl::AnyInvocable<void(absl::Status) &&> complete;
+};
+
+bool EntryCounts(const rec::Entry& e) {
+  return core::Counts(static_cast<core::Payment>(e.payment()),
+                      static_cast<core::Category>(e.category()), e.performed_abroad(),
+                      e.cancelled());
+}
+
+Entry ToEntry(const rec::Entry& e) {
+  Entry out;
+  out.report_id = e.report_id();
+  out.provider_id = e.provider_id();
+  out.service_time = FromMicros(e.service_time_us());
+  out.category = static_cast<core::Category>(e.category());
+  out.scheme = static_cast<core::Scheme>(e.scheme());
+  out.amount = e.amount_ore();
+  out.payment = static_cast<core::Payment>(e.payment());
+  out.counted = EntryCounts(e);
+  out.cancelled = e.cancelled();
+  out.received_time = FromMicros(e.received_time_us());
+  out.late = e.late();
+  out.performed_abroad = e.performed_abroad();
+  return out;
+}
+
+absl::string_view View(const rocksdb::Slice& s) { return absl::string_view(s.data(), s.size()); }
+
+absl::CivilDay Day(int64_t n) { return core::DayFromNumber(n); }
+
+ReportResult Rejected(std::string report_id, core::RejectReason reason, std::string message) {
+  ReportResult r;
+  r.report_id = std::move(report_id);
+  r.outcome = core::Outcome::kRejected;
+  r.reason = reason;
+  r.message = std::move(message);
+  return r;
+}
+
+absl::StatusOr<uint64_t> ParseRunId(absl::string_view run_id) {
+  uint64_t seq = 0;
+  if (!absl::ConsumePrefix(&run_id, "run-") || run_id.empty() || !absl::SimpleAtoi(run_id, &seq) ||
+      seq == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("run_id: \"", run_id, "\" is not a run id (expected run-NNNNNN)"));
+  }
+  return seq;
+}
+
+std::string FormatRunId(uint64_t seq) { return absl::StrFormat("run-%06d", seq); }
+
+class RegisterImpl final : public Register {
+ public:
+  RegisterImpl(const RegisterOptions& options, Crypto crypto)
+      : options_(options), rules_(*options.rules), clock_(*options.clock),
+        crypto_(std::move(crypto)) {}
+
+  ~RegisterImpl() override {
+    {
+      absl::MutexLock l(&mu_);
+      stop_ = true;
+    }
+    if (writer_.joinable()) writer_.join();
+    for (auto* h : cfs_) {
+      if (h != nullptr) db_->DestroyColumnFamilyHandle(h);
+    }
+    if (db_ != nullptr) {
+      db_->Close().PermitUncheckedError();
+      delete db_;
+    }
+  }
+
+  absl::Status OpenDb();
+
+  void SubmitAsync(std::vector<core::CoPaymentInput> items, SubmitDone done) override {
+    auto results = std::make_shared<std::vector<ReportResult>>();
+    results->reserve(items.size());
+    Op op;
+    op.weight = std::max<size_t>(1, items.size());
+    op.apply = [this, items = std::move(items), results](Txn& t) {
+      for (const auto& in : items) results->push_back(ApplyReport(t, in));
+    };
+    op.complete = [results, done = std::move(done)](absl::Status s) mutable {
+      if (!s.ok()) {
+        std::move(done)(std::move(s));
+      } else {
+        std::move(done)(std::move(*results));
+      }
+    };
+    Enqueue(std::move(op));
+  }
+
+  void UpdatePaymentAsync(std::string provider_id, std::string report_id, int payment,
+                          ResultDone done) override {
+    auto result = std::make_shared<ReportResult>();
+    Op op;
+    op.apply = [this, provider_id = std::move(provider_id), report_id = std::move(report_id),
+                payment, result](Txn& t) {
+      *result = ApplyUpdatePayment(t, provider_id, report_id, payment);
+    };
+    op.complete = ResultCompletion(result, std::move(done));
+    Enqueue(std::move(op));
+  }
+
+  void CancelAsync(std::string provider_id, std::string report_id, std::string reason,
+                   ResultDone done) override {
+    auto result = std::make_shared<ReportResult>();
+    Op op;
+    op.apply = [this, provider_id = std::move(provider_id), report_id = std::move(report_id),
+                reason = std::move(reason), result](Txn& t) {
+      *result = ApplyCancel(t, provider_id, report_id, reason);
+    };
+    op.complete = ResultCompletion(result, std::move(done));
+    Enqueue(std::move(op));
+  }
+
+  void SetReservationAsync(std::string person_id, bool reserved,
+                           absl::AnyInvocable<void(absl::Status) &&> done) override {
+    auto id = core::ParsePersonId(person_id, options_.id_options);
+    if (!id.ok()) {
+      std::move(done)(id.status());
+      return;
+    }
+    Op op;
+    op.apply = [this, digits = id->digits, reserved](Txn& t) {
+      ApplyReservation(t, digits, reserved);
+    };
+    op.complete = std::move(done);
+    Enqueue(std::move(op));
+  }
+
+  absl::StatusOr<LedgerView> GetLedger(absl::string_view person_id, int year) override;
+  absl::StatusOr<std::vector<SchemeExemption>> CheckExemption(absl::string_view person_id,
+                                                              absl::CivilDay date,
+                                                              core::Category category,
+                                                              absl::string_view caller) override;
+  absl::StatusOr<Page<LookupRecord>> ListLookups(absl::string_view person_id, int page_size,
+                                                 absl::string_view page_token) override;
+  absl::StatusOr<Page<Card>> ListFreeCards(int year, std::optional<absl::CivilDay> issued_on,
+                                           int page_size, absl::string_view page_token) override;
+  absl::StatusOr<Page<Payout>> ListPayouts(absl::string_view run_id, int year, int page_size,
+                                           absl::string_view page_token) override;
+  absl::StatusOr<std::vector<DueLedger>> ScanDue(const std::optional<DueLedger>& after,
+                                                 size_t limit) override;
+  absl::StatusOr<std::string> AllocateRunId() override;
+  void DecideAsync(RunInfo run, std::vector<DueLedger> ledgers, DecideFn decide,
+                   DecideDone done) override;
+
+  uint64_t ApproximateSizeBytes() override {
+    uint64_t v = 0;
+    db_->GetAggregatedIntProperty("rocksdb.total-sst-files-size", &v);
+    uint64_t mem = 0;
+    db_->GetAggregatedIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
+    return v + mem;
+  }
+  uint64_t PendingCompactionBytes() override {
+    uint64_t v = 0;
+    db_->GetAggregatedIntProperty("rocksdb.estimate-pending-compaction-bytes", &v);
+    return v;
+  }
+  absl::Status Health() override {
+    absl::MutexLock l(&mu_);
+    return failure_;
+  }
+
+ private:
+  static absl::AnyInvocable<void(absl::Status) &&> ResultCompletion(
+      std::shared_ptr<ReportResult> result, ResultDone done) {
+    return [result, done = std::move(done)](absl::Status s) mutable {
+      if (!s.ok()) {
+        std::move(done)(std::move(s));
+      } else {
+        std::move(done)(std::move(*result));
+      }
+    };
+  }
+
+  void Enqueue(Op op) {
+    absl::Status failed;
+    {
+      absl::MutexLock l(&mu_);
+      if (failure_.ok() && !stop_) {
+        queue_.push_back(std::move(op));
+        return;
+      }
+      failed = failure_.ok() ? absl::UnavailableError("register is shutting down") : failure_;
+    }
+    std::move(op.complete)(failed);
+  }
+
+  void WriterLoop();
+
+  // ---- the write path, on the writer thread ----
+  ReportResult ApplyReport(Txn& t, const core::CoPaymentInput& in);
+  ReportResult ApplyUpdatePayment(Txn& t, const std::string& provider_id,
+                                  const std::string& report_id, int payment);
+  ReportResult ApplyCancel(Txn& t, const std::string& provider_id, const std::string& report_id,
+                           const std::string& reason);
+  void ApplyReservation(Txn& t, const std::string& digits, bool reserved);
+  LedgerOutcome ApplyDecide(Txn& t, const RunInfo& run, uint64_t run_seq, const DueLedger& d,
+                            const DecideFn& decide);
+
+  // Loads (or starts) a ledger summary and the state the job sees of it.
+  core::LedgerState StateOf(int year, core::Scheme scheme, const rec::Ledger& l) const;
+  // Adds one newly counted entry to its ledger, rescanning only when the
+  // entry lands before the crossing point (or the crossing is new and the
+  // entry is not the latest counted one).
+  void AddCounted(Txn& t, const std::string& pseudonym, const rec::Entry& e,
+                  const std::string& entry_key);
+  // Recomputes a ledger from its entries (after a cancellation, or when the
+  // fast path cannot decide) and stores it.
+  void Recompute(Txn& t, const std::string& pseudonym, int year, core::Scheme scheme);
+  void RecomputeInto(Txn& t, const std::string& pseudonym, int year, core::Scheme scheme,
+                     rec::Ledger* l);
+  // Stores the ledger, flags an issued card whose basis fell below the cap,
+  // and keeps the due marker in step with NeedsIssuanceWork.
+  void StoreLedger(Txn& t, const std::string& pseudonym, int year, core::Scheme scheme,
+                   rec::Ledger* l, bool was_due);
+  bool IsReserved(Txn& t, const std::string& pseudonym) {
+    rec::Person p;
+    return t.GetMsg(kPersons, pseudonym, &p) && p.reserved();
+  }
+  // Finds a report through the idempotency index.
+  bool FindReport(Txn& t, const std::string& provider_id, const std::string& report_id,
+                  std::string* entry_key, rec::Entry* entry);
+
+  // ---- reads ----
+  absl::Status ReadStatus() {
+    absl::MutexLock l(&mu_);
+    return failure_;
+  }
+  template <typename Msg>
+  absl::StatusOr<bool> ReadMsg(Cf cf, absl::string_view key, Msg* msg) {
+    std::string v;
+    rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), cfs_[cf], rocksdb::Slice(key.data(), key.size()), &v);
+    if (s.IsNotFound()) return false;
+    if (!s.ok()) return FromRocks(s, "read");
+    if (!msg->ParseFromString(v)) {
+      return absl::DataLossError(absl::StrCat("damaged record in ", kCfNames[cf]));
+    }
+    return true;
+  }
+  absl::StatusOr<std::string> PersonIdOf(absl::string_view pseudonym);
+  // Walks `cf` from the page token (or `prefix`) while keys start with
+  // `prefix`; `visit` returns false on a record it could not convert.
+  absl::StatusOr<std::string> ScanPage(
+      Cf cf, const std::string& prefix, absl::string_view page_token, int page_size,
+      const std::function<absl::Status(absl::string_view key, absl::string_view value)>& visit);
+
+  const RegisterOptions options_;
+  const core::RulesTable& rules_;
+  const core::Clock& clock_;
+  const Crypto crypto_;
+  rocksdb::DB* db_ = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
+  std::shared_ptr<rocksdb::Cache> cache_;
+  std::atomic<uint64_t> audit_seq_{0};
+
+  absl::Mutex mu_;
+  std::deque<Op> queue_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status failure_ ABSL_GUARDED_BY(mu_);
+  std::thread writer_;
+
+  friend class Register;
+};
+
+// ---------------------------------------------------------------------------
+// Opening
+
+absl::Status RegisterImpl::OpenDb() {
+  cache_ = rocksdb::NewLRUCache(options_.block_cache_bytes);
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = 2;
+  db_options.bytes_per_sync = 1 << 20;
+  // Memtables of all column families are charged to the block cache, so the
+  // two flags bound memory whatever the data size.
+  db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(
+      options_.write_buffer_bytes, cache_);
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache_;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  table.format_version = 5;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (int i = 0; i < kNumCf; ++i) {
+    rocksdb::ColumnFamilyOptions cf;
+    cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    cf.write_buffer_size = std::max<uint64_t>(options_.write_buffer_bytes / 4, 1 << 20);
+    cf.compression = rocksdb::kLZ4Compression;
+    cf.bottommost_compression = rocksdb::kZSTD;
+    cf.level_compaction_dynamic_level_bytes = true;
+    if (i == kEntries || i == kAudit) {
+      // Per-person scans seek within one pseudonym: prefix blooms skip files.
+      cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(kPseudonymBytes));
+    }
+    descs.emplace_back(kCfNames[i], cf);
+  }
+  rocksdb::Options merged(db_options, descs[0].options);
+  rocksdb::Status s = rocksdb::DB::Open(merged, options_.data_dir, descs, &cfs_, &db_);
+  if (!s.ok()) {
+    const std::string msg = s.ToString();
+    if (absl::StrContains(msg, "lock") || absl::StrContains(msg, "LOCK")) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "data_dir ", options_.data_dir, " is locked: another frikortd is using it (", msg, ")"));
+    }
+    return absl::UnavailableError(
+        absl::StrCat("cannot open the register in data_dir ", options_.data_dir, ": ", msg));
+  }
+
+  // The secret check: a register opened with another key would compute other
+  // pseudonyms and silently split every person in two.
+  std::string check;
+  s = db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], "secret_check", &check);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  if (s.IsNotFound()) {
+    rocksdb::WriteBatch b;
+    b.Put(cfs_[kMeta], "secret_check", crypto_.SecretCheck());
+    b.Put(cfs_[kMeta], "schema_version", absl::StrCat(kSchemaVersion));
+    s = db_->Write(wo, &b);
+    if (!s.ok()) return FromRocks(s, "cannot initialise the register");
+  } else if (!s.ok()) {
+    return FromRocks(s, "cannot read the register's metadata");
+  } else if (check != crypto_.SecretCheck()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the pseudonym key does not match the one the register in ", options_.data_dir,
+        " was created with; refusing to open it with another key"));
+  }
+  writer_ = std::thread([this] { WriterLoop(); });
+  return absl::OkStatus();
+}
+
+void RegisterImpl::WriterLoop() {
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync_writes;
+  for (;;) {
+    std::vector<Op> group;
+    {
+      absl::MutexLock l(&mu_);
+      mu_.Await(absl::Condition(
+          +[](RegisterImpl* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) {
+            return r->stop_ || !r->queue_.empty();
+          },
+          this));
+      if (queue_.empty()) return;  // stop requested and nothing left to do
+      size_t weight = 0;
+      while (!queue_.empty() &&
+             (group.empty() ||
+              weight + queue_.front().weight <= static_cast<size_t>(options_.max_group_reports))) {
+        weight += queue_.front().weight;
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    absl::Status s = ReadStatus();
+    if (s.ok()) {
+      Txn txn(db_, cfs_, clock_.Now());
+      for (auto& op : group) op.apply(txn);
+      s = txn.status();
+      if (s.ok() && txn.count() > 0) s = FromRocks(db_->Write(wo, txn.batch()), "write");
+      if (!s.ok()) {
+        s = absl::UnavailableError(absl::StrCat(
+            "the register stopped accepting changes after a storage error (", s.message(),
+            "); nothing of this call was stored; restart frikortd once the cause is fixed"));
+        absl::MutexLock l(&mu_);
+        if (failure_.ok()) failure_ = s;
+      }
+    }
+    for (auto& op : group) std::move(op.complete)(s);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Write path
+
+ReportResult RegisterImpl::ApplyReport(Txn& t, const core::CoPaymentInput& in) {
+  core::Validation v = core::ValidateCoPayment(in, rules_, options_.id_options, t.now());
+  if (!v.ok()) return Rejected(in.report_id, v.reason, std::move(v.message));
+  const core::ValidatedCoPayment& c = v.value;
+  const int64_t service_us = ToMicros(c.service_time);
+  const std::string pseudonym = crypto_.Pseudonym(c.person.digits);
+  const std::string content_hash = crypto_.ContentHash(absl::StrCat(
+      in.provider_id, "|", in.report_id, "|", c.person.digits, "|", service_us, "|",
+      static_cast<int>(c.category), "|", c.amount, "|", static_cast<int>(c.payment), "|",
+      c.performed_abroad ? 1 : 0, "|", in.attributed_year));
+
+  const std::string report_key = keys::Report(in.provider_id, in.report_id);
+  rec::ReportIndex index;
+  if (t.GetMsg(kReports, report_key, &index)) {
+    if (index.content_hash() != content_hash) {
+      return Rejected(in.report_id, core::RejectReason::kConflictingDuplicate,
+                      absl::StrCat("report_id: provider ", in.provider_id, " already reported ",
+                                   in.report_id, " with different content; send a "
+                                   "cancellation and a new report_id to correct it"));
+    }
+    rec::Entry stored;
+    ReportResult r;
+    r.report_id = in.report_id;
+    r.outcome = core::Outcome::kDuplicate;
+    r.message = "report_id: already stored; nothing changed";
+    if (t.GetMsg(kEntries, index.entry_key(), &stored)) {
+      r.counted = EntryCounts(stored);
+      r.year = stored.year();
+      r.scheme = static_cast<core::Scheme>(stored.scheme());
+    }
+    return r;
+  }
+
+  rec::Person person;
+  const bool known = t.GetMsg(kPersons, pseudonym, &person);
+  if (person.reserved()) {
+    return Rejected(in.report_id, core::RejectReason::kPersonReserved,
+                    "person_id: the person has opted out of the automatic free card scheme; "
+                    "co-payments for them are not stored");
+  }
+  if (!known) {
+    auto sealed = crypto_.Encrypt(c.person.digits, pseudonym);
+    if (!sealed.ok()) {
+      t.Fail(sealed.status());
+      return Rejected(in.report_id, core::RejectReason::kNone, "internal error");
+    }
+    person.set_encrypted_id(*std::move(sealed));
+    t.PutMsg(kPersons, pseudonym, person);
+  }
+
+  rec::Entry e;
+  e.set_report_id(in.report_id);
+  e.set_provider_id(in.provider_id);
+  e.set_service_time_us(service_us);
+  e.set_category(static_cast<int>(c.category));
+  e.set_scheme(static_cast<int>(c.scheme));
+  e.set_amount_ore(c.amount);
+  e.set_payment(static_cast<int>(c.payment));
+  e.set_performed_abroad(c.performed_abroad);
+  e.set_received_time_us(ToMicros(t.now()));
+  e.set_late(c.late);
+  e.set_attributed_year(in.attributed_year);
+  e.set_year(c.year);
+  const std::string entry_key =
+      keys::Entry(pseudonym, c.year, service_us, in.provider_id, in.report_id);
+  t.PutMsg(kEntries, entry_key, e);
+  index.set_entry_key(entry_key);
+  index.set_content_hash(content_hash);
+  t.PutMsg(kReports, report_key, index);
+  const bool counted = EntryCounts(e);
+  if (counted) AddCounted(t, pseudonym, e, entry_key);
+
+  ReportResult r;
+  r.report_id = in.report_id;
+  r.outcome = core::Outcome::kAccepted;
+  r.counted = counted;
+  r.year = c.year;
+  r.scheme = c.scheme;
+  r.message = c.late ? "accepted; reported more than 14 days after the service (late)"
+                     : "accepted";
+  return r;
+}
+
+bool RegisterImpl::FindReport(Txn& t, const std::string& provider_id,
+                              const std::string& report_id, std::string* entry_key,
+                              rec::Entry* entry) {
+  rec::ReportIndex index;
+  if (!t.GetMsg(kReports, keys::Report(provider_id, report_id), &index)) return false;
+  *entry_key = index.entry_key();
+  if (!t.GetMsg(kEntries, *entry_key, entry)) {
+    t.Fail(absl::DataLossError(absl::StrCat("idempotency index of ", provider_id, "/", report_id,
+                                            " points at a missing entry")));
+    return false;
+  }
+  return true;
+}
+
+ReportResult RegisterImpl::ApplyUpdatePayment(Txn& t, const std::string& provider_id,
+                                              const std::string& report_id, int payment) {
+  if (auto s = core::ValidateProviderId(provider_id); !s.ok()) {
+    return Rejected(report_id, core::RejectReason::kInvalidProviderId, std::string(s.message()));
+  }
+  if (auto s = core::ValidateReportId(report_id); !s.ok()) {
+    return Rejected(report_id, core::RejectReason::kInvalidReportId, std::string(s.message()));
+  }
+  if (payment != static_cast<int>(core::Payment::kPaid)) {
+    return Rejected(report_id, core::RejectReason::kInvalidPaymentStatus,
+                    absl::StrCat("payment: the only allowed change is INVOICED_UNPAID to PAID; ",
+                                 core::PaymentName(static_cast<core::Payment>(payment)),
+                                 " is not allowed"));
+  }
+  std::string entry_key;
+  rec::Entry e;
+  if (!FindReport(t, provider_id, report_id, &entry_key, &e)) {
+    return Rejected(report_id, core::RejectReason::kUnknownReport,
+                    absl::StrCat("report_id: provider ", provider_id, " has no report ",
+                                 report_id));
+  }
+  ReportResult r;
+  r.report_id = report_id;
+  r.year = e.year();
+  r.scheme = static_cast<core::Scheme>(e.scheme());
+  if (e.cancelled()) {
+    return Rejected(report_id, core::RejectReason::kAlreadyCancelled,
+                    "report_id: the report is cancelled; its payment cannot change");
+  }
+  const auto current = static_cast<core::Payment>(e.payment());
+  if (current == core::Payment::kPaid && e.paid_by_update()) {
+    r.outcome = core::Outcome::kDuplicate;
+    r.counted = EntryCounts(e);
+    r.message = "payment: already updated to PAID; nothing changed";
+    return r;
+  }
+  if (current != core::Payment::kInvoicedUnpaid) {
+    return Rejected(report_id, core::RejectReason::kInvalidPaymentStatus,
+                    absl::StrCat("payment: the report is ", core::PaymentName(current),
+                                 "; only INVOICED_UNPAID can change to PAID"));
+  }
+  e.set_payment(static_cast<int>(core::Payment::kPaid));
+  e.set_paid_by_update(true);
+  e.set_payment_updated_time_us(ToMicros(t.now()));
+  t.PutMsg(kEntries, entry_key, e);
+  r.counted = EntryCounts(e);
+  if (r.counted) AddCounted(t, entry_key.substr(0, kPseudonymBytes), e, entry_key);
+  r.outcome = core::Outcome::kAccepted;
+  r.message = "payment updated to PAID";
+  return r;
+}
+
+ReportResult RegisterImpl::ApplyCancel(Txn& t, const std::string& provider_id,
+                                       const std::string& report_id, const std::string& reason) {
+  if (auto s = core::ValidateProviderId(provider_id); !s.ok()) {
+    return Rejected(report_id, core::RejectReason::kInvalidProviderId, std::string(s.message()));
+  }
+  if (auto s = core::ValidateReportId(report_id); !s.ok()) {
+    return Rejected(report_id, core::RejectReason::kInvalidReportId, std::string(s.message()));
+  }
+  std::string entry_key;
+  rec::Entry e;
+  if (!FindReport(t, provider_id, report_id, &entry_key, &e)) {
+    return Rejected(report_id, core::RejectReason::kUnknownReport,
+                    absl::StrCat("report_id: provider ", provider_id, " has no report ",
+                                 report_id));
+  }
+  if (e.cancelled()) {
+    return Rejected(report_id, core::RejectReason::kAlreadyCancelled,
+                    "report_id: the report was cancelled before");
+  }
+  const bool counted_before = EntryCounts(e);
+  e.set_cancelled(true);
+  e.set_cancel_reason(reason);
+  e.set_cancelled_time_us(ToMicros(t.now()));
+  t.PutMsg(kEntries, entry_key, e);
+  if (counted_before) {
+    Recompute(t, entry_key.substr(0, kPseudonymBytes), e.year(),
+              static_cast<core::Scheme>(e.scheme()));
+  }
+  ReportResult r;
+  r.report_id = report_id;
+  r.outcome = core::Outcome::kAccepted;
+  r.counted = false;
+  r.year = e.year();
+  r.scheme = static_cast<core::Scheme>(e.scheme());
+  r.message = "cancelled";
+  return r;
+}
+
+core::LedgerState RegisterImpl::StateOf(int year, core::Scheme scheme,
+                                        const rec::Ledger& l) const {
+  core::LedgerState s;
+  s.year = year;
+  if (const core::YearRules* yr = rules_.ForYear(year)) s.refund_minimum = yr->refund_minimum;
+  s.cap = rules_.Cap(year, scheme).value_or(0);
+  s.counted_total = l.counted_total_ore();
+  if (l.crossed()) s.cap_reached_on = Day(l.cap_reached_on());
+  s.has_card = l.card_issued();
+  s.refunded = l.refunded_ore();
+  return s;
+}
+
+void RegisterImpl::AddCounted(Txn& t, const std::string& pseudonym, const rec::Entry& e,
+                              const std::string& entry_key) {
+  const int year = e.year();
+  const auto scheme = static_cast<core::Scheme>(e.scheme());
+  rec::Ledger l;
+  t.GetMsg(kLedgers, keys::Ledger(pseudonym, year, scheme), &l);
+  const bool was_due = core::NeedsIssuanceWork(StateOf(year, scheme, l));
+  const Ore cap = rules_.Cap(year, scheme).value_or(0);
+  l.set_counted_total_ore(l.counted_total_ore() + e.amount_ore());
+  const bool is_last = entry_key > l.max_counted_key();
+  bool rescan = false;
+  if (l.crossed()) {
+    rescan = entry_key < l.crossing_key();
+  } else if (l.counted_total_ore() >= cap) {
+    if (is_last) {
+      // The running total in service-time order reaches the cap exactly here.
+      l.set_crossed(true);
+      l.set_crossing_key(entry_key);
+      const absl::CivilDay jan1(year, 1, 1);
+      l.set_cap_reached_on(
+          core::DayNumber(std::max(core::OsloDate(FromMicros(e.service_time_us())), jan1)));
+    } else {
+      rescan = true;
+    }
+  }
+  if (is_last) l.set_max_counted_key(entry_key);
+  if (rescan) RecomputeInto(t, pseudonym, year, scheme, &l);
+  StoreLedger(t, pseudonym, year, scheme, &l, was_due);
+}
+
+void RegisterImpl::Recompute(Txn& t, const std::string& pseudonym, int year,
+                             core::Scheme scheme) {
+  rec::Ledger l;
+  t.GetMsg(kLedgers, keys::Ledger(pseudonym, year, scheme), &l);
+  const bool was_due = core::NeedsIssuanceWork(StateOf(year, scheme, l));
+  RecomputeInto(t, pseudonym, year, scheme, &l);
+  StoreLedger(t, pseudonym, year, scheme, &l, was_due);
+}
+
+void RegisterImpl::RecomputeInto(Txn& t, const std::string& pseudonym, int year,
+                                 core::Scheme scheme, rec::Ledger* l) {
+  std::vector<core::LedgerItem> items;
+  std::vector<std::string> item_keys;
+  const std::string prefix = keys::PersonYear(pseudonym, year);
+  auto it = t.NewIterator(kEntries);
+  rec::Entry e;
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (!e.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      t.Fail(absl::DataLossError("damaged entry record"));
+      return;
+    }
+    if (e.scheme() != static_cast<int>(scheme) || !EntryCounts(e)) continue;
+    items.push_back({FromMicros(e.service_time_us()), e.amount_ore(), true});
+    item_keys.push_back(it->key().ToString());
+  }
+  if (!it->status().ok()) {
+    t.Fail(FromRocks(it->status(), "scan"));
+    return;
+  }
+  const Ore cap = rules_.Cap(year, scheme).value_or(0);
+  const core::LedgerTotals totals = core::ComputeTotals(items, cap, year);
+  l->set_counted_total_ore(totals.counted_total);
+  l->set_max_counted_key(item_keys.empty() ? "" : item_keys.back());
+  l->set_crossed(totals.cap_reached_on.has_value());
+  l->clear_crossing_key();
+  l->clear_cap_reached_on();
+  if (totals.cap_reached_on) {
+    l->set_cap_reached_on(core::DayNumber(*totals.cap_reached_on));
+    Ore running = 0;
+    for (size_t i = 0; i < items.size(); ++i) {
+      running += items[i].amount;
+      if (running >= cap) {
+        l->set_crossing_key(item_keys[i]);
+        break;
+      }
+    }
+  }
+}
+
+void RegisterImpl::StoreLedger(Txn& t, const std::string& pseudonym, int year,
+                               core::Scheme scheme, rec::Ledger* l, bool was_due) {
+  const Ore cap = rules_.Cap(year, scheme).value_or(0);
+  if (l->card_issued() && l->counted_total_ore() < cap && !l->card().under_review()) {
+    // A correction took the card's basis below the cap: flag it for an
+    // operator; the card stays valid until someone decides.
+    l->mutable_card()->set_under_review(true);
+    rec::CardIndex ci;
+    ci.set_pseudonym(pseudonym);
+    ci.set_year(year);
+    ci.set_scheme(static_cast<int>(scheme));
+    *ci.mutable_card() = l->card();
+    t.PutMsg(kCards, keys::Card(year, l->card().issued_on(), pseudonym, scheme), ci);
+  }
+  t.PutMsg(kLedgers, keys::Ledger(pseudonym, year, scheme), *l);
+  const bool due = core::NeedsIssuanceWork(StateOf(year, scheme, *l)) && !IsReserved(t, pseudonym);
+  const std::string due_key = keys::Due(year, pseudonym, scheme);
+  if (due) {
+    t.Put(kDue, due_key, "");
+  } else if (was_due) {
+    t.Delete(kDue, due_key);
+  }
+}
+
+void RegisterImpl::ApplyReservation(Txn& t, const std::string& digits, bool reserved) {
+  const std::string pseudonym = crypto_.Pseudonym(digits);
+  rec::Person person;
+  if (!t.GetMsg(kPersons, pseudonym, &person)) {
+    auto sealed = crypto_.Encrypt(digits, pseudonym);
+    if (!sealed.ok()) return t.Fail(sealed.status());
+    person.set_encrypted_id(*std::move(sealed));
+  }
+  person.set_reserved(reserved);
+  t.PutMsg(kPersons, pseudonym, person);
+  // Due markers follow the reservation: the job does not act for a reserved
+  // person, and picks their ledgers up again once the reservation is withdrawn.
+  auto it = t.NewIterator(kLedgers);
+  std::vector<std::pair<std::string, rec::Ledger>> ledgers;
+  for (it->Seek(pseudonym); it->Valid() && it->key().starts_with(pseudonym); it->Next()) {
+    rec::Ledger l;
+    if (!l.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return t.Fail(absl::DataLossError("damaged ledger record"));
+    }
+    ledgers.emplace_back(it->key().ToString(), std::move(l));
+  }
+  for (const auto& [key, l] : ledgers) {
+    const int year = static_cast<int>(keys::GetU(key, kPseudonymBytes, 2));
+    const auto scheme = static_cast<core::Scheme>(keys::GetU(key, kPseudonymBytes + 2, 1));
+    const std::string due_key = keys::Due(year, pseudonym, scheme);
+    if (!reserved && core::NeedsIssuanceWork(StateOf(year, scheme, l))) {
+      t.Put(kDue, due_key, "");
+    } else if (reserved) {
+      t.Delete(kDue, due_key);
+    }
+  }
+}
+
+LedgerOutcome RegisterImpl::ApplyDecide(Txn& t, const RunInfo& run, uint64_t run_seq,
+                                        const DueLedger& d, const DecideFn& decide) {
+  LedgerOutcome out;
+  const std::string due_key = keys::Due(d.year, d.pseudonym, d.scheme);
+  if (!t.Get(kDue, due_key)) {  // decided already (by an earlier run or chunk)
+    out.skipped = true;
+    return out;
+  }
+  rec::Ledger l;
+  if (IsReserved(t, d.pseudonym) ||
+      !t.GetMsg(kLedgers, keys::Ledger(d.pseudonym, d.year, d.scheme), &l)) {
+    out.skipped = true;
+    if (!run.dry_run) t.Delete(kDue, due_key);
+    return out;
+  }
+  out.decision = decide(StateOf(d.year, d.scheme, l));
+  if (run.dry_run) return out;
+  const core::IssuanceDecision& dec = out.decision;
+  if (dec.issue_card) {
+    rec::Card* card = l.mutable_card();
+    card->set_valid_from(core::DayNumber(dec.valid_from));
+    card->set_valid_to(core::DayNumber(dec.valid_to));
+    card->set_issued_on(core::DayNumber(run.as_of));
+    card->set_basis_total_ore(l.counted_total_ore());
+    card->set_under_review(false);
+    card->set_run_id(run.run_id);
+    l.set_card_issued(true);
+    rec::CardIndex ci;
+    ci.set_pseudonym(d.pseudonym);
+    ci.set_year(d.year);
+    ci.set_scheme(static_cast<int>(d.scheme));
+    *ci.mutable_card() = *card;
+    t.PutMsg(kCards, keys::Card(d.year, card->issued_on(), d.pseudonym, d.scheme), ci);
+  }
+  if (dec.refund.payout > 0) {
+    l.set_refunded_ore(l.refunded_ore() + dec.refund.payout);
+    rec::Payout p;
+    p.set_pseudonym(d.pseudonym);
+    p.set_year(d.year);
+    p.set_scheme(static_cast<int>(d.scheme));
+    p.set_amount_ore(dec.refund.payout);
+    p.set_run_id(run.run_id);
+    p.set_created_on(core::DayNumber(run.as_of));
+    t.PutMsg(kPayouts, keys::PayoutByYear(d.year, run_seq, d.pseudonym, d.scheme), p);
+    t.PutMsg(kPayouts, keys::PayoutByRun(run_seq, d.year, d.pseudonym, d.scheme), p);
+  }
+  t.PutMsg(kLedgers, keys::Ledger(d.pseudonym, d.year, d.scheme), l);
+  if (dec.done) t.Delete(kDue, due_key);
+  return out;
+}
+
+void RegisterImpl::DecideAsync(RunInfo run, std::vector<DueLedger> ledgers, DecideFn decide,
+                               DecideDone done) {
+  uint64_t run_seq = 0;
+  if (!run.dry_run) {
+    auto seq = ParseRunId(run.run_id);
+    if (!seq.ok()) {
+      std::move(done)(seq.status());
+      return;
+    }
+    run_seq = *seq;
+  }
+  auto outcomes = std::make_shared<std::vector<LedgerOutcome>>();
+  Op op;
+  op.weight = std::max<size_t>(1, ledgers.size());
+  op.apply = [this, run = std::move(run), run_seq, ledgers = std::move(ledgers),
+              decide = std::move(decide), outcomes](Txn& t) {
+    outcomes->reserve(ledgers.size());
+    for (const auto& d : ledgers) outcomes->push_back(ApplyDecide(t, run, run_seq, d, decide));
+  };
+  op.complete = [outcomes, done = std::move(done)](absl::Status s) mutable {
+    if (!s.ok()) {
+      std::move(done)(std::move(s));
+    } else {
+      std::move(done)(std::move(*outcomes));
+    }
+  };
+  Enqueue(std::move(op));
+}
+
+absl::StatusOr<std::string> RegisterImpl::AllocateRunId() {
+  auto seq = std::make_shared<uint64_t>(0);
+  absl::Notification n;
+  absl::Status status;
+  Op op;
+  op.apply = [seq](Txn& t) {
+    uint64_t current = 0;
+    if (auto v = t.Get(kMeta, "run_counter"); v && !absl::SimpleAtoi(*v, &current)) {
+      return t.Fail(absl::DataLossError("damaged run counter"));
+    }
+    *seq = current + 1;
+    t.Put(kMeta, "run_counter", absl::StrCat(*seq));
+  };
+  op.complete = [&](absl::Status s) {
+    status = std::move(s);
+    n.Notify();
+  };
+  Enqueue(std::move(op));
+  n.WaitForNotification();
+  if (!status.ok()) return status;
+  return FormatRunId(*seq);
+}
+
+// ---------------------------------------------------------------------------
+// Reads
+
+absl::StatusOr<std::string> RegisterImpl::PersonIdOf(absl::string_view pseudonym) {
+  rec::Person p;
+  auto found = ReadMsg(kPersons, pseudonym, &p);
+  if (!found.ok()) return found.status();
+  if (!*found) return absl::DataLossError("a record names a person the register does not hold");
+  return crypto_.Decrypt(p.encrypted_id(), pseudonym);
+}
+
+absl::StatusOr<LedgerView> RegisterImpl::GetLedger(absl::string_view person_id, int year) {
+  if (auto s = ReadStatus(); !s.ok()) return s;
+  auto id = core::ParsePersonId(person_id, options_.id_options);
+  if (!id.ok()) return id.status();
+  if (rules_.ForYear(year) == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("year: the register has no rules for ", year));
+  }
+  const std::string pseudonym = crypto_.Pseudonym(id->digits);
+  LedgerView view;
+  view.person_id = id->digits;
+  view.year = year;
+  rec::Person person;
+  auto found = ReadMsg(kPersons, pseudonym, &person);
+  if (!found.ok()) return found.status();
+  view.reserved = person.reserved();
+  for (core::Scheme scheme : rules_.SchemesOf(year)) {
+    rec::Ledger l;
+    auto has = ReadMsg(kLedgers, keys::Ledger(pseudonym, year, scheme), &l);
+    if (!has.ok()) return has.status();
+    SchemeLedger sl;
+    sl.scheme = scheme;
+    sl.cap = rules_.Cap(year, scheme).value_or(0);
+    sl.counted_total = l.counted_total_ore();
+    if (l.crossed()) sl.cap_reached_on = Day(l.cap_reached_on());
+    sl.refunded = l.refunded_ore();
+    sl.outstanding = std::max<Ore>(0, sl.counted_total - sl.cap - sl.refunded);
+    if (l.card_issued()) {
+      Card c;
+      c.person_id = id->digits;
+      c.year = year;
+      c.scheme = scheme;
+      c.valid_from = Day(l.card().valid_from());
+      c.valid_to = Day(l.card().valid_to());
+      c.issued_on = Day(l.card().issued_on());
+      c.basis_total = l.card().basis_total_ore();
+      c.under_review = l.card().under_review();
+      sl.card = c;
+    }
+    view.schemes.push_back(std::move(sl));
+  }
+  rocksdb::ReadOptions ro;
+  ro.prefix_same_as_start = true;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kEntries]));
+  const std::string prefix = keys::PersonYear(pseudonym, year);
+  rec::Entry e;
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (!e.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("damaged entry record");
+    }
+    view.entries.push_back(ToEntry(e));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "scan");
+  return view;
+}
+
+absl::StatusOr<std::vector<SchemeExemption>> RegisterImpl::CheckExemption(
+    absl::string_view person_id, absl::CivilDay date, core::Category category,
+    absl::string_view caller) {
+  if (auto s = ReadStatus(); !s.ok()) return s;
+  auto id = core::ParsePersonId(person_id, options_.id_options);
+  if (!id.ok()) return id.status();
+  const int year = static_cast<int>(date.year());
+  std::vector<core::Scheme> schemes;
+  if (category == core::Category::kUnspecified) {
+    schemes = rules_.SchemesOf(year);
+    if (schemes.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("date: the register has no rules for ", year));
+    }
+  } else {
+    auto scheme = rules_.SchemeFor(year, category);
+    if (!scheme.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(absl::IsNotFound(scheme.status()) ? "date: " : "category: ",
+                       scheme.status().message()));
+    }
+    schemes.push_back(*scheme);
+  }
+  const std::string pseudonym = crypto_.Pseudonym(id->digits);
+  rec::Person person;
+  auto found = ReadMsg(kPersons, pseudonym, &person);
+  if (!found.ok()) return found.status();
+  std::vector<SchemeExemption> out;
+  for (core::Scheme scheme : schemes) {
+    SchemeExemption x;
+    x.scheme = scheme;
+    x.status = core::ExemptionStatus::kNotExempt;
+    rec::Ledger l;
+    auto has = ReadMsg(kLedgers, keys::Ledger(pseudonym, year, scheme), &l);
+    if (!has.ok()) return has.status();
+    // A reserved person gets NOT_EXEMPT whatever the ledger says, so the
+    // answer does not reveal the opt-out.
+    if (*has && !person.reserved()) {
+      const int64_t day = core::DayNumber(date);
+      if (l.card_issued() && l.card().valid_from() <= day && day <= l.card().valid_to()) {
+        x.status = core::ExemptionStatus::kExempt;
+        x.valid_from = Day(l.card().valid_from());
+        x.valid_to = Day(l.card().valid_to());
+      } else if (l.crossed() && l.cap_reached_on() <= day) {
+        x.status = core::ExemptionStatus::kCapReached;
+        x.valid_from = Day(l.cap_reached_on());
+        x.valid_to = absl::CivilDay(year, 12, 31);
+      }
+    }
+    out.push_back(x);
+  }
+  rec::Lookup audit;
+  const absl::Time now = clock_.Now();
+  audit.set_time_us(ToMicros(now));
+  audit.set_caller(std::string(caller));
+  audit.set_date(core::DayNumber(date));
+  audit.set_category(static_cast<int>(category));
+  // Not synced on its own: it reaches the WAL (so survives a process crash)
+  // and is made durable by the next group commit.
+  rocksdb::Status s =
+      db_->Put(rocksdb::WriteOptions(), cfs_[kAudit],
+               keys::Audit(pseudonym, ToMicros(now), audit_seq_.fetch_add(1)),
+               audit.SerializeAsString());
+  if (!s.ok()) return FromRocks(s, "cannot write the lookup log; the lookup is refused");
+  return out;
+}
+
+absl::StatusOr<std::string> RegisterImpl::ScanPage(
+    Cf cf, const std::string& prefix, absl::string_view page_token, int page_size,
+    const std::function<absl::Status(absl::string_view, absl::string_view)>& visit) {
+  if (page_size < 0) return absl::InvalidArgumentError("page_size: must not be negative");
+  if (page_size == 0) page_size = kDefaultPageSize;
+  page_size = std::min(page_size, kMaxPageSize);
+  std::string start = prefix;
+  bool skip_start = false;
+  if (!page_token.empty()) {
+    std::string raw;
+    if (!absl::WebSafeBase64Unescape(page_token, &raw) || !absl::StartsWith(raw, prefix)) {
+      return absl::InvalidArgumentError(
+          "page_token: not a token returned by this listing with these filters");
+    }
+    start = raw;
+    skip_start = true;
+  }
+  rocksdb::ReadOptions ro;
+  ro.total_order_seek = true;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[cf]));
+  int n = 0;
+  std::string last;
+  for (it->Seek(start); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (skip_start && it->key() == rocksdb::Slice(start)) continue;
+    if (n == page_size) {
+      std::string token;
+      absl::WebSafeBase64Escape(last, &token);
+      return token;
+    }
+    if (auto s = visit(View(it->key()), View(it->value())); !s.ok()) return s;
+    last = it->key().ToString();
+    ++n;
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "scan");
+  return std::string();
+}
+
+absl::StatusOr<Page<LookupRecord>> RegisterImpl::ListLookups(absl::string_view person_id,
+                                                             int page_size,
+                                                             absl::string_view page_token) {
+  if (auto s = ReadStatus(); !s.ok()) return s;
+  auto id = core::ParsePersonId(person_id, options_.id_options);
+  if (!id.ok()) return id.status();
+  Page<LookupRecord> page;
+  auto token = ScanPage(kAudit, crypto_.Pseudonym(id->digits), page_token, page_size,
+                        [&](absl::string_view, absl::string_view value) {
+                          rec::Lookup r;
+                          if (!r.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+                            return absl::DataLossError("damaged lookup record");
+                          }
+                          page.items.push_back({FromMicros(r.time_us()), r.caller(),
+                                                Day(r.date()),
+                                                static_cast<core::Category>(r.category())});
+                          return absl::OkStatus();
+                        });
+  if (!token.ok()) return token.status();
+  page.next_page_token = *std::move(token);
+  return page;
+}
+
+absl::StatusOr<Page<Card>> RegisterImpl::ListFreeCards(int year,
+                                                       std::optional<absl::CivilDay> issued_on,
+                                                       int page_size,
+                                                       absl::string_view page_token) {
+  if (auto s = ReadStatus(); !s.ok()) return s;
+  const std::string prefix = issued_on ? keys::CardPrefix(year, core::DayNumber(*issued_on))
+                                       : keys::CardPrefix(year);
+  Page<Card> page;
+  auto token = ScanPage(kCards, prefix, page_token, page_size,
+                        [&](absl::string_view, absl::string_view value) -> absl::Status {
+                          rec::CardIndex ci;
+                          if (!ci.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+                            return absl::DataLossError("damaged card record");
+                          }
+                          auto person = PersonIdOf(ci.pseudonym());
+                          if (!person.ok()) return person.status();
+                          Card c;
+                          c.person_id = *std::move(person);
+                          c.year = ci.year();
+                          c.scheme = static_cast<core::Scheme>(ci.scheme());
+                          c.valid_from = Day(ci.card().valid_from());
+                          c.valid_to = Day(ci.card().valid_to());
+                          c.issued_on = Day(ci.card().issued_on());
+                          c.basis_total = ci.card().basis_total_ore();
+                          c.under_review = ci.card().under_review();
+                          page.items.push_back(std::move(c));
+                          return absl::OkStatus();
+                        });
+  if (!token.ok()) return token.status();
+  page.next_page_token = *std::move(token);
+  return page;
+}
+
+absl::StatusOr<Page<Payout>> RegisterImpl::ListPayouts(absl::string_view run_id, int year,
+                                                       int page_size,
+                                                       absl::string_view page_token) {
+  if (auto s = ReadStatus(); !s.ok()) return s;
+  std::string prefix;
+  if (!run_id.empty()) {
+    auto seq = ParseRunId(run_id);
+    if (!seq.ok()) return seq.status();
+    prefix = year != 0 ? keys::PayoutByRunPrefix(*seq, year) : keys::PayoutByRunPrefix(*seq);
+  } else if (year != 0) {
+    prefix = keys::PayoutByYearPrefix(year);
+  } else {
+    return absl::InvalidArgumentError("run_id, year: give a run id, a year or both");
+  }
+  Page<Payout> page;
+  auto token = ScanPage(kPayouts, prefix, page_token, page_size,
+                        [&](absl::string_view, absl::string_view value) -> absl::Status {
+                          rec::Payout p;
+                          if (!p.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+                            return absl::DataLossError("damaged payout record");
+                          }
+                          auto person = PersonIdOf(p.pseudonym());
+                          if (!person.ok()) return person.status();
+                          page.items.push_back({*std::move(person), p.year(),
+                                                static_cast<core::Scheme>(p.scheme()),
+                                                p.amount_ore(), p.run_id(), Day(p.created_on())});
+                          return absl::OkStatus();
+                        });
+  if (!token.ok()) return token.status();
+  page.next_page_token = *std::move(token);
+  return page;
+}
+
+absl::StatusOr<std::vector<DueLedger>> RegisterImpl::ScanDue(
+    const std::optional<DueLedger>& after, size_t limit) {
+  if (auto s = ReadStatus(); !s.ok()) return s;
+  std::vector<DueLedger> out;
+  rocksdb::ReadOptions ro;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kDue]));
+  std::string start;
+  if (after) start = keys::Due(after->year, after->pseudonym, after->scheme);
+  for (it->Seek(start); it->Valid() && out.size() < limit; it->Next()) {
+    absl::string_view k = View(it->key());
+    if (after && k == start) continue;
+    if (k.size() != keys::kDueKeySize) return absl::DataLossError("damaged due marker key");
+    DueLedger d;
+    d.year = static_cast<int>(keys::GetU(k, 0, 2));
+    d.pseudonym = std::string(k.substr(2, kPseudonymBytes));
+    d.scheme = static_cast<core::Scheme>(keys::GetU(k, 2 + kPseudonymBytes, 1));
+    out.push_back(std::move(d));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "scan");
+  return out;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Register: factory and blocking forms
+
+absl::StatusOr<std::unique_ptr<Register>> Register::Open(const RegisterOptions& options) {
+  if (options.rules == nullptr || options.clock == nullptr) {
+    return absl::InvalidArgumentError("register options: rules and clock are required");
+  }
+  if (options.data_dir.empty()) return absl::InvalidArgumentError("data_dir: must not be empty");
+  auto crypto = Crypto::Create(options.secret);
+  if (!crypto.ok()) return crypto.status();
+  auto reg = std::make_unique<RegisterImpl>(options, *std::move(crypto));
+  if (auto s = reg->OpenDb(); !s.ok()) return s;
+  return reg;
+}
+
+namespace {
+template <typename T>
+struct Waiter {
+  absl::Notification done;
+  std::optional<T> value;
+  auto Callback() {
+    return [this](T v) {
+      value.emplace(std::move(v));
+      done.Notify();
+    };
+  }
+  T Wait() {
+    done.WaitForNotification();
+    return *std::move(value);
+  }
+};
+}  // namespace
+
+absl::StatusOr<std::vector<ReportResult>> Register::Submit(std::vector<core::CoPaymentInput> items) {
+  Waiter<absl::StatusOr<std::vector<ReportResult>>> w;
+  SubmitAsync(std::move(items), w.Callback());
+  return w.Wait();
+}
+
+absl::StatusOr<ReportResult> Register::UpdatePayment(std::string provider_id,
+                                                     std::string report_id, int payment) {
+  Waiter<absl::StatusOr<ReportResult>> w;
+  UpdatePaymentAsync(std::move(provider_id), std::move(report_id), payment, w.Callback());
+  return w.Wait();
+}
+
+absl::StatusOr<ReportResult> Register::Cancel(std::string provider_id, std::string report_id,
+                                              std::string reason) {
+  Waiter<absl::StatusOr<ReportResult>> w;
+  CancelAsync(std::move(provider_id), std::move(report_id), std::move(reason), w.Callback());
+  return w.Wait();
+}
+
+absl::Status Register::SetReservation(std::string person_id, bool reserved) {
+  Waiter<absl::Status> w;
+  SetReservationAsync(std::move(person_id), reserved, w.Callback());
+  return w.Wait();
+}
+
+absl::StatusOr<std::vector<LedgerOutcome>> Register::Decide(RunInfo run,
+                                                            std::vector<DueLedger> ledgers,
+                                                            DecideFn decide) {
+  Waiter<absl::StatusOr<std::vector<LedgerOutcome>>> w;
+  DecideAsync(std::move(run), std::move(ledgers), std::move(decide), w.Callback());
+  return w.Wait();
+}
+
+}  // namespace frikort::storage

@@ -1,0 +1,259 @@
+// The register's state in RocksDB and its one write path.
+//
+// Register owns the database. Every change (reports, payment updates,
+// cancellations, reservations, issuance decisions) is an operation queued to a
+// single writer thread, which applies all queued operations in arrival order
+// into one indexed WriteBatch (reading its own uncommitted writes), commits them
+// with one synced write (group commit), and only then completes each
+// operation's callback. So:
+//  - writes to one person are serialized (one writer), each report is atomic
+//    (a WriteBatch never lands half), many callers share one fsync;
+//  - an operation whose callback reported success survives kill -9 and a power
+//    cut (synced WAL, unless RegisterOptions::sync_writes is off);
+//  - reads (lookups, ledgers, listings) run on the caller's thread against the
+//    committed state and never see half an operation.
+// After a failed write the register fails closed: every later call returns
+// UNAVAILABLE; no answer is served from a state that may be behind the disk.
+//
+// Thread safety: all public methods may be called from any thread. Callbacks run
+// on the writer thread and must not block or call the Register's sync methods.
+#ifndef FRIKORT_STORAGE_REGISTER_H_
+#define FRIKORT_STORAGE_REGISTER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+#include "core/calendar.h"
+#include "core/copayment.h"
+#include "core/ledger.h"
+#include "core/national_id.h"
+#include "core/rules.h"
+#include "core/types.h"
+
+namespace frikort::storage {
+
+struct RegisterOptions {
+  std::string data_dir;
+  // The operator's secret (>= 32 bytes). Pseudonyms are HMAC-SHA-256 of the
+  // national id under a key derived from it; ids are stored AES-256-GCM
+  // encrypted under another derived key. Opening with a different secret than
+  // the register was created with fails with FailedPrecondition.
+  std::string secret;
+  const core::RulesTable* rules = nullptr;  // not owned; must outlive the Register
+  const core::Clock* clock = nullptr;       // not owned; must outlive the Register
+  core::PersonIdOptions id_options;
+  // Memory is bounded by these, not by data size.
+  uint64_t block_cache_bytes = 64ull << 20;
+  uint64_t write_buffer_bytes = 32ull << 20;
+  // Synced WAL on every group commit. Only tests that measure something else
+  // may turn it off.
+  bool sync_writes = true;
+  // Upper bound of reports applied in one group commit.
+  int max_group_reports = 20000;
+};
+
+// One report's answer, mirroring the contract's ReportResult.
+struct ReportResult {
+  std::string report_id;
+  core::Outcome outcome = core::Outcome::kUnspecified;
+  core::RejectReason reason = core::RejectReason::kNone;
+  std::string message;
+  bool counted = false;
+  int year = 0;
+  core::Scheme scheme = core::Scheme::kUnspecified;
+};
+
+struct Entry {
+  std::string report_id;
+  std::string provider_id;
+  absl::Time service_time;
+  core::Category category = core::Category::kUnspecified;
+  core::Scheme scheme = core::Scheme::kUnspecified;
+  core::Ore amount = 0;
+  core::Payment payment = core::Payment::kUnspecified;
+  bool counted = false;
+  bool cancelled = false;
+  absl::Time received_time;
+  bool late = false;
+  bool performed_abroad = false;
+};
+
+struct Card {
+  std::string person_id;  // national id, decrypted for the caller
+  int year = 0;
+  core::Scheme scheme = core::Scheme::kUnspecified;
+  absl::CivilDay valid_from;
+  absl::CivilDay valid_to;
+  absl::CivilDay issued_on;
+  core::Ore basis_total = 0;
+  bool under_review = false;
+};
+
+struct SchemeLedger {
+  core::Scheme scheme = core::Scheme::kUnspecified;
+  core::Ore cap = 0;
+  core::Ore counted_total = 0;
+  std::optional<absl::CivilDay> cap_reached_on;
+  std::optional<Card> card;
+  core::Ore refunded = 0;
+  core::Ore outstanding = 0;  // max(0, counted_total - cap - refunded)
+};
+
+struct LedgerView {
+  std::string person_id;
+  int year = 0;
+  bool reserved = false;
+  std::vector<SchemeLedger> schemes;  // every scheme of the year, in scheme order
+  std::vector<Entry> entries;         // in service-time order
+};
+
+struct SchemeExemption {
+  core::Scheme scheme = core::Scheme::kUnspecified;
+  core::ExemptionStatus status = core::ExemptionStatus::kNotExempt;
+  std::optional<absl::CivilDay> valid_from;  // set for EXEMPT and CAP_REACHED
+  std::optional<absl::CivilDay> valid_to;
+};
+
+struct LookupRecord {
+  absl::Time time;
+  std::string caller;
+  absl::CivilDay date;
+  core::Category category = core::Category::kUnspecified;
+};
+
+struct Payout {
+  std::string person_id;
+  int year = 0;
+  core::Scheme scheme = core::Scheme::kUnspecified;
+  core::Ore amount = 0;
+  std::string run_id;
+  absl::CivilDay created_on;
+};
+
+template <typename T>
+struct Page {
+  std::vector<T> items;
+  std::string next_page_token;  // empty on the last page
+};
+
+// A due marker: (year, pseudonym, scheme) whose ledger needs the issuance job.
+struct DueLedger {
+  int year = 0;
+  std::string pseudonym;  // 32 raw bytes
+  core::Scheme scheme = core::Scheme::kUnspecified;
+};
+
+// What happened to one due ledger in an issuance decision.
+struct LedgerOutcome {
+  bool skipped = false;  // person reserved, or marker stale: nothing decided
+  core::IssuanceDecision decision;
+};
+
+struct RunInfo {
+  std::string run_id;
+  absl::CivilDay as_of;
+  bool dry_run = false;
+};
+
+class Register {
+ public:
+  // Opens (creating if missing) the register under options.data_dir. Errors:
+  // FailedPrecondition for a folder locked by another process or a wrong
+  // secret, InvalidArgument for bad options, Unavailable/Internal for I/O.
+  static absl::StatusOr<std::unique_ptr<Register>> Open(const RegisterOptions& options);
+  virtual ~Register() = default;
+  Register(const Register&) = delete;
+  Register& operator=(const Register&) = delete;
+
+  // ---- write path (queued to the writer; callbacks after the synced write) ----
+  using SubmitDone = absl::AnyInvocable<void(absl::StatusOr<std::vector<ReportResult>>) &&>;
+  using ResultDone = absl::AnyInvocable<void(absl::StatusOr<ReportResult>) &&>;
+
+  // One ReportResult per item, in order. Whole-call errors only for I/O
+  // (UNAVAILABLE); every per-item problem is a REJECTED result.
+  virtual void SubmitAsync(std::vector<core::CoPaymentInput> items, SubmitDone done) = 0;
+  // The one allowed change: INVOICED_UNPAID -> PAID. `payment` is the raw enum
+  // number from the request.
+  virtual void UpdatePaymentAsync(std::string provider_id, std::string report_id, int payment,
+                                  ResultDone done) = 0;
+  virtual void CancelAsync(std::string provider_id, std::string report_id, std::string reason,
+                           ResultDone done) = 0;
+  // InvalidArgument for a bad person id.
+  virtual void SetReservationAsync(std::string person_id, bool reserved,
+                                   absl::AnyInvocable<void(absl::Status) &&> done) = 0;
+
+  // Blocking forms of the above, for tests and tools (never on a callback thread).
+  absl::StatusOr<std::vector<ReportResult>> Submit(std::vector<core::CoPaymentInput> items);
+  absl::StatusOr<ReportResult> UpdatePayment(std::string provider_id, std::string report_id,
+                                             int payment);
+  absl::StatusOr<ReportResult> Cancel(std::string provider_id, std::string report_id,
+                                      std::string reason);
+  absl::Status SetReservation(std::string person_id, bool reserved);
+
+  // ---- reads ----
+  // InvalidArgument for a bad person id or a year without rules.
+  virtual absl::StatusOr<LedgerView> GetLedger(absl::string_view person_id, int year) = 0;
+  // Status per scheme on `date` (category kUnspecified = every scheme of the
+  // year) and, in the same call, the audit record of the lookup. The caller
+  // checks the date window. InvalidArgument for a bad id, unknown category or
+  // a year without rules.
+  virtual absl::StatusOr<std::vector<SchemeExemption>> CheckExemption(
+      absl::string_view person_id, absl::CivilDay date, core::Category category,
+      absl::string_view caller) = 0;
+  // Newest first. page_size <= 0 means a default of 100; capped at 1000.
+  virtual absl::StatusOr<Page<LookupRecord>> ListLookups(absl::string_view person_id,
+                                                         int page_size,
+                                                         absl::string_view page_token) = 0;
+  virtual absl::StatusOr<Page<Card>> ListFreeCards(int year,
+                                                   std::optional<absl::CivilDay> issued_on,
+                                                   int page_size,
+                                                   absl::string_view page_token) = 0;
+  // run_id empty = every run; year 0 = every year (at least one must be given).
+  virtual absl::StatusOr<Page<Payout>> ListPayouts(absl::string_view run_id, int year,
+                                                   int page_size,
+                                                   absl::string_view page_token) = 0;
+
+  // ---- issuance support (used by jobs/) ----
+  // Due markers in key order, strictly after `after` (nullopt: from the start).
+  virtual absl::StatusOr<std::vector<DueLedger>> ScanDue(const std::optional<DueLedger>& after,
+                                                         size_t limit) = 0;
+  // A new run id, durable and unique ("run-000001", ...).
+  virtual absl::StatusOr<std::string> AllocateRunId() = 0;
+  // For each ledger, on the writer thread: reads its state, calls decide(state)
+  // and applies the result in one atomic write with its peers: card (valid_from,
+  // valid_to, issued_on = run.as_of, basis = counted total), payout record
+  // tagged with run.run_id, refunded sum, and the due marker removed when the
+  // decision is done. With run.dry_run nothing is written. A reserved person's
+  // ledger is skipped and its marker removed (withdrawing the reservation puts
+  // it back).
+  using DecideFn = std::function<core::IssuanceDecision(const core::LedgerState&)>;
+  using DecideDone = absl::AnyInvocable<void(absl::StatusOr<std::vector<LedgerOutcome>>) &&>;
+  virtual void DecideAsync(RunInfo run, std::vector<DueLedger> ledgers, DecideFn decide,
+                           DecideDone done) = 0;
+  absl::StatusOr<std::vector<LedgerOutcome>> Decide(RunInfo run, std::vector<DueLedger> ledgers,
+                                                    DecideFn decide);
+
+  // ---- operations ----
+  // Approximate on-disk size and pending compaction bytes (for metrics).
+  virtual uint64_t ApproximateSizeBytes() = 0;
+  virtual uint64_t PendingCompactionBytes() = 0;
+  // Ok while the register can serve; Unavailable after a failed write.
+  virtual absl::Status Health() = 0;
+
+ protected:
+  Register() = default;
+};
+
+}  // namespace frikort::storage
+
+#endif  // FRIKORT_STORAGE_REGISTER_H_

@@ -1,0 +1,363 @@
+#include "storage/register.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "storage/secret.h"
+#include "tests/testing/ids.h"
+
+namespace frikort::storage {
+namespace {
+
+using core::Category;
+using core::Outcome;
+using core::Payment;
+using core::RejectReason;
+using core::Scheme;
+using ::frikort::testing::MakeOrgNumber;
+using ::frikort::testing::MakePersonId;
+
+const std::string kSecret(32, 's');
+
+class RegisterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(core::InitOsloTimeZone().ok());
+    const char* src = std::getenv("FRIKORT_SOURCE_DIR");
+    ASSERT_NE(src, nullptr);
+    auto rules = core::RulesTable::LoadFile(absl::StrCat(src, "/deploy/rules.txt"));
+    ASSERT_TRUE(rules.ok()) << rules.status();
+    rules_ = *std::move(rules);
+    dir_ = std::filesystem::temp_directory_path() /
+           absl::StrCat("frikort_register_test_", getpid(), "_",
+                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    Reopen();
+  }
+  void TearDown() override {
+    reg_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void Reopen(const std::string& secret = kSecret) {
+    reg_.reset();
+    auto r = Register::Open(Options(secret));
+    ASSERT_TRUE(r.ok()) << r.status();
+    reg_ = *std::move(r);
+  }
+  RegisterOptions Options(const std::string& secret) {
+    RegisterOptions o;
+    o.data_dir = dir_.string();
+    o.secret = secret;
+    o.rules = &rules_;
+    o.clock = &clock_;
+    return o;
+  }
+
+  // A paid physician co-payment on an Oslo date at noon.
+  core::CoPaymentInput Report(const std::string& report_id, const std::string& person,
+                              absl::CivilDay day, core::Ore amount,
+                              Category category = Category::kPhysician,
+                              Payment payment = Payment::kPaid) {
+    core::CoPaymentInput in;
+    in.report_id = report_id;
+    in.provider_id = "1234567";
+    in.person_id = person;
+    in.service_time = core::OsloStartOfDay(day) + absl::Hours(12);
+    in.category = static_cast<int>(category);
+    in.amount = amount;
+    in.payment = static_cast<int>(payment);
+    return in;
+  }
+  ReportResult SubmitOne(core::CoPaymentInput in) {
+    auto r = reg_->Submit({std::move(in)});
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? (*r)[0] : ReportResult{};
+  }
+  SchemeLedger Ledger(const std::string& person, int year, Scheme scheme) {
+    auto v = reg_->GetLedger(person, year);
+    EXPECT_TRUE(v.ok()) << v.status();
+    for (const auto& s : v->schemes) {
+      if (s.scheme == scheme) return s;
+    }
+    ADD_FAILURE() << "no scheme " << static_cast<int>(scheme);
+    return {};
+  }
+
+  core::RulesTable rules_;
+  core::FakeClock clock_{absl::FromCivil(absl::CivilSecond(2024, 12, 1, 12, 0, 0),
+                                         absl::UTCTimeZone())};
+  std::filesystem::path dir_;
+  std::unique_ptr<Register> reg_;
+  const std::string alice_ = MakePersonId(15, 3, 80, 0);
+  const std::string bob_ = MakePersonId(2, 11, 91, 0);
+};
+
+TEST_F(RegisterTest, AcceptsAndCountsAReport) {
+  ReportResult r = SubmitOne(Report("r1", alice_, absl::CivilDay(2024, 3, 1), 50000));
+  EXPECT_EQ(r.outcome, Outcome::kAccepted);
+  EXPECT_TRUE(r.counted);
+  EXPECT_EQ(r.year, 2024);
+  EXPECT_EQ(r.scheme, Scheme::kTak);
+  SchemeLedger l = Ledger(alice_, 2024, Scheme::kTak);
+  EXPECT_EQ(l.counted_total, 50000);
+  EXPECT_EQ(l.cap, 316500);
+  EXPECT_FALSE(l.cap_reached_on.has_value());
+}
+
+TEST_F(RegisterTest, SameReportTwiceIsDuplicateAndCountsOnce) {
+  EXPECT_EQ(SubmitOne(Report("r1", alice_, absl::CivilDay(2024, 3, 1), 50000)).outcome, Outcome::kAccepted);
+  ReportResult again = SubmitOne(Report("r1", alice_, absl::CivilDay(2024, 3, 1), 50000));
+  EXPECT_EQ(again.outcome, Outcome::kDuplicate);
+  EXPECT_TRUE(again.counted);
+  EXPECT_EQ(Ledger(alice_, 2024, Scheme::kTak).counted_total, 50000);
+  // Same ids, other content: refused, nothing changes.
+  ReportResult conflict = SubmitOne(Report("r1", alice_, absl::CivilDay(2024, 3, 1), 60000));
+  EXPECT_EQ(conflict.outcome, Outcome::kRejected);
+  EXPECT_EQ(conflict.reason, RejectReason::kConflictingDuplicate);
+  EXPECT_EQ(Ledger(alice_, 2024, Scheme::kTak).counted_total, 50000);
+}
+
+TEST_F(RegisterTest, DuplicateWithinOneBatch) {
+  auto r = reg_->Submit({Report("r1", alice_, absl::CivilDay(2024, 3, 1), 100), Report("r1", alice_, absl::CivilDay(2024, 3, 1), 100)});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)[0].outcome, Outcome::kAccepted);
+  EXPECT_EQ((*r)[1].outcome, Outcome::kDuplicate);
+  EXPECT_EQ(Ledger(alice_, 2024, Scheme::kTak).counted_total, 100);
+}
+
+TEST_F(RegisterTest, RejectedItemStoresNothingAndOthersPass) {
+  auto bad = Report("r2", alice_, absl::CivilDay(2024, 3, 2), 0);
+  auto r = reg_->Submit({Report("r1", alice_, absl::CivilDay(2024, 3, 1), 100), bad});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*r)[0].outcome, Outcome::kAccepted);
+  EXPECT_EQ((*r)[1].outcome, Outcome::kRejected);
+  EXPECT_EQ((*r)[1].reason, RejectReason::kInvalidAmount);
+  auto v = reg_->GetLedger(alice_, 2024);
+  ASSERT_TRUE(v.ok());
+  ASSERT_EQ(v->entries.size(), 1u);
+  EXPECT_EQ(v->entries[0].report_id, "r1");
+}
+
+TEST_F(RegisterTest, CrossingDateFollowsServiceTimeNotArrival) {
+  // 2024 cap 3165 NOK. Reports arrive out of order.
+  SubmitOne(Report("c", alice_, absl::CivilDay(2024, 9, 1), 200000));
+  SubmitOne(Report("a", alice_, absl::CivilDay(2024, 2, 1), 100000));
+  EXPECT_FALSE(Ledger(alice_, 2024, Scheme::kTak).cap_reached_on.has_value());
+  // Reaches the cap; in service-time order the running total crosses on 1 Sep.
+  SubmitOne(Report("b", alice_, absl::CivilDay(2024, 5, 1), 20000));
+  EXPECT_EQ(Ledger(alice_, 2024, Scheme::kTak).cap_reached_on, absl::CivilDay(2024, 9, 1));
+  // A late report from before moves the crossing earlier.
+  SubmitOne(Report("d", alice_, absl::CivilDay(2024, 6, 1), 100000));
+  SchemeLedger l = Ledger(alice_, 2024, Scheme::kTak);
+  EXPECT_EQ(l.cap_reached_on, absl::CivilDay(2024, 9, 1));  // 1000+200+1000 = 2200 < 3165 by Jun
+  SubmitOne(Report("e", alice_, absl::CivilDay(2024, 7, 1), 100000));
+  l = Ledger(alice_, 2024, Scheme::kTak);
+  EXPECT_EQ(l.counted_total, 520000);
+  EXPECT_EQ(l.cap_reached_on, absl::CivilDay(2024, 7, 1));  // 3200 >= 3165 on 1 Jul
+  EXPECT_EQ(l.outstanding, 520000 - 316500);
+}
+
+TEST_F(RegisterTest, TwoCapYearKeepsSchemesApart) {
+  SubmitOne(Report("t1", alice_, absl::CivilDay(2019, 4, 1), 236900));  // tak1 2369 NOK: reached
+  SubmitOne(Report("t2", alice_, absl::CivilDay(2019, 4, 2), 100000, Category::kDental));
+  EXPECT_EQ(Ledger(alice_, 2019, Scheme::kTak1).cap_reached_on, absl::CivilDay(2019, 4, 1));
+  SchemeLedger t2 = Ledger(alice_, 2019, Scheme::kTak2);
+  EXPECT_EQ(t2.counted_total, 100000);
+  EXPECT_FALSE(t2.cap_reached_on.has_value());
+}
+
+TEST_F(RegisterTest, UnpaidCountsOnlyAfterUpdate) {
+  ReportResult r =
+      SubmitOne(Report("u", alice_, absl::CivilDay(2024, 3, 1), 5000, Category::kPhysician, Payment::kInvoicedUnpaid));
+  EXPECT_FALSE(r.counted);
+  EXPECT_EQ(Ledger(alice_, 2024, Scheme::kTak).counted_total, 0);
+  auto u = reg_->UpdatePayment("1234567", "u", static_cast<int>(Payment::kPaid));
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->outcome, Outcome::kAccepted);
+  EXPECT_TRUE(u->counted);
+  EXPECT_EQ(Ledger(alice_, 2024, Scheme::kTak).counted_total, 5000);
+  // Retrying the same update changes nothing.
+  u = reg_->UpdatePayment("1234567", "u", static_cast<int>(Payment::kPaid));
+  EXPECT_EQ(u->outcome, Outcome::kDuplicate);
+  EXPECT_EQ(Ledger(alice_, 2024, Scheme::kTak).counted_total, 5000);
+  // The original report resubmitted is still a duplicate, not a conflict.
+  EXPECT_EQ(SubmitOne(Report("u", alice_, absl::CivilDay(2024, 3, 1), 5000, Category::kPhysician,
+                             Payment::kInvoicedUnpaid))
+                .outcome,
+            Outcome::kDuplicate);
+}
+
+TEST_F(RegisterTest, UpdatePaymentRejections) {
+  SubmitOne(Report("p", alice_, absl::CivilDay(2024, 3, 1), 5000));
+  auto u = reg_->UpdatePayment("1234567", "p", static_cast<int>(Payment::kPaid));
+  EXPECT_EQ(u->reason, RejectReason::kInvalidPaymentStatus);
+  u = reg_->UpdatePayment("1234567", "p", static_cast<int>(Payment::kInvoiced));
+  EXPECT_EQ(u->reason, RejectReason::kInvalidPaymentStatus);
+  u = reg_->UpdatePayment("1234567", "nope", static_cast<int>(Payment::kPaid));
+  EXPECT_EQ(u->reason, RejectReason::kUnknownReport);
+  u = reg_->UpdatePayment("12a", "p", static_cast<int>(Payment::kPaid));
+  EXPECT_EQ(u->reason, RejectReason::kInvalidProviderId);
+}
+
+TEST_F(RegisterTest, CancellationKeepsHistoryAndFlagsIssuedCard) {
+  SubmitOne(Report("a", alice_, absl::CivilDay(2024, 3, 1), 200000));
+  SubmitOne(Report("b", alice_, absl::CivilDay(2024, 4, 1), 200000));
+  auto run = reg_->AllocateRunId();
+  ASSERT_TRUE(run.ok());
+  auto due = reg_->ScanDue(std::nullopt, 10);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), 1u);
+  auto out = reg_->Decide({*run, absl::CivilDay(2024, 5, 1), false}, *due, [](const core::LedgerState& s) {
+    return core::DecideIssuance(s, absl::CivilDay(2024, 5, 1));
+  });
+  ASSERT_TRUE(out.ok());
+  ASSERT_TRUE((*out)[0].decision.issue_card);
+  EXPECT_EQ(Ledger(alice_, 2024, Scheme::kTak).card->valid_from, absl::CivilDay(2024, 4, 1));
+
+  auto c = reg_->Cancel("1234567", "b", "wrong patient");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->outcome, Outcome::kAccepted);
+  SchemeLedger l = Ledger(alice_, 2024, Scheme::kTak);
+  EXPECT_EQ(l.counted_total, 200000);
+  EXPECT_FALSE(l.cap_reached_on.has_value());
+  ASSERT_TRUE(l.card.has_value());
+  EXPECT_TRUE(l.card->under_review);
+  // Still exempt until an operator acts.
+  auto x = reg_->CheckExemption(alice_, absl::CivilDay(2024, 6, 1), Category::kUnspecified, "test");
+  ASSERT_TRUE(x.ok());
+  EXPECT_EQ((*x)[0].status, core::ExemptionStatus::kExempt);
+  // History kept.
+  auto v = reg_->GetLedger(alice_, 2024);
+  ASSERT_EQ(v->entries.size(), 2u);
+  EXPECT_TRUE(v->entries[1].cancelled);
+  EXPECT_FALSE(v->entries[1].counted);
+  EXPECT_EQ(reg_->Cancel("1234567", "b", "again")->reason, RejectReason::kAlreadyCancelled);
+  EXPECT_EQ(reg_->UpdatePayment("1234567", "b", 1)->reason, RejectReason::kAlreadyCancelled);
+  EXPECT_EQ(reg_->Cancel("1234567", "zz", "x")->reason, RejectReason::kUnknownReport);
+}
+
+TEST_F(RegisterTest, DueMarkersFollowTheLedger) {
+  SubmitOne(Report("a", alice_, absl::CivilDay(2024, 3, 1), 100000));
+  EXPECT_TRUE(reg_->ScanDue(std::nullopt, 10)->empty());
+  SubmitOne(Report("b", alice_, absl::CivilDay(2024, 3, 2), 300000));
+  ASSERT_EQ(reg_->ScanDue(std::nullopt, 10)->size(), 1u);
+  reg_->Cancel("1234567", "b", "x").IgnoreError();
+  EXPECT_TRUE(reg_->ScanDue(std::nullopt, 10)->empty());
+}
+
+TEST_F(RegisterTest, ReservationRefusesReportsHidesStatusAndParksMarkers) {
+  SubmitOne(Report("a", alice_, absl::CivilDay(2024, 3, 1), 400000));
+  ASSERT_EQ(reg_->ScanDue(std::nullopt, 10)->size(), 1u);
+  ASSERT_TRUE(reg_->SetReservation(alice_, true).ok());
+  EXPECT_TRUE(reg_->ScanDue(std::nullopt, 10)->empty());
+  ReportResult r = SubmitOne(Report("b", alice_, absl::CivilDay(2024, 3, 2), 100));
+  EXPECT_EQ(r.reason, RejectReason::kPersonReserved);
+  auto x = reg_->CheckExemption(alice_, absl::CivilDay(2024, 6, 1), Category::kUnspecified, "test");
+  EXPECT_EQ((*x)[0].status, core::ExemptionStatus::kNotExempt);
+  EXPECT_TRUE(reg_->GetLedger(alice_, 2024)->reserved);
+  ASSERT_TRUE(reg_->SetReservation(alice_, false).ok());
+  EXPECT_EQ(reg_->ScanDue(std::nullopt, 10)->size(), 1u);
+  x = reg_->CheckExemption(alice_, absl::CivilDay(2024, 6, 1), Category::kUnspecified, "test");
+  EXPECT_EQ((*x)[0].status, core::ExemptionStatus::kCapReached);
+  EXPECT_FALSE(reg_->SetReservation("123", true).ok());
+}
+
+TEST_F(RegisterTest, SurvivesReopen) {
+  SubmitOne(Report("a", alice_, absl::CivilDay(2024, 3, 1), 400000));
+  SubmitOne(Report("b", bob_, absl::CivilDay(2024, 3, 1), 100));
+  Reopen();
+  EXPECT_EQ(Ledger(alice_, 2024, Scheme::kTak).counted_total, 400000);
+  EXPECT_EQ(Ledger(bob_, 2024, Scheme::kTak).counted_total, 100);
+  EXPECT_EQ(SubmitOne(Report("a", alice_, absl::CivilDay(2024, 3, 1), 400000)).outcome, Outcome::kDuplicate);
+}
+
+TEST_F(RegisterTest, WrongSecretAndLockedFolderAreRefused) {
+  SubmitOne(Report("a", alice_, absl::CivilDay(2024, 3, 1), 100));
+  auto second = Register::Open(Options(kSecret));
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(second.status().message()), ::testing::HasSubstr("locked"));
+  reg_.reset();
+  auto wrong = Register::Open(Options(std::string(32, 'x')));
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(wrong.status().message()), ::testing::HasSubstr("pseudonym key"));
+}
+
+TEST_F(RegisterTest, NoNationalIdInClearOnDisk) {
+  SubmitOne(Report("a", alice_, absl::CivilDay(2024, 3, 1), 100));
+  reg_.reset();
+  for (const auto& f : std::filesystem::directory_iterator(dir_)) {
+    std::ifstream in(f.path(), std::ios::binary);
+    std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(data.find(alice_), std::string::npos) << f.path();
+  }
+}
+
+TEST_F(RegisterTest, LookupsAreLoggedNewestFirstAndPaged) {
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(absl::Seconds(1));
+    ASSERT_TRUE(reg_->CheckExemption(alice_, absl::CivilDay(2024, 6, 1 + i), Category::kUnspecified,
+                                     absl::StrCat("desk", i))
+                    .ok());
+  }
+  auto p1 = reg_->ListLookups(alice_, 3, "");
+  ASSERT_TRUE(p1.ok());
+  ASSERT_EQ(p1->items.size(), 3u);
+  EXPECT_EQ(p1->items[0].caller, "desk4");
+  EXPECT_EQ(p1->items[2].caller, "desk2");
+  ASSERT_FALSE(p1->next_page_token.empty());
+  // A lookup made between pages does not disturb the next page.
+  ASSERT_TRUE(reg_->CheckExemption(alice_, absl::CivilDay(2024, 7, 1), Category::kUnspecified, "late").ok());
+  auto p2 = reg_->ListLookups(alice_, 3, p1->next_page_token);
+  ASSERT_TRUE(p2.ok());
+  ASSERT_EQ(p2->items.size(), 2u);
+  EXPECT_EQ(p2->items[0].caller, "desk1");
+  EXPECT_EQ(p2->items[1].caller, "desk0");
+  EXPECT_TRUE(p2->next_page_token.empty());
+  EXPECT_EQ(reg_->ListLookups(alice_, 3, "garbage!").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(reg_->ListLookups(bob_, 3, "")->items.empty());
+}
+
+TEST_F(RegisterTest, ConcurrentSubmittersAllDurableAndCountedOnce) {
+  constexpr int kThreads = 4, kPerThread = 200;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto r = reg_->Submit({Report(absl::StrCat("t", t, "-", i), alice_, absl::CivilDay(2024, 1, 1 + i % 28), 1)});
+        ASSERT_TRUE(r.ok());
+        ASSERT_EQ((*r)[0].outcome, Outcome::kAccepted);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  Reopen();
+  EXPECT_EQ(Ledger(alice_, 2024, Scheme::kTak).counted_total, kThreads * kPerThread);
+}
+
+TEST(SecretTest, DevSecretIsCreatedPrivateAndReused) {
+  auto dir = std::filesystem::temp_directory_path() / absl::StrCat("frikort_secret_", getpid());
+  std::filesystem::create_directories(dir);
+  auto a = LoadOrCreateDevSecret(dir.string());
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = LoadOrCreateDevSecret(dir.string());
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(*a, *b);
+  auto perms = std::filesystem::status(dir / "pseudonym.key").permissions();
+  EXPECT_EQ(perms & std::filesystem::perms::group_read, std::filesystem::perms::none);
+  std::filesystem::permissions(dir / "pseudonym.key", std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::add);
+  auto c = LoadSecret((dir / "pseudonym.key").string());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace frikort::storage
