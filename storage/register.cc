@@ -283,6 +283,7 @@ class RegisterImpl final : public Register {
     db_->GetAggregatedIntProperty("rocksdb.estimate-pending-compaction-bytes", &v);
     return v;
   }
+  absl::StatusOr<VerifyReport> Verify() override;
   absl::Status Health() override {
     absl::MutexLock l(&mu_);
     return failure_;
@@ -1222,6 +1223,206 @@ absl::StatusOr<std::vector<DueLedger>> RegisterImpl::ScanDue(
   }
   if (!it->status().ok()) return FromRocks(it->status(), "scan");
   return out;
+}
+
+
+// ---------------------------------------------------------------------------
+// Verify
+
+absl::StatusOr<Register::VerifyReport> RegisterImpl::Verify() {
+  if (auto s = ReadStatus(); !s.ok()) return s;
+  VerifyReport rep;
+  // One snapshot: the walk sees one consistent state while writes go on.
+  const rocksdb::Snapshot* snap = db_->GetSnapshot();
+  struct Release {
+    rocksdb::DB* db;
+    const rocksdb::Snapshot* snap;
+    ~Release() { db->ReleaseSnapshot(snap); }
+  } release{db_, snap};
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap;
+  ro.total_order_seek = true;
+  auto get = [&](Cf cf, const std::string& key, std::string* v) -> absl::StatusOr<bool> {
+    rocksdb::Status s = db_->Get(ro, cfs_[cf], key, v);
+    if (s.IsNotFound()) return false;
+    if (!s.ok()) return FromRocks(s, "verify read");
+    return true;
+  };
+  auto who = [](absl::string_view pseudonym) {
+    return absl::StrCat("person ", absl::BytesToHexString(pseudonym.substr(0, 6)));
+  };
+  auto violation = [&](std::string m) {
+    if (rep.violations.size() < 10000) rep.violations.push_back(std::move(m));
+  };
+  auto walk = [&](Cf cf, const std::function<absl::Status(absl::string_view,
+                                                          absl::string_view)>& visit) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[cf]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (auto s = visit(View(it->key()), View(it->value())); !s.ok()) return s;
+    }
+    return FromRocks(it->status(), "verify scan");
+  };
+  std::string v;
+
+  // Persons: every id decrypts under this key.
+  absl::Status s = walk(kPersons, [&](absl::string_view key, absl::string_view value) {
+    ++rep.persons;
+    rec::Person p;
+    if (!p.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      violation(absl::StrCat(who(key), ": damaged person record"));
+    } else if (auto id = crypto_.Decrypt(p.encrypted_id(), key);
+               !id.ok() || crypto_.Pseudonym(*id) != key) {
+      violation(absl::StrCat(who(key), ": encrypted id does not belong to its pseudonym"));
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+
+  // Entries -> index.
+  s = walk(kEntries, [&](absl::string_view key, absl::string_view value) -> absl::Status {
+    ++rep.entries;
+    rec::Entry e;
+    if (!e.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      violation(absl::StrCat(who(key), ": damaged entry"));
+      return absl::OkStatus();
+    }
+    rec::ReportIndex index;
+    auto found = get(kReports, keys::Report(e.provider_id(), e.report_id()), &v);
+    if (!found.ok()) return found.status();
+    if (!*found || !index.ParseFromString(v) || index.entry_key() != key) {
+      violation(absl::StrCat(who(key), ": entry ", e.provider_id(), "/", e.report_id(),
+                             " has no idempotency index pointing at it"));
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+
+  // Index -> entries.
+  s = walk(kReports, [&](absl::string_view key, absl::string_view value) -> absl::Status {
+    rec::ReportIndex index;
+    rec::Entry e;
+    if (!index.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      violation("damaged idempotency index record");
+      return absl::OkStatus();
+    }
+    auto found = get(kEntries, index.entry_key(), &v);
+    if (!found.ok()) return found.status();
+    if (!*found || !e.ParseFromString(v) ||
+        keys::Report(e.provider_id(), e.report_id()) != key) {
+      violation(absl::StrCat("idempotency index ", absl::CEscape(key.substr(1)),
+                             " points at no matching entry"));
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+
+  // Ledgers: recomputed from their entries; cards, refunds and due markers.
+  s = walk(kLedgers, [&](absl::string_view key, absl::string_view value) -> absl::Status {
+    ++rep.ledgers;
+    const std::string pseudonym(key.substr(0, kPseudonymBytes));
+    const int year = static_cast<int>(keys::GetU(key, kPseudonymBytes, 2));
+    const auto scheme = static_cast<core::Scheme>(keys::GetU(key, kPseudonymBytes + 2, 1));
+    const std::string where =
+        absl::StrCat(who(pseudonym), " ", year, " ", core::SchemeName(scheme));
+    rec::Ledger l;
+    if (!l.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      violation(absl::StrCat(where, ": damaged ledger"));
+      return absl::OkStatus();
+    }
+    std::vector<core::LedgerItem> items;
+    const std::string prefix = keys::PersonYear(pseudonym, year);
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kEntries]));
+    rec::Entry e;
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      if (e.ParseFromArray(it->value().data(), static_cast<int>(it->value().size())) &&
+          e.scheme() == static_cast<int>(scheme) && EntryCounts(e)) {
+        items.push_back({FromMicros(e.service_time_us()), e.amount_ore(), true});
+      }
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "verify scan");
+    const Ore cap = rules_.Cap(year, scheme).value_or(0);
+    const core::LedgerTotals totals = core::ComputeTotals(items, cap, year);
+    if (totals.counted_total != l.counted_total_ore()) {
+      violation(absl::StrCat(where, ": summary total ", l.counted_total_ore(),
+                             " != counted entries ", totals.counted_total));
+    }
+    const std::optional<absl::CivilDay> stored =
+        l.crossed() ? std::optional<absl::CivilDay>(Day(l.cap_reached_on())) : std::nullopt;
+    if (stored != totals.cap_reached_on) {
+      violation(absl::StrCat(where, ": crossing date differs from the entries'"));
+    }
+    const bool under_review = l.card_issued() && l.card().under_review();
+    if (l.card_issued()) {
+      ++rep.cards;
+      if (l.counted_total_ore() < cap && !under_review) {
+        violation(absl::StrCat(where, ": card issued below the cap and not under review"));
+      }
+      auto found = get(kCards, keys::Card(year, l.card().issued_on(), pseudonym, scheme), &v);
+      if (!found.ok()) return found.status();
+      if (!*found) violation(absl::StrCat(where, ": card missing from the card listing"));
+    }
+    if (l.refunded_ore() > std::max<Ore>(0, l.counted_total_ore() - cap) && !under_review) {
+      violation(absl::StrCat(where, ": refunded ", l.refunded_ore(), " exceeds the excess"));
+    }
+    if (l.refunded_ore() > 0 && !l.card_issued()) {
+      violation(absl::StrCat(where, ": refund paid without a card"));
+    }
+    rec::Person person;
+    auto pf = get(kPersons, pseudonym, &v);
+    if (!pf.ok()) return pf.status();
+    if (!*pf || !person.ParseFromString(v)) {
+      violation(absl::StrCat(where, ": ledger of a person the register does not hold"));
+    }
+    const bool needs = core::NeedsIssuanceWork(StateOf(year, scheme, l)) && !person.reserved();
+    auto marked = get(kDue, keys::Due(year, pseudonym, scheme), &v);
+    if (!marked.ok()) return marked.status();
+    if (*marked != needs) {
+      violation(absl::StrCat(where, needs ? ": work is due but there is no due marker"
+                                          : ": due marker where no work is due"));
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+
+  // Due markers must name a ledger.
+  s = walk(kDue, [&](absl::string_view key, absl::string_view) -> absl::Status {
+    ++rep.due_markers;
+    if (key.size() != keys::kDueKeySize) {
+      violation("damaged due marker key");
+      return absl::OkStatus();
+    }
+    const std::string pseudonym(key.substr(2, kPseudonymBytes));
+    const int year = static_cast<int>(keys::GetU(key, 0, 2));
+    const auto scheme = static_cast<core::Scheme>(keys::GetU(key, 2 + kPseudonymBytes, 1));
+    auto found = get(kLedgers, keys::Ledger(pseudonym, year, scheme), &v);
+    if (!found.ok()) return found.status();
+    if (!*found) violation(absl::StrCat(who(pseudonym), " ", year, ": due marker without a ledger"));
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+
+  // Payouts: each names a ledger with a card.
+  s = walk(kPayouts, [&](absl::string_view key, absl::string_view value) -> absl::Status {
+    if (key.empty() || key[0] != 'Y') return absl::OkStatus();
+    ++rep.payouts;
+    rec::Payout p;
+    rec::Ledger l;
+    if (!p.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      violation("damaged payout record");
+      return absl::OkStatus();
+    }
+    auto found = get(kLedgers,
+                     keys::Ledger(p.pseudonym(), p.year(), static_cast<core::Scheme>(p.scheme())),
+                     &v);
+    if (!found.ok()) return found.status();
+    if (!*found || !l.ParseFromString(v) || !l.card_issued() || l.refunded_ore() < p.amount_ore()) {
+      violation(absl::StrCat(who(p.pseudonym()), " ", p.year(), ": payout in ", p.run_id(),
+                             " not covered by its ledger's refunded sum"));
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return rep;
 }
 
 }  // namespace

@@ -244,6 +244,18 @@ class Register {
                                                     DecideFn decide);
 
   // ---- operations ----
+  // Walks the whole register and checks its invariants: every ledger summary
+  // equals what its counted entries add up to (total and crossing date); the
+  // idempotency index and the entries point at each other; every card's
+  // ledger reached its cap or is under review; refunds never exceed the
+  // excess (unless a card under review explains it); due markers sit exactly
+  // where NeedsIssuanceWork says and the person is not reserved. Runs in time
+  // proportional to the data, in memory bounded by one person-year.
+  struct VerifyReport {
+    uint64_t persons = 0, entries = 0, ledgers = 0, cards = 0, due_markers = 0, payouts = 0;
+    std::vector<std::string> violations;  // no national id in clear
+  };
+  virtual absl::StatusOr<VerifyReport> Verify() = 0;
   // Approximate on-disk size and pending compaction bytes (for metrics).
   virtual uint64_t ApproximateSizeBytes() = 0;
   virtual uint64_t PendingCompactionBytes() = 0;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rocksdb/db.h"
 #include "storage/secret.h"
 #include "tests/testing/ids.h"
 
@@ -357,6 +358,69 @@ TEST(SecretTest, DevSecretIsCreatedPrivateAndReused) {
   auto c = LoadSecret((dir / "pseudonym.key").string());
   EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace frikort::storage
+
+namespace frikort::storage {
+namespace {
+
+TEST_F(RegisterTest, VerifyIsCleanAfterEveryKindOfChange) {
+  SubmitOne(Report("a", alice_, absl::CivilDay(2024, 3, 1), 200000));
+  SubmitOne(Report("b", alice_, absl::CivilDay(2024, 2, 1), 200000));
+  SubmitOne(Report("c", bob_, absl::CivilDay(2019, 2, 1), 300000, Category::kDental));
+  SubmitOne(Report("u", bob_, absl::CivilDay(2019, 2, 2), 100, Category::kPhysician,
+                   Payment::kInvoicedUnpaid));
+  ASSERT_TRUE(reg_->UpdatePayment("1234567", "u", static_cast<int>(Payment::kPaid)).ok());
+  auto run = reg_->AllocateRunId();
+  auto due = reg_->ScanDue(std::nullopt, 10);
+  ASSERT_EQ(due->size(), 2u);
+  ASSERT_TRUE(reg_->Decide({*run, absl::CivilDay(2024, 5, 1), false}, *due,
+                           [](const core::LedgerState& s) {
+                             return core::DecideIssuance(s, absl::CivilDay(2024, 5, 1));
+                           })
+                  .ok());
+  ASSERT_TRUE(reg_->Cancel("1234567", "a", "x").ok());
+  ASSERT_TRUE(reg_->SetReservation(bob_, true).ok());
+  auto rep = reg_->Verify();
+  ASSERT_TRUE(rep.ok()) << rep.status();
+  EXPECT_THAT(rep->violations, ::testing::IsEmpty());
+  EXPECT_EQ(rep->entries, 4u);
+  EXPECT_EQ(rep->persons, 2u);
+  EXPECT_EQ(rep->cards, 2u);
+  EXPECT_GE(rep->ledgers, 3u);
+}
+
+TEST_F(RegisterTest, VerifyFindsATamperedRegister) {
+  SubmitOne(Report("a", alice_, absl::CivilDay(2024, 3, 1), 400000));
+  reg_.reset();
+  {
+    // Remove one idempotency index record and one due marker behind the
+    // register's back, as a buggy tool or a damaged disk might.
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (const char* name : {"default", "persons", "entries", "reports", "ledgers", "due",
+                             "cards", "payouts", "audit"}) {
+      descs.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir_.string(), descs, &handles, &db).ok());
+    for (int cf : {3, 5}) {
+      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[cf]));
+      it->SeekToFirst();
+      ASSERT_TRUE(it->Valid());
+      ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), handles[cf], it->key()).ok());
+    }
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    delete db;
+  }
+  Reopen();
+  auto rep = reg_->Verify();
+  ASSERT_TRUE(rep.ok());
+  EXPECT_THAT(rep->violations,
+              ::testing::Contains(::testing::HasSubstr("no idempotency index")));
+  EXPECT_THAT(rep->violations, ::testing::Contains(::testing::HasSubstr("no due marker")));
 }
 
 }  // namespace
