@@ -1,0 +1,502 @@
+// frikort_bench: measures each hot path beside its own ceiling in one run, so
+// the ratios hold on a shared, noisy machine. Not a test: it asserts nothing
+// and prints figures. See README.md, "Performance".
+//
+//   build/frikort_bench [--parts=ingest,lookup,issuance,memory] [--reports=N] ...
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/time/clock.h"
+#include "frikort/v1/frikort.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "jobs/issuance.h"
+#include "rocksdb/db.h"
+#include "rocksdb/options.h"
+#include "server/server.h"
+#include "storage/register.h"
+#include "tests/server/test_util.h"
+
+ABSL_FLAG(std::string, parts, "ingest,lookup,issuance,memory", "which parts to run");
+ABSL_FLAG(int, reports, 200000, "co-payments per ingest measurement");
+ABSL_FLAG(int, clients, 4, "concurrent ingest clients");
+ABSL_FLAG(int, batch, 1000, "co-payments per batch");
+ABSL_FLAG(int, lookup_seconds, 5, "seconds per lookup measurement");
+ABSL_FLAG(int, in_flight, 64, "lookup calls in flight");
+ABSL_FLAG(int, ledgers, 1000000, "due ledgers for the issuance run");
+ABSL_FLAG(int, population, 5000000, "people registered for the nothing-due run");
+ABSL_FLAG(int64_t, memory_entries, 10000000, "entries stored before reading frikortd's peak RSS");
+ABSL_FLAG(std::string, frikortd, "", "frikortd binary (default: beside this one)");
+ABSL_FLAG(std::string, rules_file, "deploy/rules.txt", "rules file");
+
+namespace frikort::bench {
+namespace {
+
+namespace v1 = ::frikort::v1;
+const std::string kSecret(64, 'b');
+
+// Sequential valid national ids (no search per id): walks dates and
+// individual numbers 000-499 and keeps those whose check digits exist.
+class IdGenerator {
+ public:
+  std::string Next() {
+    for (;;) {
+      std::string id = absl::StrFormat("%02d%02d%02d%03d", day_, month_, yy_, individual_);
+      Advance();
+      static const int w1[] = {3, 7, 6, 1, 8, 9, 4, 5, 2};
+      static const int w2[] = {5, 4, 3, 2, 7, 6, 5, 4, 3, 2};
+      int s = 0;
+      for (int i = 0; i < 9; ++i) s += (id[i] - '0') * w1[i];
+      int k1 = (11 - s % 11) % 11;
+      if (k1 == 10) continue;
+      id += static_cast<char>('0' + k1);
+      s = 0;
+      for (int i = 0; i < 10; ++i) s += (id[i] - '0') * w2[i];
+      int k2 = (11 - s % 11) % 11;
+      if (k2 == 10) continue;
+      return id + static_cast<char>('0' + k2);
+    }
+  }
+
+ private:
+  void Advance() {
+    if (++individual_ < 500) return;
+    individual_ = 0;
+    if (++day_ <= 28) return;
+    day_ = 1;
+    if (++month_ <= 12) return;
+    month_ = 1;
+    yy_ = (yy_ + 1) % 100;
+  }
+  int day_ = 1, month_ = 1, yy_ = 50, individual_ = 0;
+};
+
+std::vector<std::string> MakeIds(size_t n) {
+  IdGenerator g;
+  std::vector<std::string> ids(n);
+  for (auto& id : ids) id = g.Next();
+  return ids;
+}
+
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(const std::string& name)
+      : path(std::filesystem::temp_directory_path() /
+             absl::StrCat("frikort-bench-", getpid(), "-", name)) {
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+const absl::Time kNow = absl::FromCivil(absl::CivilSecond(2024, 12, 1, 12, 0, 0),
+                                        absl::UTCTimeZone());
+
+v1::CoPayment MakeCoPayment(const std::string& person, int64_t seq, int64_t amount) {
+  v1::CoPayment c;
+  c.set_report_id(absl::StrCat("b", seq));
+  c.set_provider_id("1234567");
+  c.set_person_id(person);
+  c.mutable_service_time()->set_seconds(absl::ToUnixSeconds(kNow) - 86400 * (1 + seq % 300));
+  c.set_category(v1::PHYSICIAN);
+  c.set_amount_ore(amount);
+  c.set_payment(v1::PAID);
+  return c;
+}
+
+core::CoPaymentInput ToInput(const v1::CoPayment& c) {
+  core::CoPaymentInput in;
+  in.report_id = c.report_id();
+  in.provider_id = c.provider_id();
+  in.person_id = c.person_id();
+  in.service_time = absl::FromUnixSeconds(c.service_time().seconds());
+  in.category = c.category();
+  in.amount = c.amount_ore();
+  in.payment = c.payment();
+  return in;
+}
+
+// A register with the server in-process, on an ephemeral loopback port.
+struct Stack {
+  core::RulesTable rules;
+  core::FakeClock clock{kNow};
+  TempDir dir;
+  std::unique_ptr<storage::Register> reg;
+  std::unique_ptr<jobs::IssuanceJob> job;
+  std::unique_ptr<server::FrikortServer> server;
+  std::shared_ptr<grpc::Channel> channel;
+
+  explicit Stack(const std::string& name, bool with_server = true) : dir(name) {
+    auto r = core::RulesTable::LoadFile(absl::GetFlag(FLAGS_rules_file));
+    if (!r.ok()) Die(r.status());
+    rules = *std::move(r);
+    storage::RegisterOptions o;
+    o.data_dir = dir.path.string();
+    o.secret = kSecret;
+    o.rules = &rules;
+    o.clock = &clock;
+    auto opened = storage::Register::Open(o);
+    if (!opened.ok()) Die(opened.status());
+    reg = *std::move(opened);
+    job = std::make_unique<jobs::IssuanceJob>(reg.get(), &rules, &clock);
+    if (!with_server) return;
+    server::ServerOptions so;
+    so.listen_address = "127.0.0.1:0";
+    server = std::make_unique<server::FrikortServer>(so, reg.get(), job.get(), &rules, &clock);
+    if (auto s = server->Start(); !s.ok()) Die(s);
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(64 << 20);
+    channel = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server->port()),
+                                        grpc::InsecureChannelCredentials(), args);
+  }
+  ~Stack() {
+    if (server) server->Shutdown(absl::Now() + absl::Seconds(5));
+  }
+  static void Die(const absl::Status& s) {
+    std::fprintf(stderr, "frikort_bench: %s\n", std::string(s.ToString()).c_str());
+    std::exit(1);
+  }
+};
+
+// Splits [0, n) among `threads` workers and times the whole.
+template <typename Fn>
+double TimedParallel(int threads, int64_t n, Fn fn) {
+  const absl::Time start = absl::Now();
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] { fn(t, n * t / threads, n * (t + 1) / threads); });
+  }
+  for (auto& t : ts) t.join();
+  return absl::ToDoubleSeconds(absl::Now() - start);
+}
+
+void PrintRow(const std::string& what, double value, const std::string& unit) {
+  std::printf("  %-58s %14.0f %s\n", what.c_str(), value, unit.c_str());
+}
+
+// ---- 1. ingest ---------------------------------------------------------------
+
+// The raw ceiling: the same reads and writes per report as the register's
+// write path (index and person lookups, ledger read; person, entry, index,
+// ledger writes) into one WriteBatch per batch, synced the same way, written
+// from as many threads (RocksDB group-commits them), without gRPC or logic.
+double RawCeiling(const std::vector<std::string>& persons, int64_t n) {
+  TempDir dir("raw");
+  rocksdb::DBOptions dbo;
+  dbo.create_if_missing = true;
+  dbo.create_missing_column_families = true;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (const char* name : {"default", "persons", "entries", "reports", "ledgers"}) {
+    descs.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> cf;
+  rocksdb::DB* db = nullptr;
+  if (!rocksdb::DB::Open(dbo, dir.path.string(), descs, &cf, &db).ok()) std::exit(1);
+  const int batch = absl::GetFlag(FLAGS_batch);
+  double secs = TimedParallel(absl::GetFlag(FLAGS_clients), n, [&](int, int64_t lo, int64_t hi) {
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    std::string v;
+    for (int64_t b = lo; b < hi; b += batch) {
+      rocksdb::WriteBatch wb;
+      for (int64_t i = b; i < std::min<int64_t>(hi, b + batch); ++i) {
+        const std::string& p = persons[i % persons.size()];
+        const std::string rk = absl::StrCat("1234567/b", i);
+        db->Get(rocksdb::ReadOptions(), cf[3], rk, &v).PermitUncheckedError();
+        db->Get(rocksdb::ReadOptions(), cf[1], p, &v).PermitUncheckedError();
+        db->Get(rocksdb::ReadOptions(), cf[4], p + "2024", &v).PermitUncheckedError();
+        wb.Put(cf[1], p, std::string(60, 'p'));
+        wb.Put(cf[2], absl::StrCat(p, "2024", i), std::string(60, 'e'));
+        wb.Put(cf[3], rk, std::string(80, 'i'));
+        wb.Put(cf[4], p + "2024", std::string(40, 'l'));
+      }
+      db->Write(wo, &wb).PermitUncheckedError();
+    }
+  });
+  for (auto* h : cf) db->DestroyColumnFamilyHandle(h);
+  delete db;
+  return n / secs;
+}
+
+void Ingest() {
+  const int64_t n = absl::GetFlag(FLAGS_reports);
+  const int clients = absl::GetFlag(FLAGS_clients);
+  const int batch = absl::GetFlag(FLAGS_batch);
+  const auto persons = MakeIds(std::max<int64_t>(1, n / 10));
+  std::printf("ingest: %lld co-payments, %d clients, batches of %d, synced\n",
+              static_cast<long long>(n), clients, batch);
+  const double raw = RawCeiling(persons, n);
+
+  double unary = 0, stream = 0, direct = 0;
+  {
+    Stack s("direct", /*with_server=*/false);
+    direct = n / TimedParallel(clients, n, [&](int, int64_t lo, int64_t hi) {
+      for (int64_t b = lo; b < hi; b += batch) {
+        std::vector<core::CoPaymentInput> items;
+        for (int64_t i = b; i < std::min<int64_t>(hi, b + batch); ++i) {
+          items.push_back(ToInput(MakeCoPayment(persons[i % persons.size()], i, 5000)));
+        }
+        auto r = s.reg->Submit(std::move(items));
+        if (!r.ok()) Stack::Die(r.status());
+      }
+    });
+  }
+  {
+    Stack s("unary");
+    auto stub = v1::Reporting::NewStub(s.channel);
+    unary = n / TimedParallel(clients, n, [&](int, int64_t lo, int64_t hi) {
+      for (int64_t b = lo; b < hi; b += batch) {
+        v1::SubmitCoPaymentsRequest req;
+        for (int64_t i = b; i < std::min<int64_t>(hi, b + batch); ++i) {
+          *req.add_co_payments() = MakeCoPayment(persons[i % persons.size()], i, 5000);
+        }
+        v1::SubmitCoPaymentsResponse resp;
+        grpc::ClientContext ctx;
+        auto st = stub->SubmitCoPayments(&ctx, req, &resp);
+        if (!st.ok() || resp.results(0).outcome() != v1::ACCEPTED) {
+          Stack::Die(absl::InternalError(absl::StrCat("submit failed: ", st.error_message())));
+        }
+      }
+    });
+  }
+  {
+    Stack s("stream");
+    auto stub = v1::Reporting::NewStub(s.channel);
+    stream = n / TimedParallel(clients, n, [&](int, int64_t lo, int64_t hi) {
+      grpc::ClientContext ctx;
+      auto rw = stub->StreamCoPayments(&ctx);
+      // Keep a few batches in flight per stream, as a bulk feed would.
+      std::thread reader([&] {
+        v1::SubmitCoPaymentsResponse resp;
+        while (rw->Read(&resp)) {
+        }
+      });
+      for (int64_t b = lo; b < hi; b += batch) {
+        v1::SubmitCoPaymentsRequest req;
+        for (int64_t i = b; i < std::min<int64_t>(hi, b + batch); ++i) {
+          *req.add_co_payments() = MakeCoPayment(persons[i % persons.size()], i, 5000);
+        }
+        rw->Write(req);
+      }
+      rw->WritesDone();
+      reader.join();
+      auto st = rw->Finish();
+      if (!st.ok()) Stack::Die(absl::InternalError(st.error_message()));
+    });
+  }
+  PrintRow("raw RocksDB ceiling (same reads/writes, synced batches)", raw, "reports/s");
+  PrintRow("Register::Submit, no gRPC", direct, "reports/s");
+  PrintRow("SubmitCoPayments over gRPC", unary, "reports/s");
+  PrintRow("StreamCoPayments over gRPC", stream, "reports/s");
+  std::printf("  ratio SubmitCoPayments / raw ceiling: %.2f (target >= 0.5)\n", unary / raw);
+  std::printf("  ratio StreamCoPayments / raw ceiling: %.2f (target >= 0.5)\n", stream / raw);
+}
+
+// ---- 2. lookup ---------------------------------------------------------------
+
+struct Latencies {
+  double per_second = 0, p50_ms = 0, p99_ms = 0;
+};
+
+template <typename Call>
+Latencies Hammer(int in_flight, absl::Duration length, Call call) {
+  std::vector<std::vector<double>> lat(in_flight);
+  std::atomic<int64_t> calls{0};
+  const absl::Time end = absl::Now() + length;
+  const absl::Time start = absl::Now();
+  std::vector<std::thread> ts;
+  for (int t = 0; t < in_flight; ++t) {
+    ts.emplace_back([&, t] {
+      for (int64_t i = 0; absl::Now() < end; ++i) {
+        const absl::Time s = absl::Now();
+        call(t, i);
+        lat[t].push_back(absl::ToDoubleMilliseconds(absl::Now() - s));
+        calls.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  std::vector<double> all;
+  for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
+  std::sort(all.begin(), all.end());
+  Latencies out;
+  out.per_second = calls / absl::ToDoubleSeconds(absl::Now() - start);
+  if (!all.empty()) {
+    out.p50_ms = all[all.size() / 2];
+    out.p99_ms = all[all.size() * 99 / 100];
+  }
+  return out;
+}
+
+void Lookup() {
+  const int in_flight = absl::GetFlag(FLAGS_in_flight);
+  const absl::Duration length = absl::Seconds(absl::GetFlag(FLAGS_lookup_seconds));
+  Stack s("lookup");
+  const auto persons = MakeIds(20000);
+  std::vector<core::CoPaymentInput> items;
+  for (size_t i = 0; i < persons.size(); ++i) {
+    items.push_back(ToInput(MakeCoPayment(persons[i], i, i % 2 ? 400000 : 5000)));
+  }
+  if (auto r = s.reg->Submit(std::move(items)); !r.ok()) Stack::Die(r.status());
+  std::printf("lookup: %d calls in flight, %d s each, %zu people\n", in_flight,
+              absl::GetFlag(FLAGS_lookup_seconds), persons.size());
+  Latencies noop = Hammer(in_flight, length, [&](int, int64_t) {
+    if (testutil::HealthCheck(s.channel, "").serving_status != 1) {
+      Stack::Die(absl::InternalError("health check failed"));
+    }
+  });
+  auto lookup = v1::Lookup::NewStub(s.channel);
+  Latencies check = Hammer(in_flight, length, [&](int t, int64_t i) {
+    grpc::ClientContext ctx;
+    v1::CheckExemptionRequest req;
+    req.set_person_id(persons[(t * 7919 + i) % persons.size()]);
+    req.set_date("2024-11-30");
+    v1::CheckExemptionResponse resp;
+    auto st = lookup->CheckExemption(&ctx, req, &resp);
+    if (!st.ok()) Stack::Die(absl::InternalError(st.error_message()));
+  });
+  std::printf("  %-40s %10.0f calls/s  p50 %6.2f ms  p99 %6.2f ms\n", "Health/Check (no-op)",
+              noop.per_second, noop.p50_ms, noop.p99_ms);
+  std::printf("  %-40s %10.0f calls/s  p50 %6.2f ms  p99 %6.2f ms\n", "CheckExemption",
+              check.per_second, check.p50_ms, check.p99_ms);
+  std::printf("  ratio CheckExemption / no-op: %.2f (target >= 0.7; p99 target < 10 ms)\n",
+              check.per_second / noop.per_second);
+}
+
+// ---- 3. issuance -------------------------------------------------------------
+
+void Issuance() {
+  const int64_t due = absl::GetFlag(FLAGS_ledgers);
+  const int64_t population = std::max<int64_t>(due, absl::GetFlag(FLAGS_population));
+  Stack s("issuance", /*with_server=*/false);
+  std::printf("issuance: %lld due ledgers, then %lld people with nothing due\n",
+              static_cast<long long>(due), static_cast<long long>(population));
+  IdGenerator ids;
+  auto fill = [&](int64_t from, int64_t to, int64_t amount) {
+    const absl::Time start = absl::Now();
+    for (int64_t b = from; b < to; b += 10000) {
+      std::vector<core::CoPaymentInput> items;
+      for (int64_t i = b; i < std::min(to, b + 10000); ++i) {
+        items.push_back(ToInput(MakeCoPayment(ids.Next(), i, amount)));
+      }
+      if (auto r = s.reg->Submit(std::move(items)); !r.ok()) Stack::Die(r.status());
+    }
+    return absl::ToDoubleSeconds(absl::Now() - start);
+  };
+  // 2024 cap 3165 NOK: one co-payment above it makes a ledger due with excess.
+  double fill_secs = fill(0, due, 320000);
+  PrintRow("setup: reports to make ledgers due", due / fill_secs, "reports/s");
+  absl::Time t0 = absl::Now();
+  auto run = s.job->Run(absl::CivilDay(2024, 12, 1), false);
+  double secs = absl::ToDoubleSeconds(absl::Now() - t0);
+  if (!run.ok()) Stack::Die(run.status());
+  PrintRow(absl::StrCat("issuance run: ", run->cards_issued, " cards, ", run->payouts,
+                        " payouts"),
+           run->ledgers_examined / secs, "due ledgers/s (target >= 100,000)");
+  fill(due, population, 5000);
+  t0 = absl::Now();
+  auto idle = s.job->Run(absl::CivilDay(2024, 12, 2), false);
+  secs = absl::ToDoubleSeconds(absl::Now() - t0);
+  if (!idle.ok()) Stack::Die(idle.status());
+  std::printf("  %-58s %14.3f s (target < 1 s; examined %lld)\n",
+              absl::StrCat("run with nothing due, ", population, " people").c_str(), secs,
+              static_cast<long long>(idle->ledgers_examined));
+}
+
+// ---- 4. memory -----------------------------------------------------------------
+
+void Memory(const char* argv0) {
+  std::string bin = absl::GetFlag(FLAGS_frikortd);
+  if (bin.empty()) bin = (std::filesystem::path(argv0).parent_path() / "frikortd").string();
+  const int64_t n = absl::GetFlag(FLAGS_memory_entries);
+  TempDir dir("memory");
+  const int port = 20000 + getpid() % 20000;
+  const std::string listen = absl::StrCat("127.0.0.1:", port);
+  pid_t pid = fork();
+  if (pid == 0) {
+    const std::string data = absl::StrCat("--data_dir=", dir.path.string());
+    const std::string l = absl::StrCat("--listen=", listen);
+    const std::string rules = absl::StrCat("--rules_file=", absl::GetFlag(FLAGS_rules_file));
+    execl(bin.c_str(), bin.c_str(), l.c_str(), data.c_str(), rules.c_str(),
+          "--issuance_interval=0", "--block_cache_mb=64", "--write_buffer_mb=32", nullptr);
+    _exit(127);
+  }
+  auto channel = grpc::CreateChannel(listen, grpc::InsecureChannelCredentials());
+  if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Seconds(20)))) {
+    kill(pid, SIGKILL);
+    Stack::Die(absl::UnavailableError("frikortd did not start"));
+  }
+  std::printf("memory: frikortd --block_cache_mb=64 --write_buffer_mb=32, %lld entries\n",
+              static_cast<long long>(n));
+  const auto persons = MakeIds(std::max<int64_t>(1, n / 5));
+  auto stub = v1::Reporting::NewStub(channel);
+  double secs = TimedParallel(2, n, [&](int, int64_t lo, int64_t hi) {
+    grpc::ClientContext ctx;
+    auto rw = stub->StreamCoPayments(&ctx);
+    std::thread reader([&] {
+      v1::SubmitCoPaymentsResponse resp;
+      while (rw->Read(&resp)) {
+      }
+    });
+    for (int64_t b = lo; b < hi; b += 1000) {
+      v1::SubmitCoPaymentsRequest req;
+      for (int64_t i = b; i < std::min<int64_t>(hi, b + 1000); ++i) {
+        *req.add_co_payments() = MakeCoPayment(persons[i % persons.size()], i, 100);
+      }
+      rw->Write(req);
+    }
+    rw->WritesDone();
+    reader.join();
+    rw->Finish();
+  });
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line, hwm = "?", rss = "?";
+  while (std::getline(status, line)) {
+    if (absl::StartsWith(line, "VmHWM:")) hwm = line.substr(6);
+    if (absl::StartsWith(line, "VmRSS:")) rss = line.substr(6);
+  }
+  kill(pid, SIGTERM);
+  waitpid(pid, nullptr, 0);
+  PrintRow("fill rate (StreamCoPayments, 2 streams)", n / secs, "reports/s");
+  std::printf("  frikortd peak RSS (VmHWM): %s; RSS at end: %s\n",
+              std::string(absl::StripAsciiWhitespace(hwm)).c_str(),
+              std::string(absl::StripAsciiWhitespace(rss)).c_str());
+}
+
+}  // namespace
+}  // namespace frikort::bench
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  if (auto s = frikort::core::InitOsloTimeZone(); !s.ok()) return 1;
+  std::printf("frikort_bench on %u cores\n", std::thread::hardware_concurrency());
+  for (absl::string_view part : absl::StrSplit(absl::GetFlag(FLAGS_parts), ',')) {
+    if (part == "ingest") frikort::bench::Ingest();
+    else if (part == "lookup") frikort::bench::Lookup();
+    else if (part == "issuance") frikort::bench::Issuance();
+    else if (part == "memory") frikort::bench::Memory(argv[0]);
+    else {
+      std::fprintf(stderr, "frikort_bench: --parts: unknown part \"%s\"\n",
+                   std::string(part).c_str());
+      return 2;
+    }
+    std::fflush(stdout);
+  }
+  return 0;
+}
