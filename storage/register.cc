@@ -126,6 +126,17 @@ struct Op {
   absl::AnyInvocable<void(absl::Status) &&> complete;
 };
 
+// A report validated and hashed before it reaches the writer.
+struct PreparedReport {
+  core::CoPaymentInput in;
+  core::Validation validation;
+  int64_t service_us = 0;
+  std::string pseudonym;
+  std::string content_hash;
+  std::string sealed_id;  // the national id encrypted for a new person record
+  absl::Status crypto_status;
+};
+
 bool EntryCounts(const rec::Entry& e) {
   return core::Counts(static_cast<core::Payment>(e.payment()),
                       static_cast<core::Category>(e.category()), e.performed_abroad(),
@@ -200,10 +211,16 @@ class RegisterImpl final : public Register {
   void SubmitAsync(std::vector<core::CoPaymentInput> items, SubmitDone done) override {
     auto results = std::make_shared<std::vector<ReportResult>>();
     results->reserve(items.size());
+    // Validation and cryptography run here, on the caller's thread, so many
+    // callers use many cores; the writer only reads and writes.
+    std::vector<PreparedReport> prepared;
+    prepared.reserve(items.size());
+    const absl::Time now = clock_.Now();
+    for (auto& in : items) prepared.push_back(Prepare(std::move(in), now));
     Op op;
-    op.weight = std::max<size_t>(1, items.size());
-    op.apply = [this, items = std::move(items), results](Txn& t) {
-      for (const auto& in : items) results->push_back(ApplyReport(t, in));
+    op.weight = std::max<size_t>(1, prepared.size());
+    op.apply = [this, prepared = std::move(prepared), results](Txn& t) {
+      for (const auto& p : prepared) results->push_back(ApplyReport(t, p));
     };
     op.complete = [results, done = std::move(done)](absl::Status s) mutable {
       if (!s.ok()) {
@@ -317,7 +334,8 @@ class RegisterImpl final : public Register {
   void WriterLoop();
 
   // ---- the write path, on the writer thread ----
-  ReportResult ApplyReport(Txn& t, const core::CoPaymentInput& in);
+  PreparedReport Prepare(core::CoPaymentInput in, absl::Time now) const;
+  ReportResult ApplyReport(Txn& t, const PreparedReport& p);
   ReportResult ApplyUpdatePayment(Txn& t, const std::string& provider_id,
                                   const std::string& report_id, int payment);
   ReportResult ApplyCancel(Txn& t, const std::string& provider_id, const std::string& report_id,
@@ -506,16 +524,37 @@ void RegisterImpl::WriterLoop() {
 // ---------------------------------------------------------------------------
 // Write path
 
-ReportResult RegisterImpl::ApplyReport(Txn& t, const core::CoPaymentInput& in) {
-  core::Validation v = core::ValidateCoPayment(in, rules_, options_.id_options, t.now());
-  if (!v.ok()) return Rejected(in.report_id, v.reason, std::move(v.message));
-  const core::ValidatedCoPayment& c = v.value;
-  const int64_t service_us = ToMicros(c.service_time);
-  const std::string pseudonym = crypto_.Pseudonym(c.person.digits);
-  const std::string content_hash = crypto_.ContentHash(absl::StrCat(
-      in.provider_id, "|", in.report_id, "|", c.person.digits, "|", service_us, "|",
-      static_cast<int>(c.category), "|", c.amount, "|", static_cast<int>(c.payment), "|",
-      c.performed_abroad ? 1 : 0, "|", in.attributed_year));
+PreparedReport RegisterImpl::Prepare(core::CoPaymentInput in, absl::Time now) const {
+  PreparedReport p;
+  p.validation = core::ValidateCoPayment(in, rules_, options_.id_options, now);
+  if (p.validation.ok()) {
+    const core::ValidatedCoPayment& c = p.validation.value;
+    p.service_us = ToMicros(c.service_time);
+    p.pseudonym = crypto_.Pseudonym(c.person.digits);
+    p.content_hash = crypto_.ContentHash(absl::StrCat(
+        in.provider_id, "|", in.report_id, "|", c.person.digits, "|", p.service_us, "|",
+        static_cast<int>(c.category), "|", c.amount, "|", static_cast<int>(c.payment), "|",
+        c.performed_abroad ? 1 : 0, "|", in.attributed_year));
+    // Sealed ahead in case the person is new: cheap, and it keeps the cipher
+    // off the writer thread.
+    auto sealed = crypto_.Encrypt(c.person.digits, p.pseudonym);
+    if (sealed.ok()) {
+      p.sealed_id = *std::move(sealed);
+    } else {
+      p.crypto_status = sealed.status();
+    }
+  }
+  p.in = std::move(in);
+  return p;
+}
+
+ReportResult RegisterImpl::ApplyReport(Txn& t, const PreparedReport& p) {
+  const core::CoPaymentInput& in = p.in;
+  if (!p.validation.ok()) return Rejected(in.report_id, p.validation.reason, p.validation.message);
+  const core::ValidatedCoPayment& c = p.validation.value;
+  const int64_t service_us = p.service_us;
+  const std::string& pseudonym = p.pseudonym;
+  const std::string& content_hash = p.content_hash;
 
   const std::string report_key = keys::Report(in.provider_id, in.report_id);
   rec::ReportIndex index;
@@ -547,12 +586,11 @@ ReportResult RegisterImpl::ApplyReport(Txn& t, const core::CoPaymentInput& in) {
                     "co-payments for them are not stored");
   }
   if (!known) {
-    auto sealed = crypto_.Encrypt(c.person.digits, pseudonym);
-    if (!sealed.ok()) {
-      t.Fail(sealed.status());
+    if (!p.crypto_status.ok()) {
+      t.Fail(p.crypto_status);
       return Rejected(in.report_id, core::RejectReason::kNone, "internal error");
     }
-    person.set_encrypted_id(*std::move(sealed));
+    person.set_encrypted_id(p.sealed_id);
     t.PutMsg(kPersons, pseudonym, person);
   }
 
