@@ -87,15 +87,15 @@ void Scheduler::Stop() {
 }
 
 void Scheduler::Loop() {
+  // The first run comes at start: a frikortd restarted more often than its
+  // interval must still issue cards by itself.
   for (;;) {
-    {
-      absl::MutexLock l(&mu_);
-      auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
-      if (mu_.AwaitWithTimeout(absl::Condition(&stopped), interval_)) return;
-    }
     auto run = job_->Run(std::nullopt, /*dry_run=*/false);
     // An operator's run in progress is not a failure: the work is being done.
     if (!run.ok() && !absl::IsAborted(run.status()) && on_error_) on_error_(run.status());
+    absl::MutexLock l(&mu_);
+    auto stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; };
+    if (mu_.AwaitWithTimeout(absl::Condition(&stopped), interval_)) return;
   }
 }
 

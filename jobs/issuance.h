@@ -70,8 +70,8 @@ class IssuanceJob {
   size_t chunk_size_ = 1000;
 };
 
-// Runs the job every `interval` with as_of = today (Oslo) on its own thread.
-// interval 0 = never. Stop() (or the destructor) waits for a run in progress.
+// Runs the job at Start() and then every `interval` with as_of = today (Oslo)
+// on its own thread. interval 0 = never. Stop() (or the destructor) waits for a run in progress.
 // `on_error` (optional) hears of runs that failed (not of runs refused because
 // an operator's run was in progress).
 class Scheduler {

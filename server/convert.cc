@@ -90,8 +90,7 @@ v1::Scheme SchemeToProto(core::Scheme s) {
 }
 
 v1::PaymentStatus PaymentToProto(core::Payment p) {
-  return CastIfInRange(static_cast<int>(p), v1::PaymentStatus_MAX,
-                       v1::PAYMENT_STATUS_UNSPECIFIED);
+  return CastIfInRange(static_cast<int>(p), v1::PaymentStatus_MAX, v1::PAYMENT_STATUS_UNSPECIFIED);
 }
 
 v1::Outcome OutcomeToProto(core::Outcome o) {
@@ -99,8 +98,7 @@ v1::Outcome OutcomeToProto(core::Outcome o) {
 }
 
 v1::RejectReason RejectReasonToProto(core::RejectReason r) {
-  return CastIfInRange(static_cast<int>(r), v1::RejectReason_MAX,
-                       v1::REJECT_REASON_UNSPECIFIED);
+  return CastIfInRange(static_cast<int>(r), v1::RejectReason_MAX, v1::REJECT_REASON_UNSPECIFIED);
 }
 
 v1::ExemptionStatus ExemptionStatusToProto(core::ExemptionStatus s) {

@@ -29,9 +29,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/calendar.h"
 #include "core/rules.h"
+#include "grpc/support/log.h"
 #include "jobs/issuance.h"
 #include "server/server.h"
 #include "storage/register.h"
@@ -39,7 +41,8 @@
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "HOST:PORT to listen on; without TLS only a loopback address is allowed");
-ABSL_FLAG(std::string, data_dir, "./data", "folder of the register's database (created if missing)");
+ABSL_FLAG(std::string, data_dir, "./data",
+          "folder of the register's database (created if missing)");
 ABSL_FLAG(bool, allow_synthetic_ids, false,
           "accept synthetic test national ids (month + 40 / + 80); never in production");
 ABSL_FLAG(absl::Duration, issuance_interval, absl::Hours(24),
@@ -82,9 +85,9 @@ std::string PrecheckFlags(int argc, char** argv) {
       has_value = true;
     }
     // Abseil's own flags (usage, flag files, environment) are left to Abseil.
-    for (absl::string_view own : {"help", "helpfull", "helpshort", "helppackage", "helpon",
-                                  "helpmatch", "version", "only_check_args", "flagfile",
-                                  "fromenv", "tryfromenv", "undefok"}) {
+    for (absl::string_view own :
+         {"help", "helpfull", "helpshort", "helppackage", "helpon", "helpmatch", "version",
+          "only_check_args", "flagfile", "fromenv", "tryfromenv", "undefok"}) {
       if (name == own) return "";
     }
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
@@ -106,10 +109,36 @@ std::string PrecheckFlags(int argc, char** argv) {
     }
     std::string error;
     if (!flag->ParseFrom(value, &error)) {
-      return absl::StrCat("illegal value '", value, "' for flag --", name, ": ", error);
+      return error.empty() ? absl::StrCat("illegal value '", value, "' for flag --", name) : error;
     }
   }
   return "";
+}
+
+// gRPC's own log lines. Until the server has started they are held back, so a
+// startup failure stays one line on stderr (its reason folded into that line);
+// after that they go to stderr, one line each, prefixed.
+absl::Mutex log_mu;
+bool log_hold ABSL_GUARDED_BY(log_mu) = true;
+std::string log_held ABSL_GUARDED_BY(log_mu);
+
+void GrpcLog(gpr_log_func_args* args) {
+  absl::MutexLock l(&log_mu);
+  if (log_hold) {
+    if (args->severity == GPR_LOG_SEVERITY_ERROR) log_held = args->message;
+    return;
+  }
+  std::fprintf(stderr, "frikortd: grpc: %s\n", args->message);
+}
+
+void ReleaseGrpcLog() {
+  absl::MutexLock l(&log_mu);
+  log_hold = false;
+}
+
+std::string HeldGrpcError() {
+  absl::MutexLock l(&log_mu);
+  return log_held;
 }
 
 // A flag whose value parses but makes no sense.
@@ -135,6 +164,17 @@ absl::Status CheckFlagValues() {
   return absl::OkStatus();
 }
 
+// Makes the message name the flag `what` and its value `path`, without saying
+// either twice.
+absl::Status WithContext(const absl::Status& status, absl::string_view what,
+                         absl::string_view path) {
+  const bool has_what = absl::StrContains(status.message(), what);
+  const bool has_path = absl::StrContains(status.message(), path);
+  if (has_what && has_path) return status;
+  if (has_path) return absl::Status(status.code(), absl::StrCat(what, ": ", status.message()));
+  return absl::Status(status.code(), absl::StrCat(what, " ", path, ": ", status.message()));
+}
+
 std::string DisplayAddress(const std::string& host, int port) {
   if (host.find(':') != std::string::npos) return absl::StrCat("[", host, "]:", port);
   return absl::StrCat(host, ":", port);
@@ -143,6 +183,7 @@ std::string DisplayAddress(const std::string& host, int port) {
 // The daemon proper. Signals arrive only through sigwait() in this thread: the
 // mask is set before any thread exists, so every thread inherits it.
 absl::Status Run() {
+  gpr_set_log_function(GrpcLog);
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -163,10 +204,7 @@ absl::Status Run() {
   if (absl::Status s = core::InitOsloTimeZone(); !s.ok()) return s;
   const std::string rules_file = absl::GetFlag(FLAGS_rules_file);
   absl::StatusOr<core::RulesTable> rules = core::RulesTable::LoadFile(rules_file);
-  if (!rules.ok()) {
-    return absl::Status(rules.status().code(),
-                        absl::StrCat("rules_file ", rules_file, ": ", rules.status().message()));
-  }
+  if (!rules.ok()) return WithContext(rules.status(), "rules_file", rules_file);
 
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   std::error_code ec;
@@ -177,15 +215,11 @@ absl::Status Run() {
   }
 
   const std::string key_file = absl::GetFlag(FLAGS_pseudonym_key_file);
-  absl::StatusOr<std::string> secret = key_file.empty()
-                                           ? storage::LoadOrCreateDevSecret(data_dir)
-                                           : storage::LoadSecret(key_file);
+  absl::StatusOr<std::string> secret =
+      key_file.empty() ? storage::LoadOrCreateDevSecret(data_dir) : storage::LoadSecret(key_file);
   if (!secret.ok()) {
-    return absl::Status(
-        secret.status().code(),
-        absl::StrCat(key_file.empty() ? absl::StrCat("data_dir ", data_dir, ": pseudonym key")
-                                      : absl::StrCat("pseudonym_key_file ", key_file),
-                     ": ", secret.status().message()));
+    return key_file.empty() ? WithContext(secret.status(), "data_dir", data_dir)
+                            : WithContext(secret.status(), "pseudonym_key_file", key_file);
   }
 
   const core::Clock* clock = core::RealClock::Get();
@@ -199,11 +233,7 @@ absl::Status Run() {
   reg_options.write_buffer_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_write_buffer_mb))
                                    << 20;
   absl::StatusOr<std::unique_ptr<storage::Register>> reg = storage::Register::Open(reg_options);
-  if (!reg.ok()) {
-    return absl::Status(reg.status().code(),
-                        absl::StrCat("data_dir ", data_dir, ": cannot open the register: ",
-                                     reg.status().message()));
-  }
+  if (!reg.ok()) return WithContext(reg.status(), "data_dir", data_dir);
 
   jobs::IssuanceJob job(reg->get(), &*rules, clock);
   job.set_observer([](const jobs::RunSummary& s) {
@@ -211,20 +241,23 @@ absl::Status Run() {
                  "frikortd: issuance %s as_of %s: examined %lld, cards %lld (%lld past "
                  "deadline), payouts %lld (%lld ore), carried %lld ore\n",
                  s.run_id.c_str(), core::FormatDate(s.as_of).c_str(),
-                 static_cast<long long>(s.ledgers_examined),
-                 static_cast<long long>(s.cards_issued),
+                 static_cast<long long>(s.ledgers_examined), static_cast<long long>(s.cards_issued),
                  static_cast<long long>(s.cards_past_deadline), static_cast<long long>(s.payouts),
-                 static_cast<long long>(s.payout_total),
-                 static_cast<long long>(s.carried_forward));
+                 static_cast<long long>(s.payout_total), static_cast<long long>(s.carried_forward));
   });
 
   ServerOptions server_options;
   server_options.listen_address = listen;
   server_options.lookup_years_back = absl::GetFlag(FLAGS_lookup_years_back);
   server_options.id_options = reg_options.id_options;
-  auto server =
-      std::make_unique<FrikortServer>(server_options, reg->get(), &job, &*rules, clock);
-  if (absl::Status s = server->Start(); !s.ok()) return s;
+  auto server = std::make_unique<FrikortServer>(server_options, reg->get(), &job, &*rules, clock);
+  if (absl::Status s = server->Start(); !s.ok()) {
+    if (absl::StrContains(HeldGrpcError(), "Address already in use")) {
+      return absl::UnavailableError(absl::StrCat("listen: ", listen, ": address already in use"));
+    }
+    return s;
+  }
+  ReleaseGrpcLog();
 
   jobs::Scheduler scheduler(&job, absl::GetFlag(FLAGS_issuance_interval));
   scheduler.Start();

@@ -100,9 +100,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   return grpc::InsecureServerCredentials();
 }
 
-FrikortServer::FrikortServer(ServerOptions options, storage::Register* reg,
-                             jobs::IssuanceJob* job, const core::RulesTable* rules,
-                             const core::Clock* clock)
+FrikortServer::FrikortServer(ServerOptions options, storage::Register* reg, jobs::IssuanceJob* job,
+                             const core::RulesTable* rules, const core::Clock* clock)
     : options_(std::move(options)),
       ctx_{.reg = reg,
            .job = job,
@@ -127,14 +126,13 @@ absl::Status FrikortServer::Start() {
     return absl::InvalidArgumentError("server: register, job, rules and clock are required");
   }
   if (options_.lookup_years_back < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "lookup_years_back: ", options_.lookup_years_back, " is negative"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("lookup_years_back: ", options_.lookup_years_back, " is negative"));
   }
   if (options_.max_message_bytes <= 0) {
     return absl::InvalidArgumentError("max_message_bytes: must be positive");
   }
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds =
-      MakeServerCredentials(options_);
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = MakeServerCredentials(options_);
   if (!creds.ok()) return creds.status();
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -156,8 +154,8 @@ absl::Status FrikortServer::Start() {
       server_->Shutdown();
       server_.reset();
     }
-    return absl::UnavailableError(absl::StrCat(
-        "listen: cannot bind ", options_.listen_address, " (address in use or not local?)"));
+    return absl::UnavailableError(absl::StrCat("listen: cannot bind ", options_.listen_address,
+                                               " (address in use or not local?)"));
   }
   port_ = selected_port;
   grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();

@@ -30,8 +30,8 @@ absl::Status CheckBatchSize(int n, absl::string_view field) {
         absl::StrCat(field, ": empty; send 1 to ", kMaxBatchItems, " co-payments"));
   }
   if (n > kMaxBatchItems) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": ", n, " co-payments; at most ",
-                                                   kMaxBatchItems, " per message"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", n, " co-payments; at most ", kMaxBatchItems, " per message"));
   }
   return absl::OkStatus();
 }
@@ -47,8 +47,8 @@ absl::Status FillSubmitResponse(const absl::StatusOr<std::vector<storage::Report
                                 size_t expected, SubmitCoPaymentsResponse* response) {
   if (!results.ok()) return results.status();
   if (results->size() != expected) {
-    return absl::InternalError(absl::StrCat("register answered ", results->size(),
-                                            " results for ", expected, " co-payments"));
+    return absl::InternalError(absl::StrCat("register answered ", results->size(), " results for ",
+                                            expected, " co-payments"));
   }
   response->mutable_results()->Reserve(static_cast<int>(results->size()));
   for (const storage::ReportResult& r : *results) ToProto(r, response->add_results());
@@ -68,9 +68,8 @@ absl::Status CheckYearHasRules(int year, const core::RulesTable& rules) {
   if (year == 0) return absl::InvalidArgumentError("year: required");
   if (rules.ForYear(year) == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("year: no rules for ", year,
-                                                   " (the rules table covers ",
-                                                   rules.first_year(), "-",
-                                                   rules.last_year(), ")"));
+                                                   " (the rules table covers ", rules.first_year(),
+                                                   "-", rules.last_year(), ")"));
   }
   return absl::OkStatus();
 }
@@ -283,9 +282,9 @@ std::string CallerFromContext(const grpc::CallbackServerContext& context) {
 
 // ---- Reporting ----------------------------------------------------------------
 
-grpc::ServerUnaryReactor* ReportingService::SubmitCoPayments(
-    grpc::CallbackServerContext* context, const SubmitCoPaymentsRequest* request,
-    SubmitCoPaymentsResponse* response) {
+grpc::ServerUnaryReactor* ReportingService::SubmitCoPayments(grpc::CallbackServerContext* context,
+                                                             const SubmitCoPaymentsRequest* request,
+                                                             SubmitCoPaymentsResponse* response) {
   absl::Status shape = CheckBatchSize(request->co_payments_size(), "co_payments");
   if (!shape.ok()) return FinishNow(context, shape);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -335,9 +334,9 @@ grpc::ServerUnaryReactor* ReportingService::CancelCoPayment(
     grpc::CallbackServerContext* context, const v1::CancelCoPaymentRequest* request,
     v1::ReportResult* response) {
   if (request->reason().size() > kMaxCancelReasonBytes) {
-    return FinishNow(context, absl::InvalidArgumentError(absl::StrCat(
-                                  "reason: ", request->reason().size(), " bytes; at most ",
-                                  kMaxCancelReasonBytes)));
+    return FinishNow(context, absl::InvalidArgumentError(
+                                  absl::StrCat("reason: ", request->reason().size(),
+                                               " bytes; at most ", kMaxCancelReasonBytes)));
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   ctx_->reg->CancelAsync(request->provider_id(), request->report_id(), request->reason(),
@@ -362,14 +361,14 @@ absl::Status DoCheckExemption(const ServiceContext& ctx, const std::string& call
   }
   const int first_year = static_cast<int>(today.year()) - ctx.lookup_years_back;
   if (date.year() < first_year) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("date: ", core::FormatDate(date), " is too far back; lookups cover ",
-                     first_year, "-01-01 to ", today.year(), "-12-31"));
+    return absl::InvalidArgumentError(absl::StrCat("date: ", core::FormatDate(date),
+                                                   " is too far back; lookups cover ", first_year,
+                                                   "-01-01 to ", today.year(), "-12-31"));
   }
   if (date.year() > today.year()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("date: ", core::FormatDate(date), " is in a later year than today (",
-                     core::FormatDate(today), ")"));
+    return absl::InvalidArgumentError(absl::StrCat("date: ", core::FormatDate(date),
+                                                   " is in a later year than today (",
+                                                   core::FormatDate(today), ")"));
   }
   absl::StatusOr<core::Category> category =
       CategoryFromProto(static_cast<int>(request.category()), "category");
@@ -408,9 +407,9 @@ grpc::ServerUnaryReactor* RegistryService::GetLedger(grpc::CallbackServerContext
   return FinishNow(context, status);
 }
 
-grpc::ServerUnaryReactor* RegistryService::SetReservation(
-    grpc::CallbackServerContext* context, const v1::SetReservationRequest* request,
-    v1::SetReservationResponse* response) {
+grpc::ServerUnaryReactor* RegistryService::SetReservation(grpc::CallbackServerContext* context,
+                                                          const v1::SetReservationRequest* request,
+                                                          v1::SetReservationResponse* response) {
   absl::Status id = CheckPersonId(request->person_id(), ctx_->id_options);
   if (!id.ok()) return FinishNow(context, id);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -431,8 +430,8 @@ grpc::ServerUnaryReactor* RegistryService::ListLookups(grpc::CallbackServerConte
   absl::Status status = CheckPersonId(request->person_id(), ctx_->id_options);
   if (status.ok()) status = CheckPageSize(request->page_size());
   if (status.ok()) {
-    absl::StatusOr<storage::Page<storage::LookupRecord>> page = ctx_->reg->ListLookups(
-        request->person_id(), request->page_size(), request->page_token());
+    absl::StatusOr<storage::Page<storage::LookupRecord>> page =
+        ctx_->reg->ListLookups(request->person_id(), request->page_size(), request->page_token());
     status = page.status();
     if (page.ok()) {
       for (const storage::LookupRecord& r : page->items) ToProto(r, response->add_lookups());
@@ -495,9 +494,9 @@ grpc::ServerUnaryReactor* IssuanceService::RunIssuance(grpc::CallbackServerConte
   return reactor;
 }
 
-grpc::ServerUnaryReactor* IssuanceService::ListFreeCards(
-    grpc::CallbackServerContext* context, const v1::ListFreeCardsRequest* request,
-    v1::ListFreeCardsResponse* response) {
+grpc::ServerUnaryReactor* IssuanceService::ListFreeCards(grpc::CallbackServerContext* context,
+                                                         const v1::ListFreeCardsRequest* request,
+                                                         v1::ListFreeCardsResponse* response) {
   absl::Status status = CheckYearHasRules(request->year(), *ctx_->rules);
   if (status.ok()) status = CheckPageSize(request->page_size());
   absl::StatusOr<std::optional<absl::CivilDay>> issued_on =

@@ -826,9 +826,12 @@ void RegisterImpl::RecomputeInto(Txn& t, const std::string& pseudonym, int year,
 void RegisterImpl::StoreLedger(Txn& t, const std::string& pseudonym, int year,
                                core::Scheme scheme, rec::Ledger* l, bool was_due) {
   const Ore cap = rules_.Cap(year, scheme).value_or(0);
-  if (l->card_issued() && l->counted_total_ore() < cap && !l->card().under_review()) {
-    // A correction took the card's basis below the cap: flag it for an
-    // operator; the card stays valid until someone decides.
+  const bool below_cap = l->counted_total_ore() < cap;
+  const bool over_refunded = l->refunded_ore() > l->counted_total_ore() - cap;
+  if (l->card_issued() && (below_cap || over_refunded) && !l->card().under_review()) {
+    // A correction took the card's basis below the cap, or below what was
+    // already refunded: flag it for an operator; the card stays valid and
+    // nothing is clawed back until someone decides.
     l->mutable_card()->set_under_review(true);
     rec::CardIndex ci;
     ci.set_pseudonym(pseudonym);

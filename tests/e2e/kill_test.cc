@@ -1,0 +1,423 @@
+// End-to-end tests against the real frikortd binary ($FRIKORTD): kill -9 under
+// load loses no acknowledged report, a second daemon cannot take a locked data
+// folder, SIGTERM exits 0, and startup refusals exit non-zero with one line.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/server/test_util.h"
+
+namespace frikort::testutil {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<std::string> NonEmptyLines(const std::string& text) {
+  std::vector<std::string> lines;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (!absl::StripAsciiWhitespace(line).empty()) lines.emplace_back(line);
+  }
+  return lines;
+}
+
+// $FRIKORTD, or else the frikortd next to this test binary (both are built
+// into the root of the build folder).
+std::string FrikortdPath() {
+  const char* env = getenv("FRIKORTD");
+  if (env != nullptr && env[0] != '\0') return env;
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "";
+  std::filesystem::path sibling = self.parent_path() / "frikortd";
+  return std::filesystem::exists(sibling, ec) ? sibling.string() : "";
+}
+
+// One frikortd process: stdout to /dev/null, stderr to a file.
+class Daemon {
+ public:
+  Daemon(std::vector<std::string> args, std::string stderr_path)
+      : args_(std::move(args)), stderr_path_(std::move(stderr_path)) {}
+  ~Daemon() {
+    if (pid_ > 0 && !exited_) {
+      kill(pid_, SIGKILL);
+      int status;
+      waitpid(pid_, &status, 0);
+    }
+  }
+
+  bool Start() {
+    const std::string binary = FrikortdPath();
+    if (binary.empty()) return false;
+    std::vector<std::string> argv_strings = {binary};
+    argv_strings.insert(argv_strings.end(), args_.begin(), args_.end());
+    std::vector<char*> argv;
+    for (std::string& s : argv_strings) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    const std::string err_path = stderr_path_;
+    pid_ = fork();
+    if (pid_ < 0) return false;
+    if (pid_ == 0) {  // child: only async-signal-safe calls until exec
+      int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int null = open("/dev/null", O_RDWR);
+      if (err < 0 || null < 0) _exit(126);
+      dup2(null, 0);
+      dup2(null, 1);
+      dup2(err, 2);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    return true;
+  }
+
+  // The port from "frikortd listening on HOST:PORT", or -1 if the daemon exited
+  // or did not get there in time.
+  int WaitListening(absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      for (const std::string& line : NonEmptyLines(Stderr())) {
+        if (absl::StartsWith(line, "frikortd listening on ")) {
+          const size_t colon = line.rfind(':');
+          int port = 0;
+          if (colon != std::string::npos && absl::SimpleAtoi(line.substr(colon + 1), &port)) {
+            return port;
+          }
+        }
+      }
+      if (WaitExit(absl::ZeroDuration()).has_value()) return -1;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return -1;
+  }
+
+  // The raw wait status once the process has exited, nullopt on timeout.
+  std::optional<int> WaitExit(absl::Duration timeout) {
+    if (exited_) return status_;
+    const absl::Time deadline = absl::Now() + timeout;
+    do {
+      int status = 0;
+      pid_t r = waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        exited_ = true;
+        status_ = status;
+        return status_;
+      }
+      if (r < 0) return std::nullopt;
+      if (timeout > absl::ZeroDuration()) absl::SleepFor(absl::Milliseconds(10));
+    } while (absl::Now() < deadline);
+    return std::nullopt;
+  }
+
+  // Exit code, or -1000 - signal when killed, or nullopt on timeout.
+  std::optional<int> ExitCode(absl::Duration timeout) {
+    std::optional<int> status = WaitExit(timeout);
+    if (!status.has_value()) return std::nullopt;
+    if (WIFEXITED(*status)) return WEXITSTATUS(*status);
+    if (WIFSIGNALED(*status)) return -1000 - WTERMSIG(*status);
+    return -1;
+  }
+
+  void Signal(int sig) {
+    if (pid_ > 0 && !exited_) kill(pid_, sig);
+  }
+  std::string Stderr() const { return ReadFile(stderr_path_); }
+
+ private:
+  std::vector<std::string> args_;
+  std::string stderr_path_;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int status_ = 0;
+};
+
+class KillTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(core::InitOsloTimeZone().ok());
+    ASSERT_FALSE(FrikortdPath().empty())
+        << "no frikortd: set FRIKORTD or build it next to this test";
+    ASSERT_FALSE(SourceDir().empty()) << "FRIKORT_SOURCE_DIR is not set";
+    dir_ = MakeTempDir("frikort-e2e-");
+    ASSERT_FALSE(dir_.empty());
+    data_dir_ = dir_ + "/data";
+  }
+  void TearDown() override {
+    daemons_.clear();  // kills what still runs
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  std::vector<std::string> Args(const std::string& listen = "127.0.0.1:0",
+                                const std::string& data_dir = "") {
+    return {absl::StrCat("--listen=", listen),
+            absl::StrCat("--data_dir=", data_dir.empty() ? data_dir_ : data_dir),
+            absl::StrCat("--rules_file=", SourceDir(), "/deploy/rules.txt"),
+            "--issuance_interval=0"};
+  }
+
+  Daemon* Launch(std::vector<std::string> args) {
+    daemons_.push_back(std::make_unique<Daemon>(
+        std::move(args), absl::StrCat(dir_, "/stderr-", daemons_.size(), ".txt")));
+    Daemon* d = daemons_.back().get();
+    EXPECT_TRUE(d->Start());
+    return d;
+  }
+
+  // Starts a daemon on the data folder and waits until health says SERVING.
+  std::shared_ptr<grpc::Channel> StartServing(Daemon** out) {
+    Daemon* d = Launch(Args());
+    *out = d;
+    const int port = d->WaitListening(absl::Seconds(15));
+    EXPECT_GT(port, 0) << d->Stderr();
+    if (port <= 0) return nullptr;
+    auto channel =
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < deadline) {
+      HealthAnswer h = HealthCheck(channel, "", absl::Seconds(1));
+      if (h.status.ok() && h.serving_status == 1) return channel;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    ADD_FAILURE() << "frikortd never became SERVING: " << d->Stderr();
+    return nullptr;
+  }
+
+  // A refused startup: the exit code and the single stderr line.
+  void ExpectRefused(std::vector<std::string> args, int code, const std::string& fragment) {
+    Daemon* d = Launch(std::move(args));
+    std::optional<int> exit_code = d->ExitCode(absl::Seconds(15));
+    ASSERT_TRUE(exit_code.has_value()) << "still running";
+    EXPECT_EQ(*exit_code, code) << d->Stderr();
+    std::vector<std::string> lines = NonEmptyLines(d->Stderr());
+    ASSERT_EQ(lines.size(), 1u) << d->Stderr();
+    EXPECT_THAT(lines[0], StartsWith("frikortd: "));
+    EXPECT_THAT(lines[0], HasSubstr(fragment));
+  }
+
+  std::string dir_;
+  std::string data_dir_;
+  std::vector<std::unique_ptr<Daemon>> daemons_;
+};
+
+v1::SubmitCoPaymentsRequest MakeBatch(int thread, int batch, int size) {
+  v1::SubmitCoPaymentsRequest request;
+  for (int i = 0; i < size; ++i) {
+    CoPaymentSpec s;
+    s.report_id = absl::StrCat("t", thread, "-b", batch, "-i", i);
+    s.person_id = PersonId((thread * 7 + batch + i) % 6);
+    s.amount_ore = 100 + i;
+    // A fixed past day with rules, whatever today is.
+    s.service_time = OsloTime(2025, 3, 1, 8) + absl::Minutes(batch % 600) + absl::Seconds(i);
+    *request.add_co_payments() = MakeCoPayment(s);
+  }
+  return request;
+}
+
+TEST_F(KillTest, AcknowledgedReportsSurviveKill9) {
+  Daemon* first = nullptr;
+  auto channel = StartServing(&first);
+  ASSERT_NE(channel, nullptr);
+
+  absl::Mutex mu;
+  std::vector<v1::SubmitCoPaymentsRequest> acked;  // guarded by mu
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 2; ++t) {
+    clients.emplace_back([&, t] {
+      auto stub = v1::Reporting::NewStub(channel);
+      for (int b = 0; b < 100000 && !stop.load(); ++b) {
+        v1::SubmitCoPaymentsRequest request = MakeBatch(t, b, 25);
+        v1::SubmitCoPaymentsResponse response;
+        grpc::Status s = stub->SubmitCoPayments(Ctx(absl::Seconds(5)).get(), request, &response);
+        if (!s.ok()) return;  // the daemon is gone
+        bool all_accepted = response.results_size() == request.co_payments_size();
+        for (const v1::ReportResult& r : response.results()) {
+          all_accepted = all_accepted && r.outcome() == v1::ACCEPTED;
+        }
+        EXPECT_TRUE(all_accepted) << response.ShortDebugString().substr(0, 500);
+        absl::MutexLock l(&mu);
+        acked.push_back(request);
+      }
+    });
+  }
+  // Let the load run, then kill -9 while calls are in flight.
+  const absl::Time deadline = absl::Now() + absl::Seconds(8);
+  while (absl::Now() < deadline) {
+    {
+      absl::MutexLock l(&mu);
+      if (acked.size() >= 150) break;
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  first->Signal(SIGKILL);
+  stop = true;
+  for (std::thread& c : clients) c.join();
+  ASSERT_EQ(first->ExitCode(absl::Seconds(10)), -1000 - SIGKILL);
+  ASSERT_GE(acked.size(), 10u) << "too little load before the kill";
+
+  Daemon* second = nullptr;
+  channel = StartServing(&second);
+  ASSERT_NE(channel, nullptr);
+
+  // Every acknowledged report is in its person's ledger exactly once.
+  auto registry = v1::Registry::NewStub(channel);
+  std::map<std::string, int> stored;  // report id -> times present
+  for (int p = 0; p < 6; ++p) {
+    v1::GetLedgerRequest request;
+    request.set_person_id(PersonId(p));
+    request.set_year(2025);
+    v1::Ledger ledger;
+    grpc::Status s = registry->GetLedger(Ctx().get(), request, &ledger);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    for (const v1::LedgerEntry& e : ledger.entries()) ++stored[e.report_id()];
+  }
+  size_t acked_reports = 0;
+  for (const v1::SubmitCoPaymentsRequest& batch : acked) {
+    for (const v1::CoPayment& c : batch.co_payments()) {
+      EXPECT_EQ(stored[c.report_id()], 1) << c.report_id();
+      ++acked_reports;
+    }
+  }
+  for (const auto& [id, count] : stored) EXPECT_LE(count, 1) << id;
+  EXPECT_GE(stored.size(), acked_reports);
+  std::cerr << "kill -9 after " << acked.size() << " acknowledged batches (" << acked_reports
+            << " reports); " << stored.size() - acked_reports
+            << " unacknowledged reports were stored too\n";
+
+  // Resubmitting what was acknowledged changes nothing: every item DUPLICATE.
+  auto reporting = v1::Reporting::NewStub(channel);
+  for (const v1::SubmitCoPaymentsRequest& batch : acked) {
+    v1::SubmitCoPaymentsResponse response;
+    grpc::Status s = reporting->SubmitCoPayments(Ctx().get(), batch, &response);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_EQ(response.results_size(), batch.co_payments_size());
+    for (const v1::ReportResult& r : response.results()) {
+      EXPECT_EQ(r.outcome(), v1::DUPLICATE) << r.report_id();
+    }
+  }
+
+  second->Signal(SIGTERM);
+  EXPECT_EQ(second->ExitCode(absl::Seconds(15)), 0) << second->Stderr();
+}
+
+TEST_F(KillTest, LockedDataDirSigtermAndRestart) {
+  Daemon* first = nullptr;
+  auto channel = StartServing(&first);
+  ASSERT_NE(channel, nullptr);
+  auto reporting = v1::Reporting::NewStub(channel);
+  v1::SubmitCoPaymentsRequest batch = MakeBatch(9, 1, 3);
+  v1::SubmitCoPaymentsResponse response;
+  ASSERT_TRUE(reporting->SubmitCoPayments(Ctx().get(), batch, &response).ok());
+
+  // A second daemon on the same folder: refused with one line, non-zero.
+  Daemon* second = Launch(Args());
+  std::optional<int> code = second->ExitCode(absl::Seconds(15));
+  ASSERT_TRUE(code.has_value()) << "the second frikortd kept running";
+  EXPECT_NE(*code, 0);
+  std::vector<std::string> lines = NonEmptyLines(second->Stderr());
+  ASSERT_EQ(lines.size(), 1u) << second->Stderr();
+  EXPECT_THAT(lines[0], StartsWith("frikortd: "));
+  EXPECT_THAT(lines[0], HasSubstr("data_dir"));
+
+  // The first one is unharmed, and SIGTERM stops it cleanly.
+  HealthAnswer h = HealthCheck(channel, "");
+  EXPECT_EQ(h.serving_status, 1);
+  first->Signal(SIGTERM);
+  EXPECT_EQ(first->ExitCode(absl::Seconds(15)), 0) << first->Stderr();
+
+  // Restarted: the reports are there (resubmission is DUPLICATE).
+  Daemon* third = nullptr;
+  channel = StartServing(&third);
+  ASSERT_NE(channel, nullptr);
+  reporting = v1::Reporting::NewStub(channel);
+  response.Clear();
+  ASSERT_TRUE(reporting->SubmitCoPayments(Ctx().get(), batch, &response).ok());
+  ASSERT_EQ(response.results_size(), 3);
+  for (const v1::ReportResult& r : response.results()) EXPECT_EQ(r.outcome(), v1::DUPLICATE);
+  third->Signal(SIGINT);
+  EXPECT_EQ(third->ExitCode(absl::Seconds(15)), 0) << third->Stderr();
+}
+
+TEST_F(KillTest, NonLoopbackWithoutTlsIsRefused) {
+  ExpectRefused(Args("0.0.0.0:0"), 1, "loopback");
+  EXPECT_FALSE(std::filesystem::exists(data_dir_)) << "refused, yet it touched the data folder";
+}
+
+TEST_F(KillTest, BusyPortIsRefused) {
+  Daemon* first = Launch(Args());
+  const int port = first->WaitListening(absl::Seconds(15));
+  ASSERT_GT(port, 0) << first->Stderr();
+  ExpectRefused(Args(absl::StrCat("127.0.0.1:", port), dir_ + "/other-data"), 1,
+                "address already in use");
+  first->Signal(SIGTERM);
+  EXPECT_EQ(first->ExitCode(absl::Seconds(15)), 0) << first->Stderr();
+}
+
+TEST_F(KillTest, TlsFlagsAreRefusedForNow) {
+  std::vector<std::string> args = Args();
+  args.push_back("--tls_cert=/nonexistent/cert.pem");
+  ExpectRefused(args, 1, "TLS is not supported yet");
+}
+
+TEST_F(KillTest, MissingRulesFileIsRefused) {
+  std::vector<std::string> args = Args();
+  args.push_back(absl::StrCat("--rules_file=", dir_, "/no-such-rules.txt"));
+  ExpectRefused(args, 1, "rules_file");
+}
+
+TEST_F(KillTest, BadFlagsExitTwo) {
+  std::vector<std::string> args = Args();
+  args.push_back("--issuance_interval=banana");
+  ExpectRefused(args, 2, "issuance_interval");
+
+  args = Args();
+  args.push_back("--no_such_flag=1");
+  ExpectRefused(args, 2, "no_such_flag");
+
+  args = Args();
+  args.push_back("stray-argument");
+  ExpectRefused(args, 2, "stray-argument");
+
+  args = Args();
+  args.push_back("--lookup_years_back=-1");
+  ExpectRefused(args, 2, "lookup_years_back");
+
+  args = Args("127.0.0.1");
+  ExpectRefused(args, 2, "listen");
+}
+
+}  // namespace
+}  // namespace frikort::testutil

@@ -1,0 +1,291 @@
+// Shared fixture of the issuance job tests: a real Register in a temp folder
+// with a FakeClock, the real IssuanceJob on it, and helpers to report
+// co-payments and read cards, payouts and due markers back. Also a forwarding
+// Register (HookedRegister) that lets a test act between the job's chunks or
+// make a chunk's write fail, to simulate a run killed halfway.
+#ifndef FRIKORT_TESTS_JOBS_JOB_FIXTURE_H_
+#define FRIKORT_TESTS_JOBS_JOB_FIXTURE_H_
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+#include "core/calendar.h"
+#include "core/ledger.h"
+#include "core/rules.h"
+#include "core/types.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "jobs/issuance.h"
+#include "storage/register.h"
+#include "tests/testing/ids.h"
+
+namespace frikort::jobs::testing {
+
+using core::Category;
+using core::ExemptionStatus;
+using core::Ore;
+using core::Payment;
+using core::Scheme;
+using storage::Card;
+using storage::Payout;
+using storage::Register;
+
+inline const std::string kSecret(32, 'k');
+inline constexpr char kProvider[] = "1234567";
+
+// Forwards every call to a real Register. `before_decide` runs on the caller's
+// thread before a DecideAsync is forwarded (it may call the inner register's
+// blocking methods); `decide_fault` decides whether that DecideAsync fails
+// without writing (kBefore) or after its write committed (kAfter).
+class HookedRegister final : public Register {
+ public:
+  enum class Fault { kNone, kBefore, kAfter };
+
+  explicit HookedRegister(Register* inner) : inner_(inner) {}
+
+  // Called with the 0-based index of the DecideAsync call and its ledgers.
+  std::function<void(int call, const std::vector<storage::DueLedger>&)> before_decide;
+  std::function<Fault(int call)> decide_fault;
+  int decide_calls() const { return calls_.load(); }
+
+  void SubmitAsync(std::vector<core::CoPaymentInput> items, SubmitDone done) override {
+    inner_->SubmitAsync(std::move(items), std::move(done));
+  }
+  void UpdatePaymentAsync(std::string provider_id, std::string report_id, int payment,
+                          ResultDone done) override {
+    inner_->UpdatePaymentAsync(std::move(provider_id), std::move(report_id), payment,
+                               std::move(done));
+  }
+  void CancelAsync(std::string provider_id, std::string report_id, std::string reason,
+                   ResultDone done) override {
+    inner_->CancelAsync(std::move(provider_id), std::move(report_id), std::move(reason),
+                        std::move(done));
+  }
+  void SetReservationAsync(std::string person_id, bool reserved,
+                           absl::AnyInvocable<void(absl::Status) &&> done) override {
+    inner_->SetReservationAsync(std::move(person_id), reserved, std::move(done));
+  }
+  absl::StatusOr<storage::LedgerView> GetLedger(absl::string_view person_id, int year) override {
+    return inner_->GetLedger(person_id, year);
+  }
+  absl::StatusOr<std::vector<storage::SchemeExemption>> CheckExemption(
+      absl::string_view person_id, absl::CivilDay date, core::Category category,
+      absl::string_view caller) override {
+    return inner_->CheckExemption(person_id, date, category, caller);
+  }
+  absl::StatusOr<storage::Page<storage::LookupRecord>> ListLookups(
+      absl::string_view person_id, int page_size, absl::string_view page_token) override {
+    return inner_->ListLookups(person_id, page_size, page_token);
+  }
+  absl::StatusOr<storage::Page<Card>> ListFreeCards(int year,
+                                                    std::optional<absl::CivilDay> issued_on,
+                                                    int page_size,
+                                                    absl::string_view page_token) override {
+    return inner_->ListFreeCards(year, issued_on, page_size, page_token);
+  }
+  absl::StatusOr<storage::Page<Payout>> ListPayouts(absl::string_view run_id, int year,
+                                                    int page_size,
+                                                    absl::string_view page_token) override {
+    return inner_->ListPayouts(run_id, year, page_size, page_token);
+  }
+  absl::StatusOr<std::vector<storage::DueLedger>> ScanDue(
+      const std::optional<storage::DueLedger>& after, size_t limit) override {
+    return inner_->ScanDue(after, limit);
+  }
+  absl::StatusOr<std::string> AllocateRunId() override { return inner_->AllocateRunId(); }
+  void DecideAsync(storage::RunInfo run, std::vector<storage::DueLedger> ledgers,
+                   DecideFn decide, DecideDone done) override {
+    const int call = calls_.fetch_add(1);
+    if (before_decide) before_decide(call, ledgers);
+    const Fault fault = decide_fault ? decide_fault(call) : Fault::kNone;
+    if (fault == Fault::kBefore) {
+      std::move(done)(absl::UnavailableError("test: killed before this chunk's write"));
+      return;
+    }
+    if (fault == Fault::kAfter) {
+      auto r = inner_->Decide(std::move(run), std::move(ledgers), std::move(decide));
+      EXPECT_TRUE(r.ok()) << r.status();
+      std::move(done)(absl::UnavailableError("test: killed after this chunk's write"));
+      return;
+    }
+    inner_->DecideAsync(std::move(run), std::move(ledgers), std::move(decide), std::move(done));
+  }
+  absl::StatusOr<VerifyReport> Verify() override { return inner_->Verify(); }
+  uint64_t ApproximateSizeBytes() override { return inner_->ApproximateSizeBytes(); }
+  uint64_t PendingCompactionBytes() override { return inner_->PendingCompactionBytes(); }
+  absl::Status Health() override { return inner_->Health(); }
+
+ private:
+  Register* const inner_;
+  std::atomic<int> calls_{0};
+};
+
+class JobTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(core::InitOsloTimeZone().ok());
+    const char* src = std::getenv("FRIKORT_SOURCE_DIR");
+    ASSERT_NE(src, nullptr) << "run through ctest (FRIKORT_SOURCE_DIR)";
+    auto rules = core::RulesTable::LoadFile(absl::StrCat(src, "/deploy/rules.txt"));
+    ASSERT_TRUE(rules.ok()) << rules.status();
+    rules_ = *std::move(rules);
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = std::filesystem::temp_directory_path() /
+           absl::StrCat("frikort_jobs_", getpid(), "_", info->test_suite_name(), "_",
+                        info->name());
+    std::filesystem::remove_all(dir_);
+    Reopen();
+  }
+  void TearDown() override {
+    job_.reset();
+    reg_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // Closes the register (and the job on it) and opens it again from disk.
+  void Reopen() {
+    job_.reset();
+    reg_.reset();
+    storage::RegisterOptions o;
+    o.data_dir = dir_.string();
+    o.secret = kSecret;
+    o.rules = &rules_;
+    o.clock = &clock_;
+    auto r = Register::Open(o);
+    ASSERT_TRUE(r.ok()) << r.status();
+    reg_ = *std::move(r);
+    job_ = std::make_unique<IssuanceJob>(reg_.get(), &rules_, &clock_);
+  }
+
+  static std::string Person(int n) { return ::frikort::testing::PersonN(n); }
+
+  // One paid co-payment at noon Oslo time; fails the test unless it was
+  // accepted and counted (the tests build ledgers only from reports that count).
+  void Pay(const std::string& person, absl::CivilDay day, Ore amount,
+           Category category = Category::kPhysician, std::string report_id = "") {
+    if (report_id.empty()) report_id = absl::StrCat("r", next_report_++);
+    auto r = reg_->Submit({Input(report_id, person, day, amount, category)});
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ((*r)[0].outcome, core::Outcome::kAccepted) << (*r)[0].message;
+    ASSERT_TRUE((*r)[0].counted);
+  }
+  core::CoPaymentInput Input(const std::string& report_id, const std::string& person,
+                             absl::CivilDay day, Ore amount,
+                             Category category = Category::kPhysician) {
+    core::CoPaymentInput in;
+    in.report_id = report_id;
+    in.provider_id = kProvider;
+    in.person_id = person;
+    in.service_time = core::OsloStartOfDay(day) + absl::Hours(12);
+    in.category = static_cast<int>(category);
+    in.amount = amount;
+    in.payment = static_cast<int>(Payment::kPaid);
+    return in;
+  }
+
+  RunSummary RunJob(absl::CivilDay as_of, bool dry_run = false) {
+    auto s = job_->Run(as_of, dry_run);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? *s : RunSummary{};
+  }
+
+  std::vector<Card> Cards(int year, std::optional<absl::CivilDay> issued_on = std::nullopt,
+                          int page_size = 0) {
+    std::vector<Card> out;
+    std::string token;
+    for (int pages = 0; pages < 100000; ++pages) {
+      auto p = reg_->ListFreeCards(year, issued_on, page_size, token);
+      EXPECT_TRUE(p.ok()) << p.status();
+      if (!p.ok()) break;
+      out.insert(out.end(), p->items.begin(), p->items.end());
+      token = p->next_page_token;
+      if (token.empty()) break;
+    }
+    return out;
+  }
+  std::vector<Payout> Payouts(const std::string& run_id, int year, int page_size = 0) {
+    std::vector<Payout> out;
+    std::string token;
+    for (int pages = 0; pages < 100000; ++pages) {
+      auto p = reg_->ListPayouts(run_id, year, page_size, token);
+      EXPECT_TRUE(p.ok()) << p.status();
+      if (!p.ok()) break;
+      out.insert(out.end(), p->items.begin(), p->items.end());
+      token = p->next_page_token;
+      if (token.empty()) break;
+    }
+    return out;
+  }
+  size_t DueCount() {
+    auto d = reg_->ScanDue(std::nullopt, 1000000);
+    EXPECT_TRUE(d.ok()) << d.status();
+    return d.ok() ? d->size() : 0;
+  }
+  storage::SchemeLedger Ledger(const std::string& person, int year, Scheme scheme) {
+    auto v = reg_->GetLedger(person, year);
+    EXPECT_TRUE(v.ok()) << v.status();
+    if (v.ok()) {
+      for (const auto& s : v->schemes) {
+        if (s.scheme == scheme) return s;
+      }
+    }
+    ADD_FAILURE() << "no ledger for scheme " << static_cast<int>(scheme);
+    return {};
+  }
+  storage::SchemeExemption Status(const std::string& person, absl::CivilDay day,
+                                  Category category = Category::kPhysician) {
+    auto x = reg_->CheckExemption(person, day, category, "test");
+    EXPECT_TRUE(x.ok()) << x.status();
+    if (!x.ok() || x->size() != 1) {
+      ADD_FAILURE() << "expected one scheme's answer";
+      return {};
+    }
+    return (*x)[0];
+  }
+
+  // The register's own invariant walk (totals, crossing dates, cards, refunds
+  // never above the excess, due markers exactly where work is due).
+  void ExpectConsistent() {
+    auto v = reg_->Verify();
+    ASSERT_TRUE(v.ok()) << v.status();
+    EXPECT_THAT(v->violations, ::testing::IsEmpty());
+  }
+
+  core::RulesTable rules_;
+  // Well after every service date the tests use, so no report is "in the future".
+  core::FakeClock clock_{absl::FromCivil(absl::CivilSecond(2025, 3, 1, 12, 0, 0),
+                                         absl::UTCTimeZone())};
+  std::filesystem::path dir_;
+  std::unique_ptr<Register> reg_;
+  std::unique_ptr<IssuanceJob> job_;
+  int next_report_ = 1;
+};
+
+// Equality of everything a run's summary reports except its identity.
+inline void ExpectSameCounts(const RunSummary& a, const RunSummary& b) {
+  EXPECT_EQ(a.as_of, b.as_of);
+  EXPECT_EQ(a.ledgers_examined, b.ledgers_examined);
+  EXPECT_EQ(a.cards_issued, b.cards_issued);
+  EXPECT_EQ(a.payouts, b.payouts);
+  EXPECT_EQ(a.payout_total, b.payout_total);
+  EXPECT_EQ(a.carried_forward, b.carried_forward);
+  EXPECT_EQ(a.cards_past_deadline, b.cards_past_deadline);
+}
+
+}  // namespace frikort::jobs::testing
+
+#endif  // FRIKORT_TESTS_JOBS_JOB_FIXTURE_H_
