@@ -477,6 +477,14 @@ grpc::ServerUnaryReactor* IssuanceService::RunIssuance(grpc::CallbackServerConte
   absl::StatusOr<std::optional<absl::CivilDay>> as_of =
       ParseOptionalDate(request->as_of(), "as_of");
   if (!as_of.ok()) return FinishNow(context, as_of.status());
+  if (as_of->has_value() && **as_of > ctx_->clock->Today()) {
+    // Cards and payouts carry the decision date: one in the future would be
+    // a card "issued" on a day that has not come.
+    return FinishNow(context, absl::InvalidArgumentError(absl::StrCat(
+                                  "as_of: ", core::FormatDate(**as_of),
+                                  " is after today (", core::FormatDate(ctx_->clock->Today()),
+                                  "); a run decides on today or an earlier day")));
+  }
   ReapFinishedRuns();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const bool dry_run = request->dry_run();

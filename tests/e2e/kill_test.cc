@@ -421,3 +421,59 @@ TEST_F(KillTest, BadFlagsExitTwo) {
 
 }  // namespace
 }  // namespace frikort::testutil
+
+namespace frikort::testutil {
+namespace {
+
+TEST_F(KillTest, SchedulerIssuesCardsByItself) {
+  // A short interval: the daemon's own scheduler (first run at start, then
+  // every second) must issue the card without any operator call.
+  std::vector<std::string> args = Args();
+  args.back() = "--issuance_interval=1s";
+  Daemon* d = Launch(args);
+  const int port = d->WaitListening(absl::Seconds(15));
+  ASSERT_GT(port, 0) << d->Stderr();
+  auto channel =
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
+  auto reporting = v1::Reporting::NewStub(channel);
+  CoPaymentSpec spec;
+  spec.report_id = "over-the-cap";
+  spec.person_id = PersonId(3);
+  spec.amount_ore = 400000;  // 4000 NOK: above the 2025 cap of 3278 NOK
+  spec.service_time = OsloTime(2025, 3, 1, 8);
+  v1::SubmitCoPaymentsRequest request;
+  *request.add_co_payments() = MakeCoPayment(spec);
+  v1::SubmitCoPaymentsResponse response;
+  ASSERT_TRUE(reporting->SubmitCoPayments(Ctx().get(), request, &response).ok());
+  ASSERT_EQ(response.results(0).outcome(), v1::ACCEPTED);
+
+  auto issuance = v1::Issuance::NewStub(channel);
+  v1::ListFreeCardsResponse cards;
+  v1::ListPayoutsResponse payouts;
+  const absl::Time deadline = absl::Now() + absl::Seconds(15);
+  while (absl::Now() < deadline) {
+    v1::ListFreeCardsRequest list;
+    list.set_year(2025);
+    ASSERT_TRUE(issuance->ListFreeCards(Ctx().get(), list, &cards).ok());
+    if (cards.cards_size() > 0) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_EQ(cards.cards_size(), 1) << d->Stderr();
+  EXPECT_EQ(cards.cards(0).person_id(), spec.person_id);
+  EXPECT_EQ(cards.cards(0).valid_from(), "2025-03-01");
+  EXPECT_EQ(cards.cards(0).valid_to(), "2025-12-31");
+  v1::ListPayoutsRequest list;
+  list.set_year(2025);
+  ASSERT_TRUE(issuance->ListPayouts(Ctx().get(), list, &payouts).ok());
+  ASSERT_EQ(payouts.payouts_size(), 1);
+  EXPECT_EQ(payouts.payouts(0).amount_ore(), 400000 - 327800);
+  // Later scheduled runs pay nothing twice.
+  absl::SleepFor(absl::Milliseconds(2500));
+  ASSERT_TRUE(issuance->ListPayouts(Ctx().get(), list, &payouts).ok());
+  EXPECT_EQ(payouts.payouts_size(), 1);
+  d->Signal(SIGTERM);
+  EXPECT_EQ(d->ExitCode(absl::Seconds(15)), 0);
+}
+
+}  // namespace
+}  // namespace frikort::testutil

@@ -290,6 +290,7 @@ TEST_F(RegistryTest, RunIssuanceIssuesCardsPaysExcessAndIsIdempotent) {
 
   // Again: nothing new, nothing paid twice.
   v1::IssuanceRun second;
+  clock_->Advance(absl::Hours(24));
   ASSERT_TRUE(RunIssuance("2026-06-16", false, &second).ok());
   EXPECT_NE(second.run_id(), run.run_id());
   EXPECT_EQ(second.as_of(), "2026-06-16");
@@ -350,6 +351,10 @@ TEST_F(RegistryTest, IssuanceRefusesBadArguments) {
   grpc::Status s = RunIssuance("2026-13-01", false, &run);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("as_of"));
+  // The fake clock says 2026-06-15: a decision date after it is refused.
+  s = RunIssuance("2026-06-16", false, &run);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("after today"));
 
   v1::ListFreeCardsResponse cards;
   s = ListFreeCards(0, "", 0, "", &cards);
