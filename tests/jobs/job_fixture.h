@@ -203,12 +203,13 @@ class JobTest : public ::testing::Test {
     return s.ok() ? *s : RunSummary{};
   }
 
-  std::vector<Card> Cards(int year, std::optional<absl::CivilDay> issued_on = std::nullopt,
-                          int page_size = 0) {
-    std::vector<Card> out;
+  // Every item of a paged listing, following page tokens to the end.
+  template <typename T, typename Fetch>
+  std::vector<T> AllPages(Fetch fetch) {
+    std::vector<T> out;
     std::string token;
     for (int pages = 0; pages < 100000; ++pages) {
-      auto p = reg_->ListFreeCards(year, issued_on, page_size, token);
+      absl::StatusOr<storage::Page<T>> p = fetch(token);
       EXPECT_TRUE(p.ok()) << p.status();
       if (!p.ok()) break;
       out.insert(out.end(), p->items.begin(), p->items.end());
@@ -217,18 +218,16 @@ class JobTest : public ::testing::Test {
     }
     return out;
   }
+  std::vector<Card> Cards(int year, std::optional<absl::CivilDay> issued_on = std::nullopt,
+                          int page_size = 0) {
+    return AllPages<Card>([&](const std::string& token) {
+      return reg_->ListFreeCards(year, issued_on, page_size, token);
+    });
+  }
   std::vector<Payout> Payouts(const std::string& run_id, int year, int page_size = 0) {
-    std::vector<Payout> out;
-    std::string token;
-    for (int pages = 0; pages < 100000; ++pages) {
-      auto p = reg_->ListPayouts(run_id, year, page_size, token);
-      EXPECT_TRUE(p.ok()) << p.status();
-      if (!p.ok()) break;
-      out.insert(out.end(), p->items.begin(), p->items.end());
-      token = p->next_page_token;
-      if (token.empty()) break;
-    }
-    return out;
+    return AllPages<Payout>([&](const std::string& token) {
+      return reg_->ListPayouts(run_id, year, page_size, token);
+    });
   }
   size_t DueCount() {
     auto d = reg_->ScanDue(std::nullopt, 1000000);

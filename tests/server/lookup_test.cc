@@ -17,21 +17,6 @@ using ::testing::SizeIs;
 
 class LookupTest : public ServerTest {
  protected:
-  v1::ReportResult Report(const std::string& id, const std::string& person, int64_t amount,
-                          absl::Time when, v1::ServiceCategory category = v1::PHYSICIAN,
-                          v1::PaymentStatus payment = v1::PAID) {
-    CoPaymentSpec s;
-    s.report_id = id;
-    s.person_id = person;
-    s.amount_ore = amount;
-    s.service_time = when;
-    s.category = category;
-    s.payment = payment;
-    v1::ReportResult r = SubmitOne(s);
-    EXPECT_EQ(r.outcome(), v1::ACCEPTED) << r.ShortDebugString();
-    return r;
-  }
-
   // Every exemption answer of a lookup, by scheme.
   std::map<v1::Scheme, v1::SchemeExemption> CheckAll(const std::string& person,
                                                      const std::string& date,

@@ -21,18 +21,6 @@ using ::testing::StartsWith;
 
 class RegistryTest : public ServerTest {
  protected:
-  void Report(const std::string& id, const std::string& person, int64_t amount, absl::Time when,
-              v1::ServiceCategory category = v1::PHYSICIAN) {
-    CoPaymentSpec s;
-    s.report_id = id;
-    s.person_id = person;
-    s.amount_ore = amount;
-    s.service_time = when;
-    s.category = category;
-    v1::ReportResult r = SubmitOne(s);
-    EXPECT_EQ(r.outcome(), v1::ACCEPTED) << r.ShortDebugString();
-  }
-
   grpc::Status ListLookups(const std::string& person, int page_size, const std::string& token,
                            v1::ListLookupsResponse* response) {
     v1::ListLookupsRequest request;

@@ -342,6 +342,21 @@ class ServerTest : public ::testing::Test {
     return response.results(0);
   }
   v1::ReportResult SubmitOne(const CoPaymentSpec& spec) { return SubmitOne(MakeCoPayment(spec)); }
+  // Submits one co-payment that the test expects to be ACCEPTED.
+  v1::ReportResult Report(const std::string& id, const std::string& person, int64_t amount,
+                          absl::Time when, v1::ServiceCategory category = v1::PHYSICIAN,
+                          v1::PaymentStatus payment = v1::PAID) {
+    CoPaymentSpec s;
+    s.report_id = id;
+    s.person_id = person;
+    s.amount_ore = amount;
+    s.service_time = when;
+    s.category = category;
+    s.payment = payment;
+    v1::ReportResult r = SubmitOne(s);
+    EXPECT_EQ(r.outcome(), v1::ACCEPTED) << r.ShortDebugString();
+    return r;
+  }
 
   v1::ReportResult UpdatePayment(const std::string& provider, const std::string& report,
                                  int payment, grpc::Status* status = nullptr) {
