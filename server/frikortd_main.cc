@@ -2,9 +2,12 @@
 //
 //   frikortd --listen=127.0.0.1:50051 --data_dir=./data
 //
+//   frikortd --verify --data_dir=./data
+//
 // Exit status: 0 after SIGTERM/SIGINT (calls in flight finished, register
 // closed), 1 when startup fails (one line on stderr saying why), 2 for a bad
-// flag or argument.
+// flag or argument. With --verify: 0 when every invariant holds, 3 when a
+// violation was found, 1 when the register could not be walked.
 #include <pthread.h>
 #include <signal.h>
 
@@ -54,6 +57,9 @@ ABSL_FLAG(std::string, pseudonym_key_file, "",
 ABSL_FLAG(std::string, rules_file, "deploy/rules.txt", "the rules table (caps per year)");
 ABSL_FLAG(int64_t, block_cache_mb, 64, "RocksDB block cache size, MiB");
 ABSL_FLAG(int64_t, write_buffer_mb, 32, "RocksDB write buffer size, MiB");
+ABSL_FLAG(bool, verify, false,
+          "walk the register in --data_dir, check every invariant, print what was checked and "
+          "every violation, and exit (0 = clean, 3 = violations); frikortd must not be running");
 ABSL_FLAG(std::string, tls_cert, "", "server certificate (PEM) for mutual TLS (not supported yet)");
 ABSL_FLAG(std::string, tls_key, "", "server private key (PEM) for mutual TLS (not supported yet)");
 ABSL_FLAG(std::string, tls_client_ca, "",
@@ -64,6 +70,7 @@ namespace {
 
 constexpr int kExitStartupFailed = 1;
 constexpr int kExitBadFlags = 2;
+constexpr int kExitViolations = 3;
 constexpr absl::Duration kShutdownGrace = absl::Seconds(5);
 
 // Abseil's flag parser exits with status 1 on a bad flag; we promise 2. So the
@@ -180,6 +187,95 @@ std::string DisplayAddress(const std::string& host, int port) {
   return absl::StrCat(host, ":", port);
 }
 
+// The register named by the flags, opened, with what it borrows.
+struct OpenRegister {
+  std::unique_ptr<core::RulesTable> rules;
+  const core::Clock* clock = nullptr;
+  core::PersonIdOptions id_options;
+  std::unique_ptr<storage::Register> reg;
+};
+
+// Loads the rules and the pseudonym secret and opens the register. With
+// `existing_only` (verify) nothing is created: the folder must hold a register
+// and, in development mode, its key.
+absl::StatusOr<OpenRegister> Open(bool existing_only) {
+  if (absl::Status s = core::InitOsloTimeZone(); !s.ok()) return s;
+  OpenRegister out;
+  const std::string rules_file = absl::GetFlag(FLAGS_rules_file);
+  absl::StatusOr<core::RulesTable> rules = core::RulesTable::LoadFile(rules_file);
+  if (!rules.ok()) return WithContext(rules.status(), "rules_file", rules_file);
+  out.rules = std::make_unique<core::RulesTable>(*std::move(rules));
+
+  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  std::error_code ec;
+  if (existing_only) {
+    if (!std::filesystem::exists(std::filesystem::path(data_dir) / "CURRENT", ec)) {
+      return absl::NotFoundError(absl::StrCat("data_dir ", data_dir, ": holds no register"));
+    }
+  } else {
+    std::filesystem::create_directories(data_dir, ec);
+    if (ec) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("data_dir ", data_dir, ": cannot create: ", ec.message()));
+    }
+  }
+
+  const std::string key_file = absl::GetFlag(FLAGS_pseudonym_key_file);
+  absl::StatusOr<std::string> secret;
+  if (!key_file.empty()) {
+    secret = storage::LoadSecret(key_file);
+    if (!secret.ok()) return WithContext(secret.status(), "pseudonym_key_file", key_file);
+  } else {
+    secret = existing_only
+                 ? storage::LoadSecret((std::filesystem::path(data_dir) / "pseudonym.key").string())
+                 : storage::LoadOrCreateDevSecret(data_dir);
+    if (!secret.ok()) return WithContext(secret.status(), "data_dir", data_dir);
+  }
+
+  out.clock = core::RealClock::Get();
+  out.id_options.allow_synthetic = absl::GetFlag(FLAGS_allow_synthetic_ids);
+  storage::RegisterOptions reg_options;
+  reg_options.data_dir = data_dir;
+  reg_options.secret = *std::move(secret);
+  reg_options.rules = out.rules.get();
+  reg_options.clock = out.clock;
+  reg_options.id_options = out.id_options;
+  reg_options.block_cache_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_block_cache_mb)) << 20;
+  reg_options.write_buffer_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_write_buffer_mb))
+                                   << 20;
+  absl::StatusOr<std::unique_ptr<storage::Register>> reg = storage::Register::Open(reg_options);
+  if (!reg.ok()) return WithContext(reg.status(), "data_dir", data_dir);
+  out.reg = *std::move(reg);
+  return out;
+}
+
+// --verify: walks the whole register (one snapshot, streaming, bounded memory)
+// and prints what it checked and every violation on stdout. Returns the exit
+// status, or an error when the walk could not be done.
+absl::StatusOr<int> Verify() {
+  absl::StatusOr<OpenRegister> opened = Open(/*existing_only=*/true);
+  if (!opened.ok()) return opened.status();
+  const absl::Time start = absl::Now();
+  absl::StatusOr<storage::Register::VerifyReport> report = opened->reg->Verify();
+  if (!report.ok()) return report.status();
+  for (const std::string& v : report->violations) std::printf("violation: %s\n", v.c_str());
+  std::printf(
+      "verified %s in %lld ms: %llu persons, %llu entries (each with its idempotency index), %llu "
+      "ledgers (totals, crossing dates, refunds within the excess), %llu cards, %llu payouts, "
+      "%llu due markers: %zu violation%s\n",
+      absl::GetFlag(FLAGS_data_dir).c_str(),
+      static_cast<long long>(absl::ToInt64Milliseconds(absl::Now() - start)),
+      static_cast<unsigned long long>(report->persons),
+      static_cast<unsigned long long>(report->entries),
+      static_cast<unsigned long long>(report->ledgers),
+      static_cast<unsigned long long>(report->cards),
+      static_cast<unsigned long long>(report->payouts),
+      static_cast<unsigned long long>(report->due_markers), report->violations.size(),
+      report->violations.size() == 1 ? "" : "s");
+  std::fflush(stdout);
+  return report->violations.empty() ? 0 : kExitViolations;
+}
+
 // The daemon proper. Signals arrive only through sigwait() in this thread: the
 // mask is set before any thread exists, so every thread inherits it.
 absl::Status Run() {
@@ -201,41 +297,13 @@ absl::Status Run() {
   const std::string listen = absl::GetFlag(FLAGS_listen);
   if (absl::Status s = CheckListenAddress(listen); !s.ok()) return s;
 
-  if (absl::Status s = core::InitOsloTimeZone(); !s.ok()) return s;
-  const std::string rules_file = absl::GetFlag(FLAGS_rules_file);
-  absl::StatusOr<core::RulesTable> rules = core::RulesTable::LoadFile(rules_file);
-  if (!rules.ok()) return WithContext(rules.status(), "rules_file", rules_file);
+  absl::StatusOr<OpenRegister> opened = Open(/*existing_only=*/false);
+  if (!opened.ok()) return opened.status();
+  const core::Clock* clock = opened->clock;
+  core::RulesTable* rules = opened->rules.get();
+  storage::Register* reg = opened->reg.get();
 
-  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
-  std::error_code ec;
-  std::filesystem::create_directories(data_dir, ec);
-  if (ec) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("data_dir ", data_dir, ": cannot create: ", ec.message()));
-  }
-
-  const std::string key_file = absl::GetFlag(FLAGS_pseudonym_key_file);
-  absl::StatusOr<std::string> secret =
-      key_file.empty() ? storage::LoadOrCreateDevSecret(data_dir) : storage::LoadSecret(key_file);
-  if (!secret.ok()) {
-    return key_file.empty() ? WithContext(secret.status(), "data_dir", data_dir)
-                            : WithContext(secret.status(), "pseudonym_key_file", key_file);
-  }
-
-  const core::Clock* clock = core::RealClock::Get();
-  storage::RegisterOptions reg_options;
-  reg_options.data_dir = data_dir;
-  reg_options.secret = *std::move(secret);
-  reg_options.rules = &*rules;
-  reg_options.clock = clock;
-  reg_options.id_options.allow_synthetic = absl::GetFlag(FLAGS_allow_synthetic_ids);
-  reg_options.block_cache_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_block_cache_mb)) << 20;
-  reg_options.write_buffer_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_write_buffer_mb))
-                                   << 20;
-  absl::StatusOr<std::unique_ptr<storage::Register>> reg = storage::Register::Open(reg_options);
-  if (!reg.ok()) return WithContext(reg.status(), "data_dir", data_dir);
-
-  jobs::IssuanceJob job(reg->get(), &*rules, clock);
+  jobs::IssuanceJob job(reg, rules, clock);
   job.set_observer([](const jobs::RunSummary& s) {
     std::fprintf(stderr,
                  "frikortd: issuance %s as_of %s: examined %lld, cards %lld (%lld past "
@@ -249,8 +317,8 @@ absl::Status Run() {
   ServerOptions server_options;
   server_options.listen_address = listen;
   server_options.lookup_years_back = absl::GetFlag(FLAGS_lookup_years_back);
-  server_options.id_options = reg_options.id_options;
-  auto server = std::make_unique<FrikortServer>(server_options, reg->get(), &job, &*rules, clock);
+  server_options.id_options = opened->id_options;
+  auto server = std::make_unique<FrikortServer>(server_options, reg, &job, rules, clock);
   if (absl::Status s = server->Start(); !s.ok()) {
     if (absl::StrContains(HeldGrpcError(), "Address already in use")) {
       return absl::UnavailableError(absl::StrCat("listen: ", listen, ": address already in use"));
@@ -281,7 +349,7 @@ absl::Status Run() {
   server->Shutdown(absl::Now() + kShutdownGrace);
   server.reset();
   scheduler.Stop();
-  reg->reset();  // closes the database after every write has completed
+  opened->reg.reset();  // closes the database after every write has completed
   return absl::OkStatus();
 }
 
@@ -304,6 +372,14 @@ int main(int argc, char** argv) {
   if (absl::Status s = frikort::server::CheckFlagValues(); !s.ok()) {
     std::fprintf(stderr, "frikortd: %s\n", std::string(s.message()).c_str());
     return frikort::server::kExitBadFlags;
+  }
+  if (absl::GetFlag(FLAGS_verify)) {
+    absl::StatusOr<int> code = frikort::server::Verify();
+    if (!code.ok()) {
+      std::fprintf(stderr, "frikortd: verify: %s\n", std::string(code.status().message()).c_str());
+      return frikort::server::kExitStartupFailed;
+    }
+    return *code;
   }
   if (absl::Status s = frikort::server::Run(); !s.ok()) {
     std::fprintf(stderr, "frikortd: %s\n", std::string(s.message()).c_str());

@@ -419,6 +419,7 @@ absl::Status RegisterImpl::OpenDb() {
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = 2;
+  if (options_.env != nullptr) db_options.env = options_.env;
   db_options.bytes_per_sync = 1 << 20;
   // Memtables of all column families are charged to the block cache, so the
   // two flags bound memory whatever the data size.

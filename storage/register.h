@@ -40,6 +40,10 @@
 #include "core/rules.h"
 #include "core/types.h"
 
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
+
 namespace frikort::storage {
 
 struct RegisterOptions {
@@ -60,6 +64,9 @@ struct RegisterOptions {
   bool sync_writes = true;
   // Upper bound of reports applied in one group commit.
   int max_group_reports = 20000;
+  // The RocksDB environment (files, threads); nullptr = the default. Not
+  // owned. Tests pass one that injects I/O faults or drops unsynced data.
+  rocksdb::Env* env = nullptr;
 };
 
 // One report's answer, mirroring the contract's ReportResult.

@@ -1,37 +1,28 @@
 // End-to-end tests against the real frikortd binary ($FRIKORTD): kill -9 under
 // load loses no acknowledged report, a second daemon cannot take a locked data
 // folder, SIGTERM exits 0, and startup refusals exit non-zero with one line.
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/e2e/daemon.h"
 #include "tests/server/test_util.h"
+#include "tests/testing/tamper.h"
 
 namespace frikort::testutil {
 namespace {
@@ -39,197 +30,21 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::vector<std::string> NonEmptyLines(const std::string& text) {
-  std::vector<std::string> lines;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    if (!absl::StripAsciiWhitespace(line).empty()) lines.emplace_back(line);
-  }
-  return lines;
-}
-
-// $FRIKORTD, or else the frikortd next to this test binary (both are built
-// into the root of the build folder).
-std::string FrikortdPath() {
-  const char* env = getenv("FRIKORTD");
-  if (env != nullptr && env[0] != '\0') return env;
-  std::error_code ec;
-  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return "";
-  std::filesystem::path sibling = self.parent_path() / "frikortd";
-  return std::filesystem::exists(sibling, ec) ? sibling.string() : "";
-}
-
-// One frikortd process: stdout to /dev/null, stderr to a file.
-class Daemon {
- public:
-  Daemon(std::vector<std::string> args, std::string stderr_path)
-      : args_(std::move(args)), stderr_path_(std::move(stderr_path)) {}
-  ~Daemon() {
-    if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
-      int status;
-      waitpid(pid_, &status, 0);
-    }
-  }
-
-  bool Start() {
-    const std::string binary = FrikortdPath();
-    if (binary.empty()) return false;
-    std::vector<std::string> argv_strings = {binary};
-    argv_strings.insert(argv_strings.end(), args_.begin(), args_.end());
-    std::vector<char*> argv;
-    for (std::string& s : argv_strings) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    const std::string err_path = stderr_path_;
-    pid_ = fork();
-    if (pid_ < 0) return false;
-    if (pid_ == 0) {  // child: only async-signal-safe calls until exec
-      int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int null = open("/dev/null", O_RDWR);
-      if (err < 0 || null < 0) _exit(126);
-      dup2(null, 0);
-      dup2(null, 1);
-      dup2(err, 2);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    return true;
-  }
-
-  // The port from "frikortd listening on HOST:PORT", or -1 if the daemon exited
-  // or did not get there in time.
-  int WaitListening(absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (absl::Now() < deadline) {
-      for (const std::string& line : NonEmptyLines(Stderr())) {
-        if (absl::StartsWith(line, "frikortd listening on ")) {
-          const size_t colon = line.rfind(':');
-          int port = 0;
-          if (colon != std::string::npos && absl::SimpleAtoi(line.substr(colon + 1), &port)) {
-            return port;
-          }
-        }
-      }
-      if (WaitExit(absl::ZeroDuration()).has_value()) return -1;
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-    return -1;
-  }
-
-  // The raw wait status once the process has exited, nullopt on timeout.
-  std::optional<int> WaitExit(absl::Duration timeout) {
-    if (exited_) return status_;
-    const absl::Time deadline = absl::Now() + timeout;
-    do {
-      int status = 0;
-      pid_t r = waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        exited_ = true;
-        status_ = status;
-        return status_;
-      }
-      if (r < 0) return std::nullopt;
-      if (timeout > absl::ZeroDuration()) absl::SleepFor(absl::Milliseconds(10));
-    } while (absl::Now() < deadline);
-    return std::nullopt;
-  }
-
-  // Exit code, or -1000 - signal when killed, or nullopt on timeout.
-  std::optional<int> ExitCode(absl::Duration timeout) {
-    std::optional<int> status = WaitExit(timeout);
-    if (!status.has_value()) return std::nullopt;
-    if (WIFEXITED(*status)) return WEXITSTATUS(*status);
-    if (WIFSIGNALED(*status)) return -1000 - WTERMSIG(*status);
-    return -1;
-  }
-
-  void Signal(int sig) {
-    if (pid_ > 0 && !exited_) kill(pid_, sig);
-  }
-  std::string Stderr() const { return ReadFile(stderr_path_); }
-
- private:
-  std::vector<std::string> args_;
-  std::string stderr_path_;
-  pid_t pid_ = -1;
-  bool exited_ = false;
-  int status_ = 0;
-};
-
-class KillTest : public ::testing::Test {
+class KillTest : public DaemonTest {
  protected:
-  void SetUp() override {
-    ASSERT_TRUE(core::InitOsloTimeZone().ok());
-    ASSERT_FALSE(FrikortdPath().empty())
-        << "no frikortd: set FRIKORTD or build it next to this test";
-    ASSERT_FALSE(SourceDir().empty()) << "FRIKORT_SOURCE_DIR is not set";
-    dir_ = MakeTempDir("frikort-e2e-");
-    ASSERT_FALSE(dir_.empty());
-    data_dir_ = dir_ + "/data";
+  // Submits `batch`; the call itself must succeed.
+  static v1::SubmitCoPaymentsResponse Submit(const std::shared_ptr<grpc::Channel>& channel,
+                                             const v1::SubmitCoPaymentsRequest& batch) {
+    v1::SubmitCoPaymentsResponse response;
+    grpc::Status s =
+        v1::Reporting::NewStub(channel)->SubmitCoPayments(Ctx().get(), batch, &response);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return response;
   }
-  void TearDown() override {
-    daemons_.clear();  // kills what still runs
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
+  static void ExpectAllDuplicates(const v1::SubmitCoPaymentsResponse& response, int n) {
+    ASSERT_EQ(response.results_size(), n);
+    for (const v1::ReportResult& r : response.results()) EXPECT_EQ(r.outcome(), v1::DUPLICATE);
   }
-
-  std::vector<std::string> Args(const std::string& listen = "127.0.0.1:0",
-                                const std::string& data_dir = "") {
-    return {absl::StrCat("--listen=", listen),
-            absl::StrCat("--data_dir=", data_dir.empty() ? data_dir_ : data_dir),
-            absl::StrCat("--rules_file=", SourceDir(), "/deploy/rules.txt"),
-            "--issuance_interval=0"};
-  }
-
-  Daemon* Launch(std::vector<std::string> args) {
-    daemons_.push_back(std::make_unique<Daemon>(
-        std::move(args), absl::StrCat(dir_, "/stderr-", daemons_.size(), ".txt")));
-    Daemon* d = daemons_.back().get();
-    EXPECT_TRUE(d->Start());
-    return d;
-  }
-
-  // Starts a daemon on the data folder and waits until health says SERVING.
-  std::shared_ptr<grpc::Channel> StartServing(Daemon** out) {
-    Daemon* d = Launch(Args());
-    *out = d;
-    const int port = d->WaitListening(absl::Seconds(15));
-    EXPECT_GT(port, 0) << d->Stderr();
-    if (port <= 0) return nullptr;
-    auto channel =
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (absl::Now() < deadline) {
-      HealthAnswer h = HealthCheck(channel, "", absl::Seconds(1));
-      if (h.status.ok() && h.serving_status == 1) return channel;
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    ADD_FAILURE() << "frikortd never became SERVING: " << d->Stderr();
-    return nullptr;
-  }
-
-  // A refused startup: the exit code and the single stderr line.
-  void ExpectRefused(std::vector<std::string> args, int code, const std::string& fragment) {
-    Daemon* d = Launch(std::move(args));
-    std::optional<int> exit_code = d->ExitCode(absl::Seconds(15));
-    ASSERT_TRUE(exit_code.has_value()) << "still running";
-    EXPECT_EQ(*exit_code, code) << d->Stderr();
-    std::vector<std::string> lines = NonEmptyLines(d->Stderr());
-    ASSERT_EQ(lines.size(), 1u) << d->Stderr();
-    EXPECT_THAT(lines[0], StartsWith("frikortd: "));
-    EXPECT_THAT(lines[0], HasSubstr(fragment));
-  }
-
-  std::string dir_;
-  std::string data_dir_;
-  std::vector<std::unique_ptr<Daemon>> daemons_;
 };
 
 v1::SubmitCoPaymentsRequest MakeBatch(int thread, int batch, int size) {
@@ -337,10 +152,8 @@ TEST_F(KillTest, LockedDataDirSigtermAndRestart) {
   Daemon* first = nullptr;
   auto channel = StartServing(&first);
   ASSERT_NE(channel, nullptr);
-  auto reporting = v1::Reporting::NewStub(channel);
   v1::SubmitCoPaymentsRequest batch = MakeBatch(9, 1, 3);
-  v1::SubmitCoPaymentsResponse response;
-  ASSERT_TRUE(reporting->SubmitCoPayments(Ctx().get(), batch, &response).ok());
+  Submit(channel, batch);
 
   // A second daemon on the same folder: refused with one line, non-zero.
   Daemon* second = Launch(Args());
@@ -362,13 +175,36 @@ TEST_F(KillTest, LockedDataDirSigtermAndRestart) {
   Daemon* third = nullptr;
   channel = StartServing(&third);
   ASSERT_NE(channel, nullptr);
-  reporting = v1::Reporting::NewStub(channel);
-  response.Clear();
-  ASSERT_TRUE(reporting->SubmitCoPayments(Ctx().get(), batch, &response).ok());
-  ASSERT_EQ(response.results_size(), 3);
-  for (const v1::ReportResult& r : response.results()) EXPECT_EQ(r.outcome(), v1::DUPLICATE);
+  ExpectAllDuplicates(Submit(channel, batch), 3);
   third->Signal(SIGINT);
   EXPECT_EQ(third->ExitCode(absl::Seconds(15)), 0) << third->Stderr();
+}
+
+TEST_F(KillTest, VerifyCommand) {
+  std::string report;
+  EXPECT_EQ(RunVerify(&report), 1) << "no register yet";
+  EXPECT_THAT(report, HasSubstr("holds no register"));
+  EXPECT_FALSE(std::filesystem::exists(data_dir_)) << "verify must not create a register";
+
+  Daemon* d = nullptr;
+  auto channel = StartServing(&d);
+  ASSERT_NE(channel, nullptr);
+  Submit(channel, MakeBatch(1, 1, 20));
+  // While the daemon holds the folder, verify refuses (one line, exit 1).
+  EXPECT_EQ(RunVerify(&report), 1);
+  EXPECT_THAT(report, HasSubstr("data_dir"));
+  d->Signal(SIGTERM);
+  ASSERT_EQ(d->ExitCode(absl::Seconds(15)), 0) << d->Stderr();
+
+  EXPECT_EQ(RunVerify(&report), 0) << report;
+  EXPECT_THAT(report, HasSubstr("20 entries"));
+  EXPECT_THAT(report, HasSubstr(": 0 violations"));
+
+  ASSERT_TRUE(frikort::testing::DeleteFirstRecords(data_dir_, {"reports"}));
+  EXPECT_EQ(RunVerify(&report), 3) << report;
+  EXPECT_THAT(report, HasSubstr("violation: "));
+  EXPECT_THAT(report, HasSubstr("no idempotency index"));
+  EXPECT_THAT(report, HasSubstr(": 1 violation\n"));
 }
 
 TEST_F(KillTest, NonLoopbackWithoutTlsIsRefused) {
@@ -396,6 +232,67 @@ TEST_F(KillTest, MissingRulesFileIsRefused) {
   std::vector<std::string> args = Args();
   args.push_back(absl::StrCat("--rules_file=", dir_, "/no-such-rules.txt"));
   ExpectRefused(args, 1, "rules_file");
+}
+
+TEST_F(KillTest, CorruptRulesFileIsRefusedNamingTheLine) {
+  const std::string rules = dir_ + "/rules.txt";
+  {
+    std::ofstream out(rules);
+    out << "year 2025 tak1=3278 tak2=2165 minimum=0\n"
+        << "year 2026 tak1=lots\n";
+  }
+  std::vector<std::string> args = Args();
+  args.push_back("--rules_file=" + rules);
+  ExpectRefused(args, 1, "line 2");
+}
+
+TEST_F(KillTest, PseudonymKeyFaultsAreRefused) {
+  const std::string key = dir_ + "/pseudonym.key";
+  std::vector<std::string> args = Args();
+  args.push_back("--pseudonym_key_file=" + key);
+  ExpectRefused(args, 1, "pseudonym_key_file");  // missing
+
+  {
+    std::ofstream out(key);
+    out << std::string(64, 'a') << "\n";
+  }
+  std::filesystem::permissions(key, std::filesystem::perms::owner_read |
+                                        std::filesystem::perms::owner_write |
+                                        std::filesystem::perms::others_read);
+  ExpectRefused(args, 1, "mode");  // readable by others
+
+  std::filesystem::permissions(
+      key, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  Daemon* d = nullptr;
+  auto channel = StartServing(&d, args);
+  ASSERT_NE(channel, nullptr);
+  v1::SubmitCoPaymentsRequest batch = MakeBatch(2, 2, 4);
+  Submit(channel, batch);
+  d->Signal(SIGTERM);
+  ASSERT_EQ(d->ExitCode(absl::Seconds(15)), 0) << d->Stderr();
+
+  {
+    std::ofstream out(key, std::ios::trunc);
+    out << std::string(64, 'b') << "\n";
+  }
+  ExpectRefused(args, 1, "pseudonym key");  // another key than the register's
+  {
+    std::ofstream out(key, std::ios::trunc);
+    out << std::string(64, 'a') << "\n";
+  }
+  // The right key again: nothing was lost or changed by the refusals.
+  channel = StartServing(&d, args);
+  ASSERT_NE(channel, nullptr);
+  ExpectAllDuplicates(Submit(channel, batch), 4);
+  d->Signal(SIGTERM);
+  EXPECT_EQ(d->ExitCode(absl::Seconds(15)), 0) << d->Stderr();
+}
+
+TEST_F(KillTest, UnusableDataDirIsRefused) {
+  // A data folder that cannot be created (its parent is a file): root or not.
+  const std::string file = dir_ + "/plain-file";
+  { std::ofstream out(file); }
+  ExpectRefused(Args("127.0.0.1:0", file + "/data"), 1, "data_dir");
 }
 
 TEST_F(KillTest, BadFlagsExitTwo) {

@@ -10,7 +10,9 @@
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
 #include "storage/secret.h"
+#include "tests/testing/fixture.h"
 #include "tests/testing/ids.h"
+#include "tests/testing/tamper.h"
 
 namespace frikort::storage {
 namespace {
@@ -29,15 +31,10 @@ class RegisterTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(core::InitOsloTimeZone().ok());
-    const char* src = std::getenv("FRIKORT_SOURCE_DIR");
-    ASSERT_NE(src, nullptr);
-    auto rules = core::RulesTable::LoadFile(absl::StrCat(src, "/deploy/rules.txt"));
+    auto rules = frikort::testing::DeployedRules();
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = *std::move(rules);
-    dir_ = std::filesystem::temp_directory_path() /
-           absl::StrCat("frikort_register_test_", getpid(), "_",
-                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    dir_ = frikort::testing::FreshTestDir("frikort_register_test_");
     Reopen();
   }
   void TearDown() override {
@@ -395,26 +392,8 @@ TEST_F(RegisterTest, VerifyIsCleanAfterEveryKindOfChange) {
 TEST_F(RegisterTest, VerifyFindsATamperedRegister) {
   SubmitOne(Report("a", alice_, absl::CivilDay(2024, 3, 1), 400000));
   reg_.reset();
-  {
-    // Remove one idempotency index record and one due marker behind the
-    // register's back, as a buggy tool or a damaged disk might.
-    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-    for (const char* name : {"default", "persons", "entries", "reports", "ledgers", "due",
-                             "cards", "payouts", "audit"}) {
-      descs.emplace_back(name, rocksdb::ColumnFamilyOptions());
-    }
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir_.string(), descs, &handles, &db).ok());
-    for (int cf : {3, 5}) {
-      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[cf]));
-      it->SeekToFirst();
-      ASSERT_TRUE(it->Valid());
-      ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), handles[cf], it->key()).ok());
-    }
-    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
-    delete db;
-  }
+  // Remove one idempotency index record and one due marker.
+  ASSERT_TRUE(frikort::testing::DeleteFirstRecords(dir_.string(), {"reports", "due"}));
   Reopen();
   auto rep = reg_->Verify();
   ASSERT_TRUE(rep.ok());
