@@ -1,9 +1,32 @@
 #!/usr/bin/env bash
-# Builds everything and runs every test (unit, storage, integration, end-to-end).
-# Usage: deploy/test.sh            (build dir: ./build)
+# Builds everything and runs every test (unit, storage, job, integration,
+# end-to-end), then the whole suite again under AddressSanitizer and
+# UndefinedBehaviorSanitizer.
+# Usage: deploy/test.sh
+#   BUILD_DIR=build            the normal build
+#   ASAN_BUILD_DIR=build-asan  the sanitizer build
+#   FRIKORT_TEST_SANITIZE=0    skip the sanitizer pass (quicker while iterating)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
-cmake --build "$BUILD_DIR" -j "$(nproc)"
-ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)" --timeout 300
+ASAN_BUILD_DIR=${ASAN_BUILD_DIR:-build-asan}
+JOBS=$(nproc)
+
+build_and_test() {
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"
+  cmake --build "$dir" -j "$JOBS"
+  ctest --test-dir "$dir" --output-on-failure -j "$JOBS" --timeout 600
+}
+
+echo "== build and test ($BUILD_DIR)"
+build_and_test "$BUILD_DIR" -DFRIKORT_SANITIZE=OFF
+
+if [ "${FRIKORT_TEST_SANITIZE:-1}" != 0 ]; then
+  echo "== build and test under ASan + UBSan ($ASAN_BUILD_DIR)"
+  # Leak checking stays on; a failing check stops the test that hit it.
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  build_and_test "$ASAN_BUILD_DIR" -DFRIKORT_SANITIZE=ON
+fi
