@@ -35,6 +35,7 @@
 #include "core/rules.h"
 #include "grpc/support/log.h"
 #include "jobs/issuance.h"
+#include "server/flags.h"
 #include "server/server.h"
 #include "storage/register.h"
 #include "storage/secret.h"
@@ -56,6 +57,11 @@ ABSL_FLAG(int64_t, block_cache_mb, 64, "RocksDB block cache size, MiB");
 ABSL_FLAG(int64_t, write_buffer_mb, 32, "RocksDB write buffer size, MiB");
 ABSL_FLAG(std::string, tls_cert, "", "server certificate (PEM) for mutual TLS (not supported yet)");
 ABSL_FLAG(std::string, tls_key, "", "server private key (PEM) for mutual TLS (not supported yet)");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "HOST:PORT serving Prometheus metrics at /metrics (plain HTTP); empty = none");
+ABSL_FLAG(std::string, restore_from, "",
+          "restore the newest backup in this folder into --data_dir (which must be new), "
+          "verify it and exit");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "CA bundle (PEM) that signs client certificates (not supported yet)");
 
@@ -65,55 +71,6 @@ namespace {
 constexpr int kExitStartupFailed = 1;
 constexpr int kExitBadFlags = 2;
 constexpr absl::Duration kShutdownGrace = absl::Seconds(5);
-
-// Abseil's flag parser exits with status 1 on a bad flag; we promise 2. So the
-// arguments are checked first with Abseil's own flag registry and value
-// parsers, and only a command line that passes reaches ParseCommandLine.
-// Returns the error, or "" when Abseil should parse (and --help etc. handle).
-std::string PrecheckFlags(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view arg = argv[i];
-    if (arg == "--") return "";
-    if (arg.size() < 2 || arg[0] != '-') return absl::StrCat("unexpected argument '", arg, "'");
-    arg.remove_prefix(arg[1] == '-' ? 2 : 1);
-    absl::string_view name = arg;
-    absl::string_view value;
-    bool has_value = false;
-    if (size_t eq = arg.find('='); eq != absl::string_view::npos) {
-      name = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-      has_value = true;
-    }
-    // Abseil's own flags (usage, flag files, environment) are left to Abseil.
-    for (absl::string_view own :
-         {"help", "helpfull", "helpshort", "helppackage", "helpon", "helpmatch", "version",
-          "only_check_args", "flagfile", "fromenv", "tryfromenv", "undefok"}) {
-      if (name == own) return "";
-    }
-    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
-    bool negated = false;
-    if (flag == nullptr && absl::StartsWith(name, "no")) {
-      flag = absl::FindCommandLineFlag(name.substr(2));
-      if (flag != nullptr && !flag->IsOfType<bool>()) flag = nullptr;
-      negated = flag != nullptr;
-    }
-    if (flag == nullptr) return absl::StrCat("unknown flag --", name);
-    if (negated) {
-      if (has_value) return absl::StrCat("--", name, " takes no value");
-      continue;
-    }
-    if (!has_value) {
-      if (flag->IsOfType<bool>()) continue;
-      if (i + 1 >= argc) return absl::StrCat("missing value for flag --", name);
-      value = argv[++i];
-    }
-    std::string error;
-    if (!flag->ParseFrom(value, &error)) {
-      return error.empty() ? absl::StrCat("illegal value '", value, "' for flag --", name) : error;
-    }
-  }
-  return "";
-}
 
 // gRPC's own log lines. Until the server has started they are held back, so a
 // startup failure stays one line on stderr (its reason folded into that line);
@@ -180,6 +137,50 @@ std::string DisplayAddress(const std::string& host, int port) {
   return absl::StrCat(host, ":", port);
 }
 
+// --restore_from: restores into a new data folder, verifies and returns. The
+// key is the one the backed-up register was created with: --pseudonym_key_file,
+// or in development mode the old data folder's pseudonym.key copied into the
+// new folder first (a restore never creates a key).
+absl::Status Restore(const std::string& backup_dir, const std::string& data_dir,
+                     const std::string& key_file, const core::RulesTable* rules,
+                     const core::Clock* clock) {
+  const std::string dev_key = data_dir + "/pseudonym.key";
+  const std::string key_path = key_file.empty() ? dev_key : key_file;
+  absl::StatusOr<std::string> secret = storage::LoadSecret(key_path);
+  if (absl::IsNotFound(secret.status()) && key_file.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "restore needs the pseudonym key the backed-up register was created with: give "
+        "--pseudonym_key_file, or (development mode) copy the old data folder's pseudonym.key to ",
+        dev_key));
+  }
+  if (!secret.ok()) return WithContext(secret.status(), "pseudonym_key_file", key_path);
+  storage::RegisterOptions options;
+  options.data_dir = data_dir;
+  options.secret = *std::move(secret);
+  options.rules = rules;
+  options.clock = clock;
+  options.id_options.allow_synthetic = absl::GetFlag(FLAGS_allow_synthetic_ids);
+  absl::StatusOr<storage::Register::RestoreReport> r =
+      storage::Register::Restore(backup_dir, options);
+  if (!r.ok()) return r.status();
+  const storage::Register::VerifyReport& v = r->verify;
+  if (!v.violations.empty()) {
+    return absl::DataLossError(absl::StrCat(
+        "restored backup ", r->backup.backup_id, " into ", data_dir, ", but verifying it found ",
+        v.violations.size(), " violations, the first: ", v.violations.front()));
+  }
+  std::fprintf(
+      stderr,
+      "frikortd: restored backup %u (made %s) from %s into %s and verified it: %llu "
+      "persons, %llu entries, %llu cards, %llu payouts\n",
+      r->backup.backup_id,
+      absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", r->backup.created, absl::UTCTimeZone()).c_str(),
+      backup_dir.c_str(), data_dir.c_str(), static_cast<unsigned long long>(v.persons),
+      static_cast<unsigned long long>(v.entries), static_cast<unsigned long long>(v.cards),
+      static_cast<unsigned long long>(v.payouts));
+  return absl::OkStatus();
+}
+
 // The daemon proper. Signals arrive only through sigwait() in this thread: the
 // mask is set before any thread exists, so every thread inherits it.
 absl::Status Run() {
@@ -207,6 +208,11 @@ absl::Status Run() {
   if (!rules.ok()) return WithContext(rules.status(), "rules_file", rules_file);
 
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  const std::string key_file = absl::GetFlag(FLAGS_pseudonym_key_file);
+  const std::string restore_from = absl::GetFlag(FLAGS_restore_from);
+  if (!restore_from.empty()) {
+    return Restore(restore_from, data_dir, key_file, &*rules, core::RealClock::Get());
+  }
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
   if (ec) {
@@ -214,7 +220,6 @@ absl::Status Run() {
         absl::StrCat("data_dir ", data_dir, ": cannot create: ", ec.message()));
   }
 
-  const std::string key_file = absl::GetFlag(FLAGS_pseudonym_key_file);
   absl::StatusOr<std::string> secret =
       key_file.empty() ? storage::LoadOrCreateDevSecret(data_dir) : storage::LoadSecret(key_file);
   if (!secret.ok()) {
@@ -235,8 +240,18 @@ absl::Status Run() {
   absl::StatusOr<std::unique_ptr<storage::Register>> reg = storage::Register::Open(reg_options);
   if (!reg.ok()) return WithContext(reg.status(), "data_dir", data_dir);
 
+  auto metrics = std::make_unique<Metrics>(reg->get());
+  const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  int metrics_port = 0;
+  if (!metrics_listen.empty()) {
+    absl::StatusOr<int> port = metrics->Serve(metrics_listen);
+    if (!port.ok()) return port.status();
+    metrics_port = *port;
+  }
+
   jobs::IssuanceJob job(reg->get(), &*rules, clock);
-  job.set_observer([](const jobs::RunSummary& s) {
+  job.set_observer([m = metrics.get()](const jobs::RunSummary& s) {
+    m->RecordRun(s);
     std::fprintf(stderr,
                  "frikortd: issuance %s as_of %s: examined %lld, cards %lld (%lld past "
                  "deadline), payouts %lld (%lld ore), carried %lld ore\n",
@@ -250,6 +265,7 @@ absl::Status Run() {
   server_options.listen_address = listen;
   server_options.lookup_years_back = absl::GetFlag(FLAGS_lookup_years_back);
   server_options.id_options = reg_options.id_options;
+  server_options.metrics = metrics.get();
   auto server = std::make_unique<FrikortServer>(server_options, reg->get(), &job, &*rules, clock);
   if (absl::Status s = server->Start(); !s.ok()) {
     if (absl::StrContains(HeldGrpcError(), "Address already in use")) {
@@ -265,6 +281,11 @@ absl::Status Run() {
   absl::StatusOr<HostPort> hp = SplitListenAddress(listen);
   std::fprintf(stderr, "frikortd listening on %s\n",
                DisplayAddress(hp.ok() ? hp->host : listen, server->port()).c_str());
+  if (!metrics_listen.empty()) {
+    absl::StatusOr<HostPort> mhp = SplitListenAddress(metrics_listen);
+    std::fprintf(stderr, "frikortd metrics on http://%s/metrics\n",
+                 DisplayAddress(mhp.ok() ? mhp->host : metrics_listen, metrics_port).c_str());
+  }
   std::fflush(stderr);
 
   int signo = 0;
@@ -281,7 +302,8 @@ absl::Status Run() {
   server->Shutdown(absl::Now() + kShutdownGrace);
   server.reset();
   scheduler.Stop();
-  reg->reset();  // closes the database after every write has completed
+  metrics.reset();  // the endpoint reads the register: stop it first
+  reg->reset();     // closes the database after every write has completed
   return absl::OkStatus();
 }
 
@@ -292,7 +314,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "the Frikort co-payment register server.\n"
       "  frikortd --listen=127.0.0.1:50051 --data_dir=./data [--issuance_interval=24h]");
-  if (std::string error = frikort::server::PrecheckFlags(argc, argv); !error.empty()) {
+  if (std::string error = frikort::server::PrecheckFlags(argc, argv, /*allow_positional=*/false);
+      !error.empty()) {
     std::fprintf(stderr, "frikortd: %s (see --help)\n", error.c_str());
     return frikort::server::kExitBadFlags;
   }

@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/e2e/daemon.h"
 #include "tests/server/test_util.h"
 
 namespace frikort::testutil {
@@ -38,130 +39,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::vector<std::string> NonEmptyLines(const std::string& text) {
-  std::vector<std::string> lines;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    if (!absl::StripAsciiWhitespace(line).empty()) lines.emplace_back(line);
-  }
-  return lines;
-}
-
-// $FRIKORTD, or else the frikortd next to this test binary (both are built
-// into the root of the build folder).
-std::string FrikortdPath() {
-  const char* env = getenv("FRIKORTD");
-  if (env != nullptr && env[0] != '\0') return env;
-  std::error_code ec;
-  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return "";
-  std::filesystem::path sibling = self.parent_path() / "frikortd";
-  return std::filesystem::exists(sibling, ec) ? sibling.string() : "";
-}
-
-// One frikortd process: stdout to /dev/null, stderr to a file.
-class Daemon {
- public:
-  Daemon(std::vector<std::string> args, std::string stderr_path)
-      : args_(std::move(args)), stderr_path_(std::move(stderr_path)) {}
-  ~Daemon() {
-    if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
-      int status;
-      waitpid(pid_, &status, 0);
-    }
-  }
-
-  bool Start() {
-    const std::string binary = FrikortdPath();
-    if (binary.empty()) return false;
-    std::vector<std::string> argv_strings = {binary};
-    argv_strings.insert(argv_strings.end(), args_.begin(), args_.end());
-    std::vector<char*> argv;
-    for (std::string& s : argv_strings) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    const std::string err_path = stderr_path_;
-    pid_ = fork();
-    if (pid_ < 0) return false;
-    if (pid_ == 0) {  // child: only async-signal-safe calls until exec
-      int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int null = open("/dev/null", O_RDWR);
-      if (err < 0 || null < 0) _exit(126);
-      dup2(null, 0);
-      dup2(null, 1);
-      dup2(err, 2);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    return true;
-  }
-
-  // The port from "frikortd listening on HOST:PORT", or -1 if the daemon exited
-  // or did not get there in time.
-  int WaitListening(absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (absl::Now() < deadline) {
-      for (const std::string& line : NonEmptyLines(Stderr())) {
-        if (absl::StartsWith(line, "frikortd listening on ")) {
-          const size_t colon = line.rfind(':');
-          int port = 0;
-          if (colon != std::string::npos && absl::SimpleAtoi(line.substr(colon + 1), &port)) {
-            return port;
-          }
-        }
-      }
-      if (WaitExit(absl::ZeroDuration()).has_value()) return -1;
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-    return -1;
-  }
-
-  // The raw wait status once the process has exited, nullopt on timeout.
-  std::optional<int> WaitExit(absl::Duration timeout) {
-    if (exited_) return status_;
-    const absl::Time deadline = absl::Now() + timeout;
-    do {
-      int status = 0;
-      pid_t r = waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        exited_ = true;
-        status_ = status;
-        return status_;
-      }
-      if (r < 0) return std::nullopt;
-      if (timeout > absl::ZeroDuration()) absl::SleepFor(absl::Milliseconds(10));
-    } while (absl::Now() < deadline);
-    return std::nullopt;
-  }
-
-  // Exit code, or -1000 - signal when killed, or nullopt on timeout.
-  std::optional<int> ExitCode(absl::Duration timeout) {
-    std::optional<int> status = WaitExit(timeout);
-    if (!status.has_value()) return std::nullopt;
-    if (WIFEXITED(*status)) return WEXITSTATUS(*status);
-    if (WIFSIGNALED(*status)) return -1000 - WTERMSIG(*status);
-    return -1;
-  }
-
-  void Signal(int sig) {
-    if (pid_ > 0 && !exited_) kill(pid_, sig);
-  }
-  std::string Stderr() const { return ReadFile(stderr_path_); }
-
- private:
-  std::vector<std::string> args_;
-  std::string stderr_path_;
-  pid_t pid_ = -1;
-  bool exited_ = false;
-  int status_ = 0;
-};
 
 class KillTest : public ::testing::Test {
  protected:

@@ -1,0 +1,163 @@
+// The end-to-end tests' process helpers: Daemon runs frikortd (or any of the
+// project's binaries) as a child process with its output in files.
+#ifndef FRIKORT_TESTS_E2E_DAEMON_H_
+#define FRIKORT_TESTS_E2E_DAEMON_H_
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace frikort::testutil {
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline std::vector<std::string> NonEmptyLines(const std::string& text) {
+  std::vector<std::string> lines;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (!absl::StripAsciiWhitespace(line).empty()) lines.emplace_back(line);
+  }
+  return lines;
+}
+
+// $<env>, or else the binary `name` next to this test binary (all are built
+// into the root of the build folder).
+inline std::string BinaryPath(const char* env_name, const char* name) {
+  const char* env = getenv(env_name);
+  if (env != nullptr && env[0] != '\0') return env;
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "";
+  std::filesystem::path sibling = self.parent_path() / name;
+  return std::filesystem::exists(sibling, ec) ? sibling.string() : "";
+}
+inline std::string FrikortdPath() { return BinaryPath("FRIKORTD", "frikortd"); }
+
+// One frikortd process: stdout to /dev/null, stderr to a file.
+class Daemon {
+ public:
+  Daemon(std::vector<std::string> args, std::string stderr_path, std::string binary = "")
+      : args_(std::move(args)),
+        stderr_path_(std::move(stderr_path)),
+        binary_(binary.empty() ? FrikortdPath() : std::move(binary)) {}
+  ~Daemon() {
+    if (pid_ > 0 && !exited_) {
+      kill(pid_, SIGKILL);
+      int status;
+      waitpid(pid_, &status, 0);
+    }
+  }
+
+  // `stdout_path` empty: standard output goes to /dev/null.
+  bool Start(const std::string& stdout_path = "") {
+    if (binary_.empty()) return false;
+    std::vector<std::string> argv_strings = {binary_};
+    argv_strings.insert(argv_strings.end(), args_.begin(), args_.end());
+    std::vector<char*> argv;
+    for (std::string& s : argv_strings) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    const std::string err_path = stderr_path_;
+    const std::string out_path = stdout_path;
+    pid_ = fork();
+    if (pid_ < 0) return false;
+    if (pid_ == 0) {  // child: only async-signal-safe calls until exec
+      int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int null = open("/dev/null", O_RDWR);
+      int out =
+          out_path.empty() ? null : open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (err < 0 || null < 0 || out < 0) _exit(126);
+      dup2(null, 0);
+      dup2(out, 1);
+      dup2(err, 2);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    return true;
+  }
+
+  // The port from "frikortd listening on HOST:PORT", or -1 if the daemon exited
+  // or did not get there in time.
+  int WaitListening(absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      for (const std::string& line : NonEmptyLines(Stderr())) {
+        if (absl::StartsWith(line, "frikortd listening on ")) {
+          const size_t colon = line.rfind(':');
+          int port = 0;
+          if (colon != std::string::npos && absl::SimpleAtoi(line.substr(colon + 1), &port)) {
+            return port;
+          }
+        }
+      }
+      if (WaitExit(absl::ZeroDuration()).has_value()) return -1;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return -1;
+  }
+
+  // The raw wait status once the process has exited, nullopt on timeout.
+  std::optional<int> WaitExit(absl::Duration timeout) {
+    if (exited_) return status_;
+    const absl::Time deadline = absl::Now() + timeout;
+    do {
+      int status = 0;
+      pid_t r = waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        exited_ = true;
+        status_ = status;
+        return status_;
+      }
+      if (r < 0) return std::nullopt;
+      if (timeout > absl::ZeroDuration()) absl::SleepFor(absl::Milliseconds(10));
+    } while (absl::Now() < deadline);
+    return std::nullopt;
+  }
+
+  // Exit code, or -1000 - signal when killed, or nullopt on timeout.
+  std::optional<int> ExitCode(absl::Duration timeout) {
+    std::optional<int> status = WaitExit(timeout);
+    if (!status.has_value()) return std::nullopt;
+    if (WIFEXITED(*status)) return WEXITSTATUS(*status);
+    if (WIFSIGNALED(*status)) return -1000 - WTERMSIG(*status);
+    return -1;
+  }
+
+  void Signal(int sig) {
+    if (pid_ > 0 && !exited_) kill(pid_, sig);
+  }
+  std::string Stderr() const { return ReadFile(stderr_path_); }
+
+ private:
+  std::vector<std::string> args_;
+  std::string stderr_path_;
+  std::string binary_;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int status_ = 0;
+};
+
+}  // namespace frikort::testutil
+
+#endif  // FRIKORT_TESTS_E2E_DAEMON_H_
