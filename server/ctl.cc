@@ -19,8 +19,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
 #include "core/calendar.h"
 #include "grpcpp/create_channel.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "server/convert.h"
 #include "server/server.h"
@@ -523,7 +525,8 @@ const char kUsage[] =
     "  issue [--as-of=YYYY-MM-DD] [--dry-run]\n"
     "  cards --year=Y [--format=table|csv]\n"
     "  payouts --year=Y|--run=ID [--format=table|csv]\n"
-    "  backup --dest=/ABSOLUTE/FOLDER/ON/THE/SERVER";
+    "  backup --dest=/ABSOLUTE/FOLDER/ON/THE/SERVER\n"
+    "  health   (exit 0 when grpc.health.v1 answers SERVING; for probes)";
 
 namespace {
 
@@ -544,6 +547,7 @@ const std::vector<CommandSpec>& Commands() {
       {"cards", {}, {"year", "format"}},
       {"payouts", {}, {"year", "run", "format"}},
       {"backup", {}, {"dest"}},
+      {"health", {}, {}},
   };
   return *commands;
 }
@@ -711,12 +715,50 @@ int Finish(const grpc::Status& s, absl::string_view command, const std::string& 
   return kExitOk;
 }
 
+// grpc.health.v1.Health/Check for the whole server (service ""), without its
+// generated code (not installed): the request is field 1 = "" (gRPC refuses
+// to send an empty buffer), and SERVING is field 1 = 1.
+int Health(const std::shared_ptr<grpc::Channel>& channel, const Options& options, std::ostream& out,
+           std::ostream& err) {
+  grpc::GenericStub stub(channel);
+  std::unique_ptr<grpc::ClientContext> ctx = Context(options, false);
+  grpc::Slice service(std::string("\x0a\x00", 2));
+  grpc::ByteBuffer request(&service, 1);
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  absl::Notification done;
+  stub.UnaryCall(ctx.get(), "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request,
+                 &response, [&](grpc::Status s) {
+                   status = std::move(s);
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  if (!status.ok()) {
+    err << "frikortctl: " << CallError("health", status) << "\n";
+    return kExitFailed;
+  }
+  std::vector<grpc::Slice> slices;
+  std::string bytes;
+  if (response.Dump(&slices).ok()) {
+    for (const grpc::Slice& slice : slices) {
+      bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+    }
+  }
+  if (bytes == std::string("\x08\x01", 2)) {
+    out << "SERVING\n";
+    return kExitOk;
+  }
+  err << "frikortctl: health: the server is not serving\n";
+  return kExitFailed;
+}
+
 }  // namespace
 
 absl::Status CheckUsage(const std::vector<std::string>& args, const Options& options) {
   if (args.empty()) {
     return absl::InvalidArgumentError(
-        "no command (import, lookup, ledger, reserve, unreserve, issue, cards, payouts, backup)");
+        "no command (import, lookup, ledger, reserve, unreserve, issue, cards, payouts, backup, "
+        "health)");
   }
   const CommandSpec* spec = nullptr;
   for (const CommandSpec& c : Commands()) {
@@ -725,7 +767,7 @@ absl::Status CheckUsage(const std::vector<std::string>& args, const Options& opt
   if (spec == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
         "unknown command '", args[0],
-        "' (import, lookup, ledger, reserve, unreserve, issue, cards, payouts, backup)"));
+        "' (import, lookup, ledger, reserve, unreserve, issue, cards, payouts, backup, health)"));
   }
   const std::string cmd = spec->name;
   if (args.size() - 1 < spec->operands.size()) {
@@ -870,6 +912,7 @@ int Run(const std::vector<std::string>& args, const Options& options,
     return Finish(s, cmd, s.ok() ? FormatPayouts(payouts, *ParseFormat(options.format)) : "", out,
                   err);
   }
+  if (cmd == "health") return Health(channel, options, out, err);
   // backup
   v1::BackupRequest request;
   request.set_dest(options.dest);

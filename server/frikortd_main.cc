@@ -36,6 +36,7 @@
 #include "grpc/support/log.h"
 #include "jobs/issuance.h"
 #include "server/flags.h"
+#include "server/log.h"
 #include "server/server.h"
 #include "storage/register.h"
 #include "storage/secret.h"
@@ -59,6 +60,8 @@ ABSL_FLAG(std::string, tls_cert, "", "server certificate (PEM) for mutual TLS (n
 ABSL_FLAG(std::string, tls_key, "", "server private key (PEM) for mutual TLS (not supported yet)");
 ABSL_FLAG(std::string, metrics_listen, "",
           "HOST:PORT serving Prometheus metrics at /metrics (plain HTTP); empty = none");
+ABSL_FLAG(std::string, log_format, "text",
+          "text (\"frikortd: ...\" lines) or json (one JSON object per line, for collectors)");
 ABSL_FLAG(std::string, restore_from, "",
           "restore the newest backup in this folder into --data_dir (which must be new), "
           "verify it and exit");
@@ -85,7 +88,8 @@ void GrpcLog(gpr_log_func_args* args) {
     if (args->severity == GPR_LOG_SEVERITY_ERROR) log_held = args->message;
     return;
   }
-  std::fprintf(stderr, "frikortd: grpc: %s\n", args->message);
+  log::Log(args->severity == GPR_LOG_SEVERITY_ERROR ? log::Level::kError : log::Level::kInfo,
+           "grpc", absl::StrCat("grpc: ", args->message));
 }
 
 void ReleaseGrpcLog() {
@@ -169,15 +173,15 @@ absl::Status Restore(const std::string& backup_dir, const std::string& data_dir,
         "restored backup ", r->backup.backup_id, " into ", data_dir, ", but verifying it found ",
         v.violations.size(), " violations, the first: ", v.violations.front()));
   }
-  std::fprintf(
-      stderr,
-      "frikortd: restored backup %u (made %s) from %s into %s and verified it: %llu "
-      "persons, %llu entries, %llu cards, %llu payouts\n",
-      r->backup.backup_id,
-      absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", r->backup.created, absl::UTCTimeZone()).c_str(),
-      backup_dir.c_str(), data_dir.c_str(), static_cast<unsigned long long>(v.persons),
-      static_cast<unsigned long long>(v.entries), static_cast<unsigned long long>(v.cards),
-      static_cast<unsigned long long>(v.payouts));
+  log::Log(log::Level::kInfo, "restored",
+           absl::StrCat(
+               "restored backup ", r->backup.backup_id, " (made ",
+               absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", r->backup.created, absl::UTCTimeZone()),
+               ") from ", backup_dir, " into ", data_dir, " and verified it: ", v.persons,
+               " persons, ", v.entries, " entries, ", v.cards, " cards, ", v.payouts, " payouts"),
+           {{"backup_id", absl::StrCat(r->backup.backup_id)},
+            {"restore_from", backup_dir},
+            {"data_dir", data_dir}});
   return absl::OkStatus();
 }
 
@@ -252,13 +256,18 @@ absl::Status Run() {
   jobs::IssuanceJob job(reg->get(), &*rules, clock);
   job.set_observer([m = metrics.get()](const jobs::RunSummary& s) {
     m->RecordRun(s);
-    std::fprintf(stderr,
-                 "frikortd: issuance %s as_of %s: examined %lld, cards %lld (%lld past "
-                 "deadline), payouts %lld (%lld ore), carried %lld ore\n",
-                 s.run_id.c_str(), core::FormatDate(s.as_of).c_str(),
-                 static_cast<long long>(s.ledgers_examined), static_cast<long long>(s.cards_issued),
-                 static_cast<long long>(s.cards_past_deadline), static_cast<long long>(s.payouts),
-                 static_cast<long long>(s.payout_total), static_cast<long long>(s.carried_forward));
+    log::Log(s.cards_past_deadline > 0 ? log::Level::kWarning : log::Level::kInfo, "issuance_run",
+             absl::StrCat("issuance ", s.run_id, " as_of ", core::FormatDate(s.as_of),
+                          ": examined ", s.ledgers_examined, ", cards ", s.cards_issued, " (",
+                          s.cards_past_deadline, " past deadline), payouts ", s.payouts, " (",
+                          s.payout_total, " ore), carried ", s.carried_forward, " ore"),
+             {{"run_id", s.run_id},
+              {"as_of", core::FormatDate(s.as_of)},
+              {"ledgers_examined", absl::StrCat(s.ledgers_examined)},
+              {"cards_issued", absl::StrCat(s.cards_issued)},
+              {"cards_past_deadline", absl::StrCat(s.cards_past_deadline)},
+              {"payouts", absl::StrCat(s.payouts)},
+              {"payout_total_ore", absl::StrCat(s.payout_total)}});
   });
 
   ServerOptions server_options;
@@ -275,35 +284,43 @@ absl::Status Run() {
   }
   ReleaseGrpcLog();
 
-  jobs::Scheduler scheduler(&job, absl::GetFlag(FLAGS_issuance_interval));
+  jobs::Scheduler scheduler(&job, absl::GetFlag(FLAGS_issuance_interval),
+                            [](const absl::Status& s) {
+                              log::Log(log::Level::kError, "issuance_failed",
+                                       absl::StrCat("scheduled issuance failed: ", s.message()));
+                            });
   scheduler.Start();
 
   absl::StatusOr<HostPort> hp = SplitListenAddress(listen);
-  std::fprintf(stderr, "frikortd listening on %s\n",
-               DisplayAddress(hp.ok() ? hp->host : listen, server->port()).c_str());
+  const std::string address = DisplayAddress(hp.ok() ? hp->host : listen, server->port());
+  log::Log(log::Level::kInfo, "listening", absl::StrCat("frikortd listening on ", address),
+           {{"address", address}});
   if (!metrics_listen.empty()) {
     absl::StatusOr<HostPort> mhp = SplitListenAddress(metrics_listen);
-    std::fprintf(stderr, "frikortd metrics on http://%s/metrics\n",
-                 DisplayAddress(mhp.ok() ? mhp->host : metrics_listen, metrics_port).c_str());
+    const std::string url = absl::StrCat(
+        "http://", DisplayAddress(mhp.ok() ? mhp->host : metrics_listen, metrics_port), "/metrics");
+    log::Log(log::Level::kInfo, "metrics", absl::StrCat("frikortd metrics on ", url),
+             {{"url", url}});
   }
-  std::fflush(stderr);
 
   int signo = 0;
   while (true) {
     int err = sigwait(&signals, &signo);
     if (err == 0) break;
     if (err != EINTR) {
-      std::fprintf(stderr, "frikortd: sigwait failed: %s\n", std::strerror(err));
+      log::Log(log::Level::kError, "sigwait_failed",
+               absl::StrCat("sigwait failed: ", std::strerror(err)));
       break;
     }
   }
-  std::fprintf(stderr, "frikortd: %s received, shutting down\n",
-               signo == SIGINT ? "SIGINT" : "SIGTERM");
+  log::Log(log::Level::kInfo, "shutting_down",
+           absl::StrCat(signo == SIGINT ? "SIGINT" : "SIGTERM", " received, shutting down"));
   server->Shutdown(absl::Now() + kShutdownGrace);
   server.reset();
   scheduler.Stop();
   metrics.reset();  // the endpoint reads the register: stop it first
   reg->reset();     // closes the database after every write has completed
+  log::Log(log::Level::kInfo, "stopped", "register closed, exiting");
   return absl::OkStatus();
 }
 
@@ -328,8 +345,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "frikortd: %s\n", std::string(s.message()).c_str());
     return frikort::server::kExitBadFlags;
   }
+  namespace log = frikort::server::log;
+  absl::StatusOr<log::Format> log_format = log::ParseFormat(absl::GetFlag(FLAGS_log_format));
+  if (!log_format.ok()) {
+    std::fprintf(stderr, "frikortd: %s\n", std::string(log_format.status().message()).c_str());
+    return frikort::server::kExitBadFlags;
+  }
+  log::SetFormat(*log_format);
   if (absl::Status s = frikort::server::Run(); !s.ok()) {
-    std::fprintf(stderr, "frikortd: %s\n", std::string(s.message()).c_str());
+    log::Log(log::Level::kError, "startup_failed", s.message());
     return frikort::server::kExitStartupFailed;
   }
   return 0;

@@ -25,6 +25,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "server/metrics.h"
 #include "tests/e2e/daemon.h"
@@ -107,12 +109,29 @@ class FrikortctlTest : public ::testing::Test {
   }
 
   // Starts frikortd on `data_dir` with metrics on; sets port_ and
-  // metrics_port_.
-  void StartDaemon(const std::string& data_dir) {
-    daemon_ = Spawn({"--listen=127.0.0.1:0", absl::StrCat("--data_dir=", data_dir),
-                     absl::StrCat("--rules_file=", SourceDir(), "/deploy/rules.txt"),
-                     "--issuance_interval=0", "--metrics_listen=127.0.0.1:0"},
-                    FrikortdPath(), false);
+  // metrics_port_ (with JSON logs: port_ only).
+  void StartDaemon(const std::string& data_dir, bool json_logs = false) {
+    daemon_ = Spawn(
+        {"--listen=127.0.0.1:0", absl::StrCat("--data_dir=", data_dir),
+         absl::StrCat("--rules_file=", SourceDir(), "/deploy/rules.txt"), "--issuance_interval=0",
+         "--metrics_listen=127.0.0.1:0", json_logs ? "--log_format=json" : "--log_format=text"},
+        FrikortdPath(), false);
+    if (json_logs) {
+      const absl::Time deadline = absl::Now() + absl::Seconds(15);
+      while (port_ == 0 && absl::Now() < deadline) {
+        for (const std::string& line : NonEmptyLines(daemon_->Stderr())) {
+          const std::string kAddress = "\"address\":\"127.0.0.1:";
+          const size_t at = line.find(kAddress);
+          if (at != std::string::npos) {
+            const size_t from = at + kAddress.size();
+            absl::SimpleAtoi(line.substr(from, line.find('"', from) - from), &port_);
+          }
+        }
+        absl::SleepFor(absl::Milliseconds(20));
+      }
+      ASSERT_GT(port_, 0) << daemon_->Stderr();
+      return;
+    }
     port_ = daemon_->WaitListening(absl::Seconds(15));
     ASSERT_GT(port_, 0) << daemon_->Stderr();
     for (const std::string& line : NonEmptyLines(daemon_->Stderr())) {
@@ -382,6 +401,26 @@ TEST_F(FrikortctlTest, BackupAndRestoreAnswerLikeTheOriginal) {
   StopDaemon();
 }
 
+TEST_F(FrikortctlTest, JsonLogsOneObjectPerLineAndNoIdInClear) {
+  StartDaemon(dir_ + "/data", /*json_logs=*/true);
+  ASSERT_EQ(Ctl({"import", ReportsCsv()}).code, 3);
+  ASSERT_EQ(Ctl({"issue", "--as-of=2025-06-01"}).code, 0);
+  StopDaemon();
+  const std::string log = daemon_->Stderr();
+  std::vector<std::string> events;
+  for (const std::string& line : NonEmptyLines(log)) {
+    google::protobuf::Struct entry;
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(line, &entry).ok()) << line;
+    for (const char* key : {"time", "level", "event", "msg"}) {
+      EXPECT_TRUE(entry.fields().contains(key)) << line;
+    }
+    events.push_back(entry.fields().at("event").string_value());
+  }
+  EXPECT_THAT(events, ::testing::IsSupersetOf(
+                          {"listening", "metrics", "issuance_run", "shutting_down", "stopped"}));
+  for (int p = 1; p <= 5; ++p) EXPECT_THAT(log, ::testing::Not(HasSubstr(PersonId(p))));
+}
+
 TEST_F(FrikortctlTest, BadArgumentsGiveOneLineAndNonZero) {
   StartDaemon(dir_ + "/data");
   struct Case {
@@ -426,11 +465,18 @@ TEST_F(FrikortctlTest, BadArgumentsGiveOneLineAndNonZero) {
   r = Ctl({"--tls_ca=/no/such/ca.pem", "issue"});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(NonEmptyLines(r.err), ElementsAre(HasSubstr("--tls_ca /no/such/ca.pem")));
+  // The probe command.
+  r = Ctl({"health"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "SERVING\n");
   StopDaemon();
   // No server: one line, non-zero.
   r = Ctl({"lookup", PersonId(1)});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(NonEmptyLines(r.err), ElementsAre(HasSubstr("(UNAVAILABLE)")));
+  r = Ctl({"health"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(NonEmptyLines(r.err), ElementsAre(StartsWith("frikortctl: health: ")));
 }
 
 }  // namespace
