@@ -239,6 +239,10 @@ bool CsvImportReader::Next(Row* row) {
   std::string record;
   if (!ReadRecord(&record, &row->line)) return false;
   absl::StatusOr<std::vector<std::string>> fields = SplitCsvRecord(record);
+  row->report_id.clear();
+  if (fields.ok() && static_cast<size_t>(column_of_[kReportId]) < fields->size()) {
+    row->report_id = std::string(absl::StripAsciiWhitespace((*fields)[column_of_[kReportId]]));
+  }
   if (!fields.ok()) {
     row->payment = fields.status();
   } else if (fields->size() != width_) {
@@ -607,7 +611,9 @@ class Importer {
     while (!broken && (*reader)->Next(&row)) {
       ++rows_;
       if (!row.payment.ok()) {
-        Reject(row.line, absl::StrCat("rejected: ", row.payment.status().message()));
+        Reject(row.line, absl::StrCat(row.report_id.empty() ? "" : "report ", row.report_id,
+                                      row.report_id.empty() ? "" : ": ",
+                                      "rejected: ", row.payment.status().message()));
       } else {
         *batch.add_co_payments() = *std::move(row.payment);
         lines.push_back(row.line);

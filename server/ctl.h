@@ -58,7 +58,8 @@ std::string CsvField(absl::string_view value);
 class CsvImportReader {
  public:
   struct Row {
-    int line = 0;  // where the record starts, 1-based (the header is line 1)
+    int line = 0;           // where the record starts, 1-based (the header is line 1)
+    std::string report_id;  // as far as it could be read ("" if not)
     absl::StatusOr<v1::CoPayment> payment;
   };
 

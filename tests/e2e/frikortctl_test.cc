@@ -209,7 +209,7 @@ TEST_F(FrikortctlTest, ImportLookupIssueAndPayouts) {
   std::vector<std::string> lines = NonEmptyLines(r.out);
   ASSERT_EQ(lines.size(), 3u) << r.out;
   EXPECT_THAT(lines[0], StartsWith("line 4: report r3: rejected INVALID_PERSON_ID: person_id"));
-  EXPECT_THAT(lines[1], StartsWith("line 5: rejected: amount_ore: 'ten kroner'"));
+  EXPECT_THAT(lines[1], StartsWith("line 5: report r4: rejected: amount_ore: 'ten kroner'"));
   EXPECT_EQ(lines[2], csv + ": 4 rows: 2 accepted, 0 duplicates, 2 rejected");
   EXPECT_EQ(r.err, "");  // no progress bar when stderr is not a terminal
 
