@@ -12,4 +12,4 @@ else
     $(cat deploy/debian-packages.txt)
 fi
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
-cmake --build build -j "$(nproc)" --target frikortd
+cmake --build build -j "$(nproc)" --target frikortd frikortctl frikort_descriptor_set

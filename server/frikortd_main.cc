@@ -38,6 +38,8 @@
 #include "core/rules.h"
 #include "grpc/support/log.h"
 #include "jobs/issuance.h"
+#include "server/flags.h"
+#include "server/log.h"
 #include "server/server.h"
 #include "storage/register.h"
 #include "storage/secret.h"
@@ -62,6 +64,13 @@ ABSL_FLAG(bool, verify, false,
           "every violation, and exit (0 = clean, 3 = violations); frikortd must not be running");
 ABSL_FLAG(std::string, tls_cert, "", "server certificate (PEM) for mutual TLS (not supported yet)");
 ABSL_FLAG(std::string, tls_key, "", "server private key (PEM) for mutual TLS (not supported yet)");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "HOST:PORT serving Prometheus metrics at /metrics (plain HTTP); empty = none");
+ABSL_FLAG(std::string, log_format, "text",
+          "text (\"frikortd: ...\" lines) or json (one JSON object per line, for collectors)");
+ABSL_FLAG(std::string, restore_from, "",
+          "restore the newest backup in this folder into --data_dir (which must be new), "
+          "verify it and exit");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "CA bundle (PEM) that signs client certificates (not supported yet)");
 
@@ -72,55 +81,6 @@ constexpr int kExitStartupFailed = 1;
 constexpr int kExitBadFlags = 2;
 constexpr int kExitViolations = 3;
 constexpr absl::Duration kShutdownGrace = absl::Seconds(5);
-
-// Abseil's flag parser exits with status 1 on a bad flag; we promise 2. So the
-// arguments are checked first with Abseil's own flag registry and value
-// parsers, and only a command line that passes reaches ParseCommandLine.
-// Returns the error, or "" when Abseil should parse (and --help etc. handle).
-std::string PrecheckFlags(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view arg = argv[i];
-    if (arg == "--") return "";
-    if (arg.size() < 2 || arg[0] != '-') return absl::StrCat("unexpected argument '", arg, "'");
-    arg.remove_prefix(arg[1] == '-' ? 2 : 1);
-    absl::string_view name = arg;
-    absl::string_view value;
-    bool has_value = false;
-    if (size_t eq = arg.find('='); eq != absl::string_view::npos) {
-      name = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-      has_value = true;
-    }
-    // Abseil's own flags (usage, flag files, environment) are left to Abseil.
-    for (absl::string_view own :
-         {"help", "helpfull", "helpshort", "helppackage", "helpon", "helpmatch", "version",
-          "only_check_args", "flagfile", "fromenv", "tryfromenv", "undefok"}) {
-      if (name == own) return "";
-    }
-    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
-    bool negated = false;
-    if (flag == nullptr && absl::StartsWith(name, "no")) {
-      flag = absl::FindCommandLineFlag(name.substr(2));
-      if (flag != nullptr && !flag->IsOfType<bool>()) flag = nullptr;
-      negated = flag != nullptr;
-    }
-    if (flag == nullptr) return absl::StrCat("unknown flag --", name);
-    if (negated) {
-      if (has_value) return absl::StrCat("--", name, " takes no value");
-      continue;
-    }
-    if (!has_value) {
-      if (flag->IsOfType<bool>()) continue;
-      if (i + 1 >= argc) return absl::StrCat("missing value for flag --", name);
-      value = argv[++i];
-    }
-    std::string error;
-    if (!flag->ParseFrom(value, &error)) {
-      return error.empty() ? absl::StrCat("illegal value '", value, "' for flag --", name) : error;
-    }
-  }
-  return "";
-}
 
 // gRPC's own log lines. Until the server has started they are held back, so a
 // startup failure stays one line on stderr (its reason folded into that line);
@@ -135,7 +95,8 @@ void GrpcLog(gpr_log_func_args* args) {
     if (args->severity == GPR_LOG_SEVERITY_ERROR) log_held = args->message;
     return;
   }
-  std::fprintf(stderr, "frikortd: grpc: %s\n", args->message);
+  log::Log(args->severity == GPR_LOG_SEVERITY_ERROR ? log::Level::kError : log::Level::kInfo,
+           "grpc", absl::StrCat("grpc: ", args->message));
 }
 
 void ReleaseGrpcLog() {
@@ -187,6 +148,15 @@ std::string DisplayAddress(const std::string& host, int port) {
   return absl::StrCat(host, ":", port);
 }
 
+// The Oslo time zone and --rules_file.
+absl::StatusOr<std::unique_ptr<core::RulesTable>> LoadRules() {
+  if (absl::Status s = core::InitOsloTimeZone(); !s.ok()) return s;
+  const std::string rules_file = absl::GetFlag(FLAGS_rules_file);
+  absl::StatusOr<core::RulesTable> rules = core::RulesTable::LoadFile(rules_file);
+  if (!rules.ok()) return WithContext(rules.status(), "rules_file", rules_file);
+  return std::make_unique<core::RulesTable>(*std::move(rules));
+}
+
 // The register named by the flags, opened, with what it borrows.
 struct OpenRegister {
   std::unique_ptr<core::RulesTable> rules;
@@ -199,12 +169,10 @@ struct OpenRegister {
 // `existing_only` (verify) nothing is created: the folder must hold a register
 // and, in development mode, its key.
 absl::StatusOr<OpenRegister> Open(bool existing_only) {
-  if (absl::Status s = core::InitOsloTimeZone(); !s.ok()) return s;
   OpenRegister out;
-  const std::string rules_file = absl::GetFlag(FLAGS_rules_file);
-  absl::StatusOr<core::RulesTable> rules = core::RulesTable::LoadFile(rules_file);
-  if (!rules.ok()) return WithContext(rules.status(), "rules_file", rules_file);
-  out.rules = std::make_unique<core::RulesTable>(*std::move(rules));
+  absl::StatusOr<std::unique_ptr<core::RulesTable>> rules = LoadRules();
+  if (!rules.ok()) return rules.status();
+  out.rules = *std::move(rules);
 
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   std::error_code ec;
@@ -276,6 +244,53 @@ absl::StatusOr<int> Verify() {
   return report->violations.empty() ? 0 : kExitViolations;
 }
 
+// --restore_from: restores into a new data folder, verifies and returns. The
+// key is the one the backed-up register was created with: --pseudonym_key_file,
+// or in development mode the old data folder's pseudonym.key copied into the
+// new folder first (a restore never creates a key).
+absl::Status Restore() {
+  const std::string backup_dir = absl::GetFlag(FLAGS_restore_from);
+  const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
+  const std::string key_file = absl::GetFlag(FLAGS_pseudonym_key_file);
+  absl::StatusOr<std::unique_ptr<core::RulesTable>> rules = LoadRules();
+  if (!rules.ok()) return rules.status();
+  const std::string dev_key = data_dir + "/pseudonym.key";
+  const std::string key_path = key_file.empty() ? dev_key : key_file;
+  absl::StatusOr<std::string> secret = storage::LoadSecret(key_path);
+  if (absl::IsNotFound(secret.status()) && key_file.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "restore needs the pseudonym key the backed-up register was created with: give "
+        "--pseudonym_key_file, or (development mode) copy the old data folder's pseudonym.key to ",
+        dev_key));
+  }
+  if (!secret.ok()) return WithContext(secret.status(), "pseudonym_key_file", key_path);
+  storage::RegisterOptions options;
+  options.data_dir = data_dir;
+  options.secret = *std::move(secret);
+  options.rules = rules->get();
+  options.clock = core::RealClock::Get();
+  options.id_options.allow_synthetic = absl::GetFlag(FLAGS_allow_synthetic_ids);
+  absl::StatusOr<storage::Register::RestoreReport> r =
+      storage::Register::Restore(backup_dir, options);
+  if (!r.ok()) return r.status();
+  const storage::Register::VerifyReport& v = r->verify;
+  if (!v.violations.empty()) {
+    return absl::DataLossError(absl::StrCat(
+        "restored backup ", r->backup.backup_id, " into ", data_dir, ", but verifying it found ",
+        v.violations.size(), " violations, the first: ", v.violations.front()));
+  }
+  log::Log(log::Level::kInfo, "restored",
+           absl::StrCat(
+               "restored backup ", r->backup.backup_id, " (made ",
+               absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", r->backup.created, absl::UTCTimeZone()),
+               ") from ", backup_dir, " into ", data_dir, " and verified it: ", v.persons,
+               " persons, ", v.entries, " entries, ", v.cards, " cards, ", v.payouts, " payouts"),
+           {{"backup_id", absl::StrCat(r->backup.backup_id)},
+            {"restore_from", backup_dir},
+            {"data_dir", data_dir}});
+  return absl::OkStatus();
+}
+
 // The daemon proper. Signals arrive only through sigwait() in this thread: the
 // mask is set before any thread exists, so every thread inherits it.
 absl::Status Run() {
@@ -303,21 +318,37 @@ absl::Status Run() {
   core::RulesTable* rules = opened->rules.get();
   storage::Register* reg = opened->reg.get();
 
+  auto metrics = std::make_unique<Metrics>(reg);
+  const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  int metrics_port = 0;
+  if (!metrics_listen.empty()) {
+    absl::StatusOr<int> port = metrics->Serve(metrics_listen);
+    if (!port.ok()) return port.status();
+    metrics_port = *port;
+  }
+
   jobs::IssuanceJob job(reg, rules, clock);
-  job.set_observer([](const jobs::RunSummary& s) {
-    std::fprintf(stderr,
-                 "frikortd: issuance %s as_of %s: examined %lld, cards %lld (%lld past "
-                 "deadline), payouts %lld (%lld ore), carried %lld ore\n",
-                 s.run_id.c_str(), core::FormatDate(s.as_of).c_str(),
-                 static_cast<long long>(s.ledgers_examined), static_cast<long long>(s.cards_issued),
-                 static_cast<long long>(s.cards_past_deadline), static_cast<long long>(s.payouts),
-                 static_cast<long long>(s.payout_total), static_cast<long long>(s.carried_forward));
+  job.set_observer([m = metrics.get()](const jobs::RunSummary& s) {
+    m->RecordRun(s);
+    log::Log(s.cards_past_deadline > 0 ? log::Level::kWarning : log::Level::kInfo, "issuance_run",
+             absl::StrCat("issuance ", s.run_id, " as_of ", core::FormatDate(s.as_of),
+                          ": examined ", s.ledgers_examined, ", cards ", s.cards_issued, " (",
+                          s.cards_past_deadline, " past deadline), payouts ", s.payouts, " (",
+                          s.payout_total, " ore), carried ", s.carried_forward, " ore"),
+             {{"run_id", s.run_id},
+              {"as_of", core::FormatDate(s.as_of)},
+              {"ledgers_examined", absl::StrCat(s.ledgers_examined)},
+              {"cards_issued", absl::StrCat(s.cards_issued)},
+              {"cards_past_deadline", absl::StrCat(s.cards_past_deadline)},
+              {"payouts", absl::StrCat(s.payouts)},
+              {"payout_total_ore", absl::StrCat(s.payout_total)}});
   });
 
   ServerOptions server_options;
   server_options.listen_address = listen;
   server_options.lookup_years_back = absl::GetFlag(FLAGS_lookup_years_back);
   server_options.id_options = opened->id_options;
+  server_options.metrics = metrics.get();
   auto server = std::make_unique<FrikortServer>(server_options, reg, &job, rules, clock);
   if (absl::Status s = server->Start(); !s.ok()) {
     if (absl::StrContains(HeldGrpcError(), "Address already in use")) {
@@ -327,29 +358,43 @@ absl::Status Run() {
   }
   ReleaseGrpcLog();
 
-  jobs::Scheduler scheduler(&job, absl::GetFlag(FLAGS_issuance_interval));
+  jobs::Scheduler scheduler(&job, absl::GetFlag(FLAGS_issuance_interval),
+                            [](const absl::Status& s) {
+                              log::Log(log::Level::kError, "issuance_failed",
+                                       absl::StrCat("scheduled issuance failed: ", s.message()));
+                            });
   scheduler.Start();
 
   absl::StatusOr<HostPort> hp = SplitListenAddress(listen);
-  std::fprintf(stderr, "frikortd listening on %s\n",
-               DisplayAddress(hp.ok() ? hp->host : listen, server->port()).c_str());
-  std::fflush(stderr);
+  const std::string address = DisplayAddress(hp.ok() ? hp->host : listen, server->port());
+  log::Log(log::Level::kInfo, "listening", absl::StrCat("frikortd listening on ", address),
+           {{"address", address}});
+  if (!metrics_listen.empty()) {
+    absl::StatusOr<HostPort> mhp = SplitListenAddress(metrics_listen);
+    const std::string url = absl::StrCat(
+        "http://", DisplayAddress(mhp.ok() ? mhp->host : metrics_listen, metrics_port), "/metrics");
+    log::Log(log::Level::kInfo, "metrics", absl::StrCat("frikortd metrics on ", url),
+             {{"url", url}});
+  }
 
   int signo = 0;
   while (true) {
     int err = sigwait(&signals, &signo);
     if (err == 0) break;
     if (err != EINTR) {
-      std::fprintf(stderr, "frikortd: sigwait failed: %s\n", std::strerror(err));
+      log::Log(log::Level::kError, "sigwait_failed",
+               absl::StrCat("sigwait failed: ", std::strerror(err)));
       break;
     }
   }
-  std::fprintf(stderr, "frikortd: %s received, shutting down\n",
-               signo == SIGINT ? "SIGINT" : "SIGTERM");
+  log::Log(log::Level::kInfo, "shutting_down",
+           absl::StrCat(signo == SIGINT ? "SIGINT" : "SIGTERM", " received, shutting down"));
   server->Shutdown(absl::Now() + kShutdownGrace);
   server.reset();
   scheduler.Stop();
+  metrics.reset();      // the endpoint reads the register: stop it first
   opened->reg.reset();  // closes the database after every write has completed
+  log::Log(log::Level::kInfo, "stopped", "register closed, exiting");
   return absl::OkStatus();
 }
 
@@ -364,7 +409,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "the Frikort co-payment register server.\n"
       "  frikortd --listen=127.0.0.1:50051 --data_dir=./data [--issuance_interval=24h]");
-  if (std::string error = frikort::server::PrecheckFlags(argc, argv); !error.empty()) {
+  if (std::string error = frikort::server::PrecheckFlags(argc, argv, /*allow_positional=*/false);
+      !error.empty()) {
     std::fprintf(stderr, "frikortd: %s (see --help)\n", error.c_str());
     return frikort::server::kExitBadFlags;
   }
@@ -377,16 +423,31 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "frikortd: %s\n", std::string(s.message()).c_str());
     return frikort::server::kExitBadFlags;
   }
+  namespace log = frikort::server::log;
+  absl::StatusOr<log::Format> log_format = log::ParseFormat(absl::GetFlag(FLAGS_log_format));
+  if (!log_format.ok()) {
+    std::fprintf(stderr, "frikortd: %s\n", std::string(log_format.status().message()).c_str());
+    return frikort::server::kExitBadFlags;
+  }
+  log::SetFormat(*log_format);
+  if (!absl::GetFlag(FLAGS_restore_from).empty()) {
+    if (absl::Status s = frikort::server::Restore(); !s.ok()) {
+      log::Log(log::Level::kError, "restore_failed", s.message());
+      return frikort::server::kExitStartupFailed;
+    }
+    return 0;
+  }
   if (absl::GetFlag(FLAGS_verify)) {
     absl::StatusOr<int> code = frikort::server::Verify();
     if (!code.ok()) {
-      std::fprintf(stderr, "frikortd: verify: %s\n", std::string(code.status().message()).c_str());
+      log::Log(log::Level::kError, "verify_failed",
+               absl::StrCat("verify: ", code.status().message()));
       return frikort::server::kExitStartupFailed;
     }
     return *code;
   }
   if (absl::Status s = frikort::server::Run(); !s.ok()) {
-    std::fprintf(stderr, "frikortd: %s\n", std::string(s.message()).c_str());
+    log::Log(log::Level::kError, "startup_failed", s.message());
     return frikort::server::kExitStartupFailed;
   }
   return 0;

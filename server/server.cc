@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -32,6 +33,7 @@ constexpr const char* kServiceNames[] = {
     "frikort.v1.Lookup",
     "frikort.v1.Registry",
     "frikort.v1.Issuance",
+    "frikort.v1.Operations",
 };
 
 }  // namespace
@@ -113,7 +115,8 @@ FrikortServer::FrikortServer(ServerOptions options, storage::Register* reg, jobs
       reporting_(&ctx_),
       lookup_(&ctx_),
       registry_(&ctx_),
-      issuance_(&ctx_) {}
+      issuance_(&ctx_),
+      operations_(reg) {}
 
 FrikortServer::~FrikortServer() { Shutdown(absl::Now()); }
 
@@ -148,6 +151,12 @@ absl::Status FrikortServer::Start() {
   builder.RegisterService(&lookup_);
   builder.RegisterService(&registry_);
   builder.RegisterService(&issuance_);
+  builder.RegisterService(&operations_);
+  if (options_.metrics != nullptr) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(options_.metrics->InterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || selected_port == 0) {
     if (server_ != nullptr) {
@@ -177,6 +186,7 @@ void FrikortServer::Shutdown(absl::Time deadline) {
     server_->Wait();
   }
   issuance_.JoinRuns();
+  operations_.JoinBackup();
 }
 
 }  // namespace frikort::server

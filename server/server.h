@@ -1,5 +1,6 @@
 // FrikortServer: the gRPC server of frikortd, usable in-process (tests) and by
-// the daemon. It serves the four frikort.v1 services, grpc.health.v1.Health
+// the daemon. It serves the four frikort.v1 services of the contract, the
+// operators' frikort.v1.Operations, grpc.health.v1.Health
 // (SERVING for "" while started) and grpc reflection.
 //
 // Ownership: the register, job, rules and clock are borrowed and must outlive
@@ -21,6 +22,8 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "jobs/issuance.h"
+#include "server/metrics.h"
+#include "server/operations.h"
 #include "server/services.h"
 #include "storage/register.h"
 
@@ -35,6 +38,9 @@ struct ServerOptions {
   core::PersonIdOptions id_options;
   // Derives the caller name for the lookup audit log; empty = CallerFromContext.
   CallerFn caller;
+  // Not owned; when set, every call is timed and counted (must outlive the
+  // server).
+  Metrics* metrics = nullptr;
 };
 
 struct HostPort {
@@ -81,6 +87,7 @@ class FrikortServer {
   LookupService lookup_;
   RegistryService registry_;
   IssuanceService issuance_;
+  OperationsService operations_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;

@@ -24,6 +24,7 @@
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/write_batch_with_index.h"
 #include "rocksdb/write_buffer_manager.h"
+#include "storage/backup.h"
 #include "storage/crypto.h"
 #include "storage/keys.h"
 #include "storage/records.pb.h"
@@ -305,6 +306,16 @@ class RegisterImpl final : public Register {
     absl::MutexLock l(&mu_);
     return failure_;
   }
+  absl::StatusOr<BackupInfo> Backup(const std::string& dest_dir) override {
+    if (absl::Status s = ReadStatus(); !s.ok()) return s;
+    if (!backup_mu_.TryLock()) {
+      return absl::AbortedError("a backup is already running; try again when it has finished");
+    }
+    absl::StatusOr<BackupInfo> info =
+        internal::CreateBackup(db_, options_.data_dir, dest_dir, crypto_.SecretCheck());
+    backup_mu_.Unlock();
+    return info;
+  }
 
  private:
   static absl::AnyInvocable<void(absl::Status) &&> ResultCompletion(
@@ -406,6 +417,7 @@ class RegisterImpl final : public Register {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status failure_ ABSL_GUARDED_BY(mu_);
   std::thread writer_;
+  absl::Mutex backup_mu_;  // held while a backup runs: one at a time
 
   friend class Register;
 };

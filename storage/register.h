@@ -172,6 +172,16 @@ struct RunInfo {
   bool dry_run = false;
 };
 
+// One backup in a backup folder (see Register::Backup).
+struct BackupInfo {
+  uint32_t backup_id = 0;  // 1, 2, ... within the folder
+  std::string dest;
+  absl::Time created;
+  uint64_t size_bytes = 0;  // this backup's files, some shared with earlier backups
+  uint32_t files = 0;
+  int backups_in_dest = 0;
+};
+
 class Register {
  public:
   // Opens (creating if missing) the register under options.data_dir. Errors:
@@ -263,6 +273,28 @@ class Register {
     std::vector<std::string> violations;  // no national id in clear
   };
   virtual absl::StatusOr<VerifyReport> Verify() = 0;
+  // An online, consistent backup into the folder `dest_dir` (created if
+  // missing) with RocksDB's BackupEngine: the live table files plus the live
+  // write-ahead log, so every write acknowledged before the call is in it, and
+  // writes go on meanwhile. Backups in one folder share unchanged files. The
+  // pseudonym key is never copied, only its check value (the key must be
+  // backed up apart). InvalidArgument for a relative path or one inside the
+  // data folder, Aborted while another backup runs, Unavailable for I/O.
+  virtual absl::StatusOr<BackupInfo> Backup(const std::string& dest_dir) = 0;
+
+  struct RestoreReport {
+    BackupInfo backup;
+    VerifyReport verify;
+  };
+  // Restores the newest backup in `backup_dir` into options.data_dir, then
+  // opens it with options.secret, verifies it (Verify()) and closes it. The
+  // data folder must be missing or hold nothing but pseudonym.key. Refused
+  // before anything is written, with FailedPrecondition, when the secret is
+  // not the one the backed-up register was created with or the folder is not
+  // empty; NotFound when backup_dir holds no backup.
+  static absl::StatusOr<RestoreReport> Restore(const std::string& backup_dir,
+                                               const RegisterOptions& options);
+
   // Approximate on-disk size and pending compaction bytes (for metrics).
   virtual uint64_t ApproximateSizeBytes() = 0;
   virtual uint64_t PendingCompactionBytes() = 0;

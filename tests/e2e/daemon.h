@@ -1,5 +1,5 @@
-// End-to-end test support: the real frikortd binary ($FRIKORTD) as a child
-// process, and a fixture that gives each test its own temporary folder.
+// The end-to-end tests' process helpers: Daemon runs frikortd (or any of the
+// project's binaries) as a child process with its output in files.
 #ifndef FRIKORT_TESTS_E2E_DAEMON_H_
 #define FRIKORT_TESTS_E2E_DAEMON_H_
 
@@ -47,25 +47,26 @@ inline std::vector<std::string> NonEmptyLines(const std::string& text) {
   return lines;
 }
 
-// $FRIKORTD, or else the frikortd next to this test binary (both are built
+// $<env>, or else the binary `name` next to this test binary (all are built
 // into the root of the build folder).
-inline std::string FrikortdPath() {
-  const char* env = getenv("FRIKORTD");
+inline std::string BinaryPath(const char* env_name, const char* name) {
+  const char* env = getenv(env_name);
   if (env != nullptr && env[0] != '\0') return env;
   std::error_code ec;
   std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (ec) return "";
-  std::filesystem::path sibling = self.parent_path() / "frikortd";
+  std::filesystem::path sibling = self.parent_path() / name;
   return std::filesystem::exists(sibling, ec) ? sibling.string() : "";
 }
+inline std::string FrikortdPath() { return BinaryPath("FRIKORTD", "frikortd"); }
 
-// One frikortd process: stderr to a file, stdout to a file or /dev/null.
+// One frikortd process: stdout to /dev/null, stderr to a file.
 class Daemon {
  public:
-  Daemon(std::vector<std::string> args, std::string stderr_path, std::string stdout_path = "")
+  Daemon(std::vector<std::string> args, std::string stderr_path, std::string binary = "")
       : args_(std::move(args)),
         stderr_path_(std::move(stderr_path)),
-        stdout_path_(std::move(stdout_path)) {}
+        binary_(binary.empty() ? FrikortdPath() : std::move(binary)) {}
   ~Daemon() {
     if (pid_ > 0 && !exited_) {
       kill(pid_, SIGKILL);
@@ -74,23 +75,24 @@ class Daemon {
     }
   }
 
-  bool Start() {
-    const std::string binary = FrikortdPath();
-    if (binary.empty()) return false;
-    std::vector<std::string> argv_strings = {binary};
+  // `stdout_path` empty: standard output goes to /dev/null.
+  bool Start(const std::string& stdout_path = "") {
+    if (binary_.empty()) return false;
+    std::vector<std::string> argv_strings = {binary_};
     argv_strings.insert(argv_strings.end(), args_.begin(), args_.end());
     std::vector<char*> argv;
     for (std::string& s : argv_strings) argv.push_back(s.data());
     argv.push_back(nullptr);
     const std::string err_path = stderr_path_;
-    const std::string out_path = stdout_path_.empty() ? "/dev/null" : stdout_path_;
+    const std::string out_path = stdout_path;
     pid_ = fork();
     if (pid_ < 0) return false;
     if (pid_ == 0) {  // child: only async-signal-safe calls until exec
       int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       int null = open("/dev/null", O_RDWR);
-      if (err < 0 || out < 0 || null < 0) _exit(126);
+      int out =
+          out_path.empty() ? null : open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (err < 0 || null < 0 || out < 0) _exit(126);
       dup2(null, 0);
       dup2(out, 1);
       dup2(err, 2);
@@ -151,17 +153,17 @@ class Daemon {
     if (pid_ > 0 && !exited_) kill(pid_, sig);
   }
   std::string Stderr() const { return ReadFile(stderr_path_); }
-  std::string Stdout() const { return stdout_path_.empty() ? "" : ReadFile(stdout_path_); }
 
  private:
   std::vector<std::string> args_;
   std::string stderr_path_;
-  std::string stdout_path_;
+  std::string binary_;
   pid_t pid_ = -1;
   bool exited_ = false;
   int status_ = 0;
 };
 
+// A test with its own temporary folder and frikortd processes on it.
 class DaemonTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -220,13 +222,13 @@ class DaemonTest : public ::testing::Test {
     std::vector<std::string> args = Args();
     args.push_back("--verify");
     const std::string n = absl::StrCat(daemons_.size());
-    daemons_.push_back(std::make_unique<Daemon>(std::move(args),
-                                                absl::StrCat(dir_, "/verify-err-", n, ".txt"),
-                                                absl::StrCat(dir_, "/verify-out-", n, ".txt")));
+    const std::string out = absl::StrCat(dir_, "/verify-out-", n, ".txt");
+    daemons_.push_back(
+        std::make_unique<Daemon>(std::move(args), absl::StrCat(dir_, "/verify-err-", n, ".txt")));
     Daemon* d = daemons_.back().get();
-    if (!d->Start()) return -1;
+    if (!d->Start(out)) return -1;
     std::optional<int> code = d->ExitCode(absl::Seconds(120));
-    *report = d->Stdout() + d->Stderr();
+    *report = ReadFile(out) + d->Stderr();
     return code.value_or(-1);
   }
 

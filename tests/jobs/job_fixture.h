@@ -128,6 +128,9 @@ class HookedRegister final : public Register {
   uint64_t ApproximateSizeBytes() override { return inner_->ApproximateSizeBytes(); }
   uint64_t PendingCompactionBytes() override { return inner_->PendingCompactionBytes(); }
   absl::Status Health() override { return inner_->Health(); }
+  absl::StatusOr<storage::BackupInfo> Backup(const std::string& dest_dir) override {
+    return inner_->Backup(dest_dir);
+  }
 
  private:
   Register* const inner_;

@@ -90,6 +90,9 @@ class ReorderingRegister final : public storage::Register {
   uint64_t ApproximateSizeBytes() override { return 0; }
   uint64_t PendingCompactionBytes() override { return 0; }
   absl::Status Health() override { return absl::OkStatus(); }
+  absl::StatusOr<storage::BackupInfo> Backup(const std::string&) override {
+    return absl::UnimplementedError("fake");
+  }
 
  private:
   using Pending = std::pair<std::vector<core::CoPaymentInput>, SubmitDone>;

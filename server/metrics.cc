@@ -1,0 +1,243 @@
+#include "server/metrics.h"
+
+#include <exception>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "prometheus/collectable.h"
+#include "prometheus/gauge.h"
+#include "prometheus/metric_family.h"
+#include "prometheus/text_serializer.h"
+#include "server/server.h"
+
+namespace frikort::server {
+namespace {
+
+// From 0.5 ms to 10 s: lookups sit at the low end, large batches and issuance
+// runs at the high end.
+const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
+  static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  return *buckets;
+}
+
+constexpr absl::string_view kSubmitMethod = "/frikort.v1.Reporting/SubmitCoPayments";
+constexpr absl::string_view kStreamMethod = "/frikort.v1.Reporting/StreamCoPayments";
+constexpr absl::string_view kLookupMethod = "/frikort.v1.Lookup/CheckExemption";
+
+prometheus::MetricFamily Gauge(const char* name, const char* help, double value) {
+  prometheus::MetricFamily f;
+  f.name = name;
+  f.help = help;
+  f.type = prometheus::MetricType::Gauge;
+  f.metric.emplace_back();
+  f.metric.back().gauge.value = value;
+  return f;
+}
+
+// Times one call from its arrival to its status, and reads the answers of the
+// calls whose outcome is counted.
+class MetricsInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  MetricsInterceptor(Metrics* metrics, absl::string_view method)
+      : metrics_(metrics),
+        method_(method),
+        reports_(method == kSubmitMethod || method == kStreamMethod),
+        lookup_(method == kLookupMethod),
+        start_(absl::Now()) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using Hook = grpc::experimental::InterceptionHookPoints;
+    if (reports_ && methods->QueryInterceptionHookPoint(Hook::PRE_SEND_MESSAGE)) {
+      // The message is the handler's own SubmitCoPaymentsResponse, not yet
+      // serialized (nullptr if some other interceptor serialized it).
+      if (const void* message = methods->GetSendMessage(); message != nullptr) {
+        metrics_->RecordReportResults(*static_cast<const v1::SubmitCoPaymentsResponse*>(message));
+      }
+    }
+    if (methods->QueryInterceptionHookPoint(Hook::PRE_SEND_STATUS)) {
+      const grpc::StatusCode code = methods->GetSendStatus().error_code();
+      metrics_->RecordRpc(absl::string_view(method_).substr(1), code, absl::Now() - start_);
+      if (lookup_ && code == grpc::StatusCode::OK) metrics_->RecordLookup();
+    }
+    methods->Proceed();
+  }
+
+ private:
+  Metrics* const metrics_;
+  const std::string method_;
+  const bool reports_;
+  const bool lookup_;
+  const absl::Time start_;
+};
+
+class MetricsInterceptorFactory final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit MetricsInterceptorFactory(Metrics* metrics) : metrics_(metrics) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    const char* method = info->method();
+    return new MetricsInterceptor(metrics_, method != nullptr && method[0] == '/' ? method : "/?");
+  }
+
+ private:
+  Metrics* const metrics_;
+};
+
+}  // namespace
+
+// The register's gauges, read when scraped.
+class Metrics::StorageCollector final : public prometheus::Collectable {
+ public:
+  explicit StorageCollector(storage::Register* reg) : reg_(reg) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    if (reg_ == nullptr) return {};
+    return {
+        Gauge("frikort_rocksdb_size_bytes",
+              "Approximate size of the register: table files plus memtables.",
+              static_cast<double>(reg_->ApproximateSizeBytes())),
+        Gauge("frikort_rocksdb_pending_compaction_bytes",
+              "Bytes RocksDB estimates compaction still has to rewrite.",
+              static_cast<double>(reg_->PendingCompactionBytes())),
+        Gauge("frikort_register_healthy",
+              "1 while the register serves, 0 after a failed write (fail closed).",
+              reg_->Health().ok() ? 1 : 0),
+    };
+  }
+
+ private:
+  storage::Register* const reg_;
+};
+
+Metrics::Metrics(storage::Register* reg)
+    : registry_(std::make_shared<prometheus::Registry>()),
+      storage_(std::make_shared<StorageCollector>(reg)),
+      reports_(prometheus::BuildCounter()
+                   .Name("frikort_reports_total")
+                   .Help("Co-payments answered by SubmitCoPayments and StreamCoPayments, by "
+                         "outcome.")
+                   .Register(*registry_)),
+      accepted_(reports_.Add({{"outcome", "accepted"}})),
+      duplicates_(reports_.Add({{"outcome", "duplicate"}})),
+      rejected_(reports_.Add({{"outcome", "rejected"}})),
+      lookups_(prometheus::BuildCounter()
+                   .Name("frikort_lookups_total")
+                   .Help("CheckExemption lookups answered.")
+                   .Register(*registry_)
+                   .Add({})),
+      cards_issued_(prometheus::BuildCounter()
+                        .Name("frikort_cards_issued_total")
+                        .Help("Free cards issued by issuance runs (dry runs excluded).")
+                        .Register(*registry_)
+                        .Add({})),
+      payouts_(prometheus::BuildCounter()
+                   .Name("frikort_payouts_total")
+                   .Help("Refund payouts decided by issuance runs.")
+                   .Register(*registry_)
+                   .Add({})),
+      payout_ore_(prometheus::BuildCounter()
+                      .Name("frikort_payout_ore_total")
+                      .Help("Sum of refund payouts, in øre.")
+                      .Register(*registry_)
+                      .Add({})),
+      past_deadline_(prometheus::BuildCounter()
+                         .Name("frikort_cards_past_deadline_total")
+                         .Help("Cards issued more than 21 days after the cap was reached.")
+                         .Register(*registry_)
+                         .Add({})),
+      runs_(prometheus::BuildCounter()
+                .Name("frikort_issuance_runs_total")
+                .Help("Issuance runs finished (dry runs excluded).")
+                .Register(*registry_)
+                .Add({})),
+      rpc_duration_(prometheus::BuildHistogram()
+                        .Name("frikort_rpc_duration_seconds")
+                        .Help("Time from a call's arrival to its status, by method (a stream: "
+                              "its whole life).")
+                        .Register(*registry_)),
+      rpcs_(prometheus::BuildCounter()
+                .Name("frikort_rpcs_total")
+                .Help("Calls finished, by method and status code.")
+                .Register(*registry_)) {}
+
+Metrics::~Metrics() { StopServing(); }
+
+absl::StatusOr<int> Metrics::Serve(const std::string& listen) {
+  if (exposer_ != nullptr) return absl::FailedPreconditionError("metrics: Serve called twice");
+  absl::StatusOr<HostPort> hp = SplitListenAddress(listen);
+  if (!hp.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("metrics_", hp.status().message()));
+  }
+  try {
+    // civetweb's syntax is the same HOST:PORT / [V6]:PORT; one thread is
+    // plenty for a scrape every few seconds.
+    exposer_ = std::make_unique<prometheus::Exposer>(listen, 1);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("metrics_listen: cannot serve on ", listen, ": ", e.what()));
+  }
+  exposer_->RegisterCollectable(registry_);
+  exposer_->RegisterCollectable(storage_);
+  std::vector<int> ports = exposer_->GetListeningPorts();
+  if (ports.empty()) {
+    exposer_.reset();
+    return absl::UnavailableError(absl::StrCat("metrics_listen: cannot serve on ", listen));
+  }
+  return ports[0];
+}
+
+void Metrics::StopServing() { exposer_.reset(); }
+
+std::string Metrics::Render() const {
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  for (prometheus::MetricFamily& f : storage_->Collect()) families.push_back(std::move(f));
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+void Metrics::RecordReportResults(const v1::SubmitCoPaymentsResponse& response) {
+  double accepted = 0, duplicates = 0, rejected = 0;
+  for (const v1::ReportResult& r : response.results()) {
+    switch (r.outcome()) {
+      case v1::ACCEPTED:
+        ++accepted;
+        break;
+      case v1::DUPLICATE:
+        ++duplicates;
+        break;
+      default:
+        ++rejected;
+        break;
+    }
+  }
+  if (accepted > 0) accepted_.Increment(accepted);
+  if (duplicates > 0) duplicates_.Increment(duplicates);
+  if (rejected > 0) rejected_.Increment(rejected);
+}
+
+void Metrics::RecordLookup() { lookups_.Increment(); }
+
+void Metrics::RecordRun(const jobs::RunSummary& s) {
+  if (s.dry_run) return;
+  runs_.Increment();
+  cards_issued_.Increment(static_cast<double>(s.cards_issued));
+  payouts_.Increment(static_cast<double>(s.payouts));
+  payout_ore_.Increment(static_cast<double>(s.payout_total));
+  past_deadline_.Increment(static_cast<double>(s.cards_past_deadline));
+}
+
+void Metrics::RecordRpc(absl::string_view method, grpc::StatusCode code, absl::Duration took) {
+  const std::string m(method);
+  rpc_duration_.Add({{"method", m}}, LatencyBuckets()).Observe(absl::ToDoubleSeconds(took));
+  rpcs_
+      .Add({{"method", m}, {"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(code))}})
+      .Increment();
+}
+
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>
+Metrics::InterceptorFactory() {
+  return std::make_unique<MetricsInterceptorFactory>(this);
+}
+
+}  // namespace frikort::server

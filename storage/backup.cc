@@ -1,0 +1,237 @@
+#include "storage/backup.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+#include <system_error>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "rocksdb/env.h"
+#include "rocksdb/utilities/backup_engine.h"
+#include "storage/crypto.h"
+
+namespace frikort::storage {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The application metadata stored with every backup: a format line and the
+// check value of the pseudonym key, hex.
+constexpr absl::string_view kMetadataFormat = "frikort-backup 1";
+constexpr absl::string_view kCheckPrefix = "secret_check ";
+// The one file a data folder may hold before a restore (development mode's key).
+constexpr char kDevKeyName[] = "pseudonym.key";
+
+std::string Metadata(absl::string_view secret_check) {
+  return absl::StrCat(kMetadataFormat, "\n", kCheckPrefix, absl::BytesToHexString(secret_check),
+                      "\n");
+}
+
+// The key check value recorded in a backup's metadata; "" if it has none.
+std::string CheckFromMetadata(absl::string_view metadata) {
+  std::vector<absl::string_view> lines = absl::StrSplit(metadata, '\n');
+  if (lines.empty() || lines[0] != kMetadataFormat) return "";
+  for (absl::string_view line : lines) {
+    if (absl::ConsumePrefix(&line, kCheckPrefix)) return absl::HexStringToBytes(line);
+  }
+  return "";
+}
+
+absl::Status FromRocksIo(const rocksdb::Status& s, absl::string_view what) {
+  return absl::UnavailableError(absl::StrCat(what, ": ", s.ToString()));
+}
+
+// `path` made absolute and free of "." and ".." (and of symlinks, as far as
+// it exists).
+fs::path Normalized(const std::string& path) {
+  std::error_code ec;
+  fs::path p = fs::weakly_canonical(fs::absolute(path, ec), ec);
+  return ec ? fs::path(path).lexically_normal() : p;
+}
+
+bool IsInside(const fs::path& inner, const fs::path& outer) {
+  auto [o, i] = std::mismatch(outer.begin(), outer.end(), inner.begin(), inner.end());
+  return o == outer.end();
+}
+
+BackupInfo ToInfo(const rocksdb::BackupInfo& in, const std::string& dest, int count) {
+  BackupInfo out;
+  out.backup_id = in.backup_id;
+  out.dest = dest;
+  out.created = absl::FromUnixSeconds(in.timestamp);
+  out.size_bytes = in.size;
+  out.files = in.number_files;
+  out.backups_in_dest = count;
+  return out;
+}
+
+// A data folder a restore may write into: missing, or holding nothing but
+// development mode's key file.
+absl::Status CheckRestoreTarget(const std::string& data_dir) {
+  std::error_code ec;
+  if (!fs::exists(data_dir, ec)) return absl::OkStatus();
+  if (!fs::is_directory(data_dir, ec)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("data_dir ", data_dir, " is not a folder; restore into a new folder"));
+  }
+  for (const fs::directory_entry& e : fs::directory_iterator(data_dir, ec)) {
+    if (e.path().filename().string() != kDevKeyName) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "data_dir ", data_dir, " is not empty (it holds ", e.path().filename().string(),
+          "); restore only into a new folder, never over a register"));
+    }
+  }
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("data_dir ", data_dir, ": cannot list: ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+namespace internal {
+
+absl::StatusOr<BackupInfo> CreateBackup(rocksdb::DB* db, const std::string& data_dir,
+                                        const std::string& dest, absl::string_view secret_check) {
+  if (dest.empty() || dest[0] != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dest: '", dest, "' is not an absolute path on the server's host"));
+  }
+  const fs::path target = Normalized(dest);
+  if (IsInside(target, Normalized(data_dir))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dest: ", dest, " is inside the data folder; back up to another folder"));
+  }
+  std::error_code ec;
+  fs::create_directories(target, ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("dest: cannot create ", dest, ": ", ec.message()));
+  }
+  rocksdb::BackupEngineOptions options(target.string());
+  options.sync = true;
+  options.max_background_operations = 1;
+  rocksdb::BackupEngine* raw = nullptr;
+  rocksdb::IOStatus s = rocksdb::BackupEngine::Open(options, rocksdb::Env::Default(), &raw);
+  if (!s.ok()) return FromRocksIo(s, absl::StrCat("dest: cannot open backups in ", dest));
+  std::unique_ptr<rocksdb::BackupEngine> engine(raw);
+
+  // Without a flush the engine copies the live WAL with the table files: one
+  // consistent point across all column families, with nothing forced to disk
+  // that the write path has not already made durable.
+  rocksdb::CreateBackupOptions create;
+  create.flush_before_backup = false;
+  create.decrease_background_thread_cpu_priority = true;
+  create.background_thread_cpu_priority = rocksdb::CpuPriority::kLow;
+  rocksdb::BackupID id = 0;
+  s = engine->CreateNewBackupWithMetadata(create, db, Metadata(secret_check), &id);
+  if (!s.ok()) return FromRocksIo(s, absl::StrCat("backup into ", dest, " failed"));
+  s = engine->VerifyBackup(id);
+  if (!s.ok()) return FromRocksIo(s, absl::StrCat("backup ", id, " in ", dest, " is damaged"));
+
+  rocksdb::BackupInfo info;
+  rocksdb::Status gs = engine->GetBackupInfo(id, &info);
+  if (!gs.ok()) return FromRocksIo(gs, absl::StrCat("backup ", id, " in ", dest));
+  std::vector<rocksdb::BackupInfo> all;
+  engine->GetBackupInfo(&all);
+  return ToInfo(info, target.string(), static_cast<int>(all.size()));
+}
+
+}  // namespace internal
+
+absl::StatusOr<Register::RestoreReport> Register::Restore(const std::string& backup_dir,
+                                                          const RegisterOptions& options) {
+  if (options.rules == nullptr || options.clock == nullptr) {
+    return absl::InvalidArgumentError("register options: rules and clock are required");
+  }
+  if (options.data_dir.empty()) return absl::InvalidArgumentError("data_dir: must not be empty");
+  absl::StatusOr<Crypto> crypto = Crypto::Create(options.secret);
+  if (!crypto.ok()) return crypto.status();
+  std::error_code ec;
+  if (!fs::is_directory(backup_dir, ec)) {
+    return absl::NotFoundError(absl::StrCat("restore_from ", backup_dir, ": no such folder"));
+  }
+  if (IsInside(Normalized(options.data_dir), Normalized(backup_dir))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("data_dir ", options.data_dir, " is inside the backup folder ", backup_dir));
+  }
+
+  // BackupEngine keeps its index in meta/; without it the folder was never
+  // backed up into.
+  if (!fs::is_directory(fs::path(backup_dir) / "meta", ec)) {
+    return absl::NotFoundError(absl::StrCat("restore_from ", backup_dir, " holds no backup"));
+  }
+  rocksdb::BackupEngineReadOnly* raw = nullptr;
+  rocksdb::IOStatus s = rocksdb::BackupEngineReadOnly::Open(
+      rocksdb::BackupEngineOptions(backup_dir), rocksdb::Env::Default(), &raw);
+  if (!s.ok()) return FromRocksIo(s, absl::StrCat("restore_from ", backup_dir));
+  std::unique_ptr<rocksdb::BackupEngineReadOnly> engine(raw);
+  rocksdb::BackupInfo info;
+  rocksdb::Status gs = engine->GetLatestBackupInfo(&info);
+  if (gs.IsNotFound()) {
+    return absl::NotFoundError(absl::StrCat("restore_from ", backup_dir, " holds no backup"));
+  }
+  if (!gs.ok()) return FromRocksIo(gs, absl::StrCat("restore_from ", backup_dir));
+  std::vector<rocksdb::BackupInfo> all;
+  engine->GetBackupInfo(&all);
+
+  const std::string check = CheckFromMetadata(info.app_metadata);
+  if (check.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("restore_from ", backup_dir, ": backup ", info.backup_id,
+                     " was not made by frikortd (its metadata has no pseudonym key check)"));
+  }
+  if (check != crypto->SecretCheck()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the pseudonym key does not match the one of the register backed up in ", backup_dir,
+        " (backup ", info.backup_id,
+        "); restore needs the key that register was created with. Nothing was written"));
+  }
+  if (absl::Status t = CheckRestoreTarget(options.data_dir); !t.ok()) return t;
+  fs::create_directories(options.data_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("data_dir ", options.data_dir, ": cannot create: ", ec.message()));
+  }
+  // The engine empties the folder it restores into: development mode's key
+  // waits beside it meanwhile.
+  const fs::path key = fs::path(options.data_dir) / kDevKeyName;
+  const fs::path key_aside = fs::path(options.data_dir).concat(".restoring.key");
+  const bool has_key = fs::exists(key, ec);
+  if (has_key) {
+    fs::rename(key, key_aside, ec);
+    if (ec) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot move ", key.string(), " aside during the restore: ", ec.message()));
+    }
+  }
+  s = engine->RestoreDBFromBackup(rocksdb::RestoreOptions(), info.backup_id, options.data_dir,
+                                  options.data_dir);
+  if (has_key) {
+    fs::rename(key_aside, key, ec);
+    if (ec) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot move ", key_aside.string(), " back to ", key.string(), ": ", ec.message()));
+    }
+  }
+  if (!s.ok()) {
+    return FromRocksIo(s, absl::StrCat("restoring backup ", info.backup_id, " from ", backup_dir,
+                                       " into ", options.data_dir, " failed"));
+  }
+
+  absl::StatusOr<std::unique_ptr<Register>> reg = Open(options);
+  if (!reg.ok()) return reg.status();
+  absl::StatusOr<VerifyReport> verify = (*reg)->Verify();
+  if (!verify.ok()) return verify.status();
+  RestoreReport report;
+  report.backup = ToInfo(info, backup_dir, static_cast<int>(all.size()));
+  report.verify = *std::move(verify);
+  return report;
+}
+
+}  // namespace frikort::storage

@@ -1,0 +1,338 @@
+// The files in deploy/ checked with the validators Debian has: systemd-analyze
+// verify for the unit, YAML and JSON parsers for the Kubernetes, Envoy,
+// Prometheus and Grafana files (Envoy itself is not packaged), and what each
+// file must say: the Envoy transcoder's services exist in the descriptor set
+// the build makes, every metric a dashboard or alert uses is one frikortd
+// exports, and the container's runtime packages cover the binaries' libraries.
+// The validators are in deploy/debian-packages.txt: a missing one fails.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/descriptor.pb.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "server/metrics.h"
+#include "tests/e2e/daemon.h"
+#include "tests/server/test_util.h"
+
+namespace frikort::testutil {
+namespace {
+
+namespace fs = std::filesystem;
+using google::protobuf::Struct;
+using google::protobuf::Value;
+using ::testing::Contains;
+using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
+
+struct CommandResult {
+  int code = -1;
+  std::string output;  // stdout and stderr
+};
+
+// Runs `command` with sh; the words in it are the test's own, never input.
+CommandResult Shell(const std::string& command) {
+  CommandResult r;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return r;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, pipe)) > 0;) r.output.append(buf, n);
+  const int status = pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string Deploy(const std::string& path) { return absl::StrCat(SourceDir(), "/deploy/", path); }
+
+// Debian's python3 with python3-yaml (not whatever python3 is first on PATH).
+constexpr char kPython[] = "/usr/bin/python3";
+
+// Every YAML document in `path`, as protobuf Values (through JSON).
+std::vector<Value> LoadYaml(const std::string& path) {
+  CommandResult r = Shell(
+      absl::StrCat(kPython,
+                   " -c 'import json, sys, yaml; "
+                   "print(json.dumps({\"docs\": list(yaml.safe_load_all(open(sys.argv[1])))}))' ",
+                   path));
+  EXPECT_EQ(r.code, 0) << path << ": " << r.output;
+  Struct parsed;
+  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(r.output, &parsed).ok()) << r.output;
+  std::vector<Value> docs;
+  for (const Value& v : parsed.fields().at("docs").list_value().values()) docs.push_back(v);
+  return docs;
+}
+
+// The value at a path of keys ("a.b.c"); a null Value if absent.
+Value At(const Value& root, absl::string_view path) {
+  Value v = root;
+  for (absl::string_view key : absl::StrSplit(path, '.')) {
+    if (!v.has_struct_value()) return Value();
+    auto it = v.struct_value().fields().find(std::string(key));
+    if (it == v.struct_value().fields().end()) return Value();
+    Value next = it->second;  // (a copy: it points into v)
+    v = std::move(next);
+  }
+  return v;
+}
+
+// The elements of the list at `path` (copies; empty if absent).
+std::vector<Value> List(const Value& root, absl::string_view path) {
+  Value list = At(root, path);
+  return std::vector<Value>(list.list_value().values().begin(), list.list_value().values().end());
+}
+
+// Every value (recursively) in `v` that is a string.
+void Strings(const Value& v, std::vector<std::string>* out) {
+  if (v.has_string_value()) out->push_back(v.string_value());
+  if (v.has_list_value()) {
+    for (const Value& e : v.list_value().values()) Strings(e, out);
+  }
+  if (v.has_struct_value()) {
+    for (const auto& [k, e] : v.struct_value().fields()) Strings(e, out);
+  }
+}
+
+// The frikort_* metric names a PromQL expression uses (histogram series
+// suffixes removed).
+std::set<std::string> MetricsIn(const std::string& expr) {
+  std::set<std::string> names;
+  static const std::regex kName("frikort_[a-z_]+");
+  for (auto it = std::sregex_iterator(expr.begin(), expr.end(), kName);
+       it != std::sregex_iterator(); ++it) {
+    std::string name = it->str();
+    for (const char* suffix : {"_bucket", "_count", "_sum"}) {
+      if (absl::EndsWith(name, suffix) && absl::EndsWith(name, "_seconds" + std::string(suffix))) {
+        name.resize(name.size() - std::strlen(suffix));
+      }
+    }
+    names.insert(name);
+  }
+  return names;
+}
+
+void ExpectKnownMetrics(const std::string& expr, const std::string& where) {
+  const std::set<std::string> known(std::begin(server::kMetricNames),
+                                    std::end(server::kMetricNames));
+  for (const std::string& name : MetricsIn(expr)) {
+    EXPECT_TRUE(known.count(name) > 0) << where << ": unknown metric " << name << " in " << expr;
+  }
+}
+
+TEST(DeployTest, SystemdUnitVerifies) {
+  ASSERT_TRUE(fs::exists("/usr/bin/systemd-analyze"))
+      << "systemd-analyze is missing: deploy/install.sh installs it (package systemd)";
+  std::ifstream in(Deploy("systemd/frikortd.service"));
+  std::stringstream unit;
+  unit << in.rdbuf();
+  // systemd-analyze checks that ExecStart's binary exists: point it at the
+  // one just built (the installed path is /usr/bin/frikortd).
+  ASSERT_THAT(unit.str(), HasSubstr("ExecStart=/usr/bin/frikortd "));
+  const std::string dir = MakeTempDir("frikort-unit-");
+  const std::string path = dir + "/frikortd.service";
+  std::ofstream(path) << absl::StrReplaceAll(
+      unit.str(),
+      {{"ExecStart=/usr/bin/frikortd ", absl::StrCat("ExecStart=", FrikortdPath(), " ")}});
+  CommandResult r = Shell(absl::StrCat("SYSTEMD_LOG_LEVEL=notice systemd-analyze verify ", path));
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output, "") << "warnings from systemd-analyze verify";
+  for (const char* hardening :
+       {"DynamicUser=yes", "NoNewPrivileges=yes", "StateDirectory=frikort", "ProtectSystem=strict",
+        "CapabilityBoundingSet=\n", "LoadCredential=pseudonym.key:"}) {
+    EXPECT_THAT(unit.str(), HasSubstr(hardening));
+  }
+  fs::remove_all(dir);
+}
+
+TEST(DeployTest, KubernetesManifests) {
+  std::vector<Value> docs = LoadYaml(Deploy("kubernetes/frikort.yaml"));
+  std::vector<std::string> kinds;
+  const Value* sts = nullptr;
+  for (const Value& d : docs) {
+    kinds.push_back(At(d, "kind").string_value());
+    if (At(d, "kind").string_value() == "StatefulSet") sts = &d;
+  }
+  EXPECT_THAT(kinds, UnorderedElementsAre("Service", "Service", "StatefulSet"));
+  ASSERT_NE(sts, nullptr);
+  EXPECT_EQ(At(*sts, "spec.replicas").number_value(), 1);
+  EXPECT_EQ(List(*sts, "spec.volumeClaimTemplates").size(), 1u);
+  EXPECT_TRUE(At(*sts, "spec.template.spec.securityContext.runAsNonRoot").bool_value());
+  const std::vector<Value> containers = List(*sts, "spec.template.spec.containers");
+  ASSERT_FALSE(containers.empty());
+  const Value& container = containers[0];
+  for (const char* probe : {"startupProbe", "readinessProbe", "livenessProbe"}) {
+    std::vector<std::string> command;
+    Strings(At(container, absl::StrCat(probe, ".exec.command")), &command);
+    ASSERT_FALSE(command.empty()) << probe;
+    EXPECT_EQ(command.front(), "/usr/bin/frikortctl") << probe;
+    EXPECT_EQ(command.back(), "health") << probe;
+  }
+  std::vector<std::string> secrets;
+  for (const Value& v : List(*sts, "spec.template.spec.volumes")) {
+    if (At(v, "secret.secretName").has_string_value()) {
+      secrets.push_back(At(v, "secret.secretName").string_value());
+    }
+  }
+  EXPECT_THAT(secrets,
+              UnorderedElementsAre("frikort-tls", "frikort-probe-tls", "frikort-pseudonym-key"));
+  // The flags given to frikortd are flags it has (each appears in its --help).
+  CommandResult help = Shell(absl::StrCat(FrikortdPath(), " --helpfull"));
+  std::vector<std::string> args;
+  Strings(At(container, "args"), &args);
+  for (const std::string& a : args) {
+    const std::string name(absl::StripPrefix(a.substr(0, a.find('=')), "--"));
+    EXPECT_THAT(help.output, HasSubstr(absl::StrCat("-", name, " ("))) << a;
+  }
+}
+
+TEST(DeployTest, EnvoyTranscodesLookupAndReportingFromTheDescriptorSet) {
+  std::vector<Value> docs = LoadYaml(Deploy("envoy/envoy.yaml"));
+  ASSERT_EQ(docs.size(), 1u);
+  std::vector<std::string> all;
+  Strings(docs[0], &all);
+  EXPECT_THAT(all, Contains("envoy.filters.http.grpc_json_transcoder"));
+  const Value listener = List(docs[0], "static_resources.listeners").at(0);
+  const Value hcm = List(List(listener, "filter_chains").at(0), "filters").at(0);
+  const Value transcoder = List(hcm, "typed_config.http_filters").at(0);
+  std::vector<std::string> services;
+  Strings(At(transcoder, "typed_config.services"), &services);
+  EXPECT_THAT(services, UnorderedElementsAre("frikort.v1.Lookup", "frikort.v1.Reporting"));
+  EXPECT_EQ(At(transcoder, "typed_config.proto_descriptor").string_value(),
+            "/etc/envoy/frikort.pb");
+
+  // The descriptor set the build makes holds those services, with imports.
+  const std::string set_path = BinaryPath("FRIKORT_DESCRIPTOR_SET", "frikort.pb");
+  ASSERT_FALSE(set_path.empty()) << "no frikort.pb: set FRIKORT_DESCRIPTOR_SET or build it";
+  std::ifstream in(set_path, std::ios::binary);
+  google::protobuf::FileDescriptorSet set;
+  ASSERT_TRUE(set.ParseFromIstream(&in)) << set_path;
+  std::set<std::string> in_set, files;
+  for (const auto& file : set.file()) {
+    files.insert(file.name());
+    for (const auto& s : file.service()) in_set.insert(absl::StrCat(file.package(), ".", s.name()));
+  }
+  for (const std::string& s : services) EXPECT_TRUE(in_set.count(s) > 0) << s;
+  EXPECT_TRUE(files.count("google/protobuf/timestamp.proto") > 0) << "imports not included";
+}
+
+TEST(DeployTest, PrometheusConfigAndRules) {
+  std::vector<Value> config = LoadYaml(Deploy("prometheus/prometheus.yml"));
+  ASSERT_EQ(config.size(), 1u);
+  const Value job = List(config[0], "scrape_configs").at(0);
+  EXPECT_EQ(At(job, "job_name").string_value(), "frikort");
+  EXPECT_EQ(At(job, "metrics_path").string_value(), "/metrics");
+  std::vector<std::string> targets;
+  Strings(At(job, "static_configs"), &targets);
+  EXPECT_THAT(targets, Contains("frikort:9464"));
+  std::vector<std::string> rule_files;
+  Strings(At(config[0], "rule_files"), &rule_files);
+  ASSERT_EQ(rule_files.size(), 1u);
+
+  std::vector<Value> rules = LoadYaml(Deploy("prometheus/" + rule_files[0]));
+  ASSERT_EQ(rules.size(), 1u);
+  int checked = 0;
+  for (const Value& group : List(rules[0], "groups")) {
+    for (const Value& rule : List(group, "rules")) {
+      ExpectKnownMetrics(At(rule, "expr").string_value(), At(rule, "alert").string_value());
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 3);
+}
+
+TEST(DeployTest, GrafanaDashboard) {
+  std::ifstream in(Deploy("grafana/frikort-dashboard.json"));
+  std::stringstream json;
+  json << in.rdbuf();
+  Struct dashboard;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json.str(), &dashboard).ok());
+  Value root;
+  *root.mutable_struct_value() = dashboard;
+  std::string titles;
+  for (const Value& panel : List(root, "panels")) {
+    absl::StrAppend(&titles, At(panel, "title").string_value(), "\n");
+    for (const Value& target : List(panel, "targets")) {
+      ExpectKnownMetrics(At(target, "expr").string_value(), At(panel, "title").string_value());
+    }
+  }
+  for (const char* wanted :
+       {"Ingest rate", "Lookup latency", "Cards issued", "Cards past deadline", "RocksDB size"}) {
+    EXPECT_THAT(titles, HasSubstr(wanted));
+  }
+}
+
+TEST(DeployTest, ContainerRuntimePackagesCoverTheBinariesLibraries) {
+  std::ifstream in(Deploy("Containerfile"));
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string file = text.str();
+  const size_t runtime = file.find("FROM debian:bookworm-slim");
+  ASSERT_NE(runtime, std::string::npos);
+  std::set<std::string> words;
+  for (absl::string_view w :
+       absl::StrSplit(file.substr(runtime), absl::ByAnyChar(" \n\\"), absl::SkipEmpty())) {
+    words.insert(std::string(w));
+  }
+  // Part of every Debian image: the C and C++ runtimes.
+  const std::set<std::string> base = {"libc6", "libstdc++6", "libgcc-s1"};
+  // The libraries the binaries load, and for each the paths dpkg may know it
+  // by (its package installed it under /lib or /usr/lib).
+  std::map<std::string, std::vector<std::string>> libs;
+  for (const std::string& binary : {FrikortdPath(), BinaryPath("FRIKORTCTL", "frikortctl")}) {
+    ASSERT_FALSE(binary.empty());
+    CommandResult ldd = Shell(absl::StrCat("ldd ", binary));
+    ASSERT_EQ(ldd.code, 0) << ldd.output;
+    for (absl::string_view line : absl::StrSplit(ldd.output, '\n')) {
+      const size_t arrow = line.find("=> /");
+      if (arrow == absl::string_view::npos) continue;
+      std::string lib(line.substr(arrow + 3));
+      lib = lib.substr(0, lib.find(' '));
+      const std::string real = fs::canonical(lib).string();
+      libs[lib] = {lib, real, std::string(absl::StripPrefix(lib, "/usr")),
+                   std::string(absl::StripPrefix(real, "/usr"))};
+    }
+  }
+  ASSERT_FALSE(libs.empty());
+  std::string paths;
+  for (const auto& [lib, candidates] : libs) {
+    for (const std::string& c : candidates) absl::StrAppend(&paths, " ", c);
+  }
+  // One dpkg call: "package:arch: path" per path it knows.
+  CommandResult owners = Shell(absl::StrCat("dpkg -S", paths));
+  std::map<std::string, std::string> package_of;
+  for (absl::string_view line : absl::StrSplit(owners.output, '\n')) {
+    const size_t sep = line.find(": /");
+    if (sep == absl::string_view::npos) continue;
+    absl::string_view package = line.substr(0, sep);
+    package = package.substr(0, package.find_first_of(":,"));
+    package_of[std::string(line.substr(sep + 2))] = std::string(package);
+  }
+  for (const auto& [lib, candidates] : libs) {
+    std::string package;
+    for (const std::string& c : candidates) {
+      if (package.empty() && package_of.count(c) > 0) package = package_of[c];
+    }
+    ASSERT_FALSE(package.empty()) << "no Debian package owns " << lib << "\n" << owners.output;
+    EXPECT_TRUE(words.count(package) > 0 || base.count(package) > 0)
+        << "the binaries need " << lib << " from " << package
+        << ", which the Containerfile's runtime stage does not install";
+  }
+}
+
+}  // namespace
+}  // namespace frikort::testutil
