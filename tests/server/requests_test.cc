@@ -99,6 +99,18 @@ TEST(RequestsTest, PersonIdIsCheckedFirstAndNeverEchoed) {
   EXPECT_TRUE(CheckRequest(ledger, kProduction, Rules()).ok());
 }
 
+// Found by tests/fuzz/fuzz_requests: the id put in the date field by mistake
+// came back in clear in the error message.
+TEST(RequestsTest, IdInTheDateFieldIsNotEchoed) {
+  const std::string id = testing::PersonN(3);
+  v1::CheckExemptionRequest request;
+  request.set_person_id(id);
+  request.set_date(id);
+  const absl::Status status = CheckRequest(request, kProduction, kToday, 2).status();
+  EXPECT_THAT(Message(status), StartsWith("date: not a date in the form YYYY-MM-DD"));
+  EXPECT_THAT(Message(status), Not(HasSubstr(id)));
+}
+
 TEST(RequestsTest, DecisionDateMayBeTodayNotLater) {
   v1::RunIssuanceRequest request;
   EXPECT_EQ(*CheckRequest(request, kToday), std::nullopt);
