@@ -23,6 +23,7 @@
 #include <initializer_list>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -38,6 +39,7 @@
 #include "core/rules.h"
 #include "core/types.h"
 #include "frikort/v1/frikort.pb.h"
+#include "google/protobuf/stubs/logging.h"
 #include "server/convert.h"
 #include "server/requests.h"
 #include "tests/fuzz/fuzz_check.h"
@@ -260,6 +262,9 @@ void CheckListPayouts(const v1::ListPayoutsRequest& request) {
 
 extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
   using frikort::fuzz::Settings;
+  // The parser logs every string that is not UTF-8, which is most inputs:
+  // millions of lines a minute that slow the fuzzer and fill the log.
+  google::protobuf::SetLogHandler(nullptr);
   if (absl::Status s = frikort::core::InitOsloTimeZone(); !s.ok()) {
     std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
     std::abort();

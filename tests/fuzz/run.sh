@@ -4,7 +4,8 @@
 # a crash, undefined behaviour, a leak, a hang or a broken property.
 #
 # Usage: tests/fuzz/run.sh [TARGET...]        (default: every target)
-#   FRIKORT_FUZZ_SECONDS  seconds per target (default 10)
+#   FRIKORT_FUZZ_SECONDS  seconds per target (default 10; 0 replays the
+#                         corpus once without fuzzing)
 #   FUZZ_BUILD_DIR        build folder, relative to the repository root
 #                         (default build-fuzz)
 # What a run finds stays in the build folder, never in the source tree: new
@@ -37,8 +38,13 @@ for target in "${TARGETS[@]}"; do
   # -timeout: one input taking seconds is a bug too (a request could stall a
   # server thread). The request target gets room for a cancel reason over
   # its 4 KiB limit.
-  args=(-max_total_time="$SECONDS_EACH" -timeout=10 -print_final_stats=1
-        -artifact_prefix="$crashes/")
+  args=(-timeout=10 -print_final_stats=1 -artifact_prefix="$crashes/")
+  # libFuzzer reads -max_total_time=0 as "no limit".
+  if [ "$SECONDS_EACH" -gt 0 ]; then
+    args+=(-max_total_time="$SECONDS_EACH")
+  else
+    args+=(-runs=0)
+  fi
   if [ -f "tests/fuzz/$target.dict" ]; then args+=(-dict="tests/fuzz/$target.dict"); fi
   if [ "$target" = fuzz_requests ]; then args+=(-max_len=8192); fi
   # The first folder receives new entries; the seeds are only read.
