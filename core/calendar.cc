@@ -69,16 +69,18 @@ absl::Time OsloStartOfDay(absl::CivilDay day) {
 }
 
 absl::StatusOr<absl::CivilDay> ParseDate(absl::string_view s, absl::string_view field) {
-  const auto bad = [&](absl::string_view why) {
-    // Echo a bounded, escaped prefix: the text may be arbitrary bytes.
-    const absl::string_view shown = s.substr(0, 32);
-    return absl::InvalidArgumentError(absl::StrCat(field, ": \"", absl::CHexEscape(shown),
-                                                   s.size() > 32 ? "..." : "", "\" ", why));
-  };
   if (s.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": not given"));
   if (s.size() != 10 || s[4] != '-' || s[7] != '-') {
-    return bad("is not a date in the form YYYY-MM-DD");
+    // Not echoed: a value of another shape may be whatever a client put in the
+    // wrong field, a national id included, and messages reach logs.
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": not a date in the form YYYY-MM-DD (got ", s.size(), " characters)"));
   }
+  const auto bad = [&](absl::string_view why) {
+    // Date-shaped, so at most four digits in a row: no id can hide in it.
+    // Escaped, since the other bytes may be anything.
+    return absl::InvalidArgumentError(absl::StrCat(field, ": \"", absl::CHexEscape(s), "\" ", why));
+  };
   int parts[3] = {0, 0, 0};
   const size_t starts[3] = {0, 5, 8};
   const size_t lengths[3] = {4, 2, 2};

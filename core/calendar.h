@@ -28,7 +28,8 @@ int OsloYear(absl::Time t);
 absl::Time OsloStartOfDay(absl::CivilDay day);
 
 // Strict "YYYY-MM-DD" (a real calendar date, years 1900-9999). InvalidArgument
-// naming `field` otherwise.
+// naming `field` otherwise; the message repeats the value only when it has the
+// shape of a date, so a national id sent as a date is never echoed.
 absl::StatusOr<absl::CivilDay> ParseDate(absl::string_view s, absl::string_view field);
 std::string FormatDate(absl::CivilDay day);
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test (unit, storage, job, integration,
-# end-to-end), then the whole suite again under AddressSanitizer and
-# UndefinedBehaviorSanitizer.
+# end-to-end), a short run of every fuzz target, then the whole suite again
+# under AddressSanitizer and UndefinedBehaviorSanitizer.
 # Usage: deploy/test.sh
 #   BUILD_DIR=build            the normal build
 #   ASAN_BUILD_DIR=build-asan  the sanitizer build
 #   FRIKORT_TEST_SANITIZE=0    skip the sanitizer pass (quicker while iterating)
+#   FRIKORT_FUZZ_SECONDS=N     seconds per fuzz target (default 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
@@ -22,6 +23,9 @@ build_and_test() {
 
 echo "== build and test ($BUILD_DIR)"
 build_and_test "$BUILD_DIR" -DFRIKORT_SANITIZE=OFF
+
+echo "== short fuzz run (clang, libFuzzer, ASan + UBSan)"
+FUZZ_BUILD_DIR="$BUILD_DIR-fuzz" tests/fuzz/run.sh
 
 if [ "${FRIKORT_TEST_SANITIZE:-1}" != 0 ]; then
   echo "== build and test under ASan + UBSan ($ASAN_BUILD_DIR)"

@@ -8,12 +8,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/string_view.h"
 #include "core/copayment.h"
 #include "grpcpp/security/auth_context.h"
 #include "server/convert.h"
+#include "server/requests.h"
 
 namespace frikort::server {
 namespace {
@@ -24,25 +23,6 @@ using v1::SubmitCoPaymentsResponse;
 // How many stream messages may be read ahead of the responses written.
 constexpr uint64_t kMaxStreamInFlight = 8;
 
-absl::Status CheckBatchSize(int n, absl::string_view field) {
-  if (n == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": empty; send 1 to ", kMaxBatchItems, " co-payments"));
-  }
-  if (n > kMaxBatchItems) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": ", n, " co-payments; at most ", kMaxBatchItems, " per message"));
-  }
-  return absl::OkStatus();
-}
-
-std::vector<core::CoPaymentInput> ToInputs(const SubmitCoPaymentsRequest& request) {
-  std::vector<core::CoPaymentInput> items;
-  items.reserve(request.co_payments_size());
-  for (const v1::CoPayment& c : request.co_payments()) items.push_back(FromProto(c));
-  return items;
-}
-
 absl::Status FillSubmitResponse(const absl::StatusOr<std::vector<storage::ReportResult>>& results,
                                 size_t expected, SubmitCoPaymentsResponse* response) {
   if (!results.ok()) return results.status();
@@ -52,33 +32,6 @@ absl::Status FillSubmitResponse(const absl::StatusOr<std::vector<storage::Report
   }
   response->mutable_results()->Reserve(static_cast<int>(results->size()));
   for (const storage::ReportResult& r : *results) ToProto(r, response->add_results());
-  return absl::OkStatus();
-}
-
-// The person id check the register also does, done at the edge so a bad id is
-// refused before anything (e.g. the lookup audit log) is touched.
-absl::Status CheckPersonId(absl::string_view person_id, const core::PersonIdOptions& options) {
-  absl::StatusOr<core::PersonId> id = core::ParsePersonId(person_id, options);
-  if (id.ok()) return absl::OkStatus();
-  if (absl::StartsWith(id.status().message(), "person_id")) return id.status();
-  return absl::InvalidArgumentError(absl::StrCat("person_id: ", id.status().message()));
-}
-
-absl::Status CheckYearHasRules(int year, const core::RulesTable& rules) {
-  if (year == 0) return absl::InvalidArgumentError("year: required");
-  if (rules.ForYear(year) == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("year: no rules for ", year,
-                                                   " (the rules table covers ", rules.first_year(),
-                                                   "-", rules.last_year(), ")"));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CheckPageSize(int page_size) {
-  if (page_size < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("page_size: ", page_size, " is negative; use 0 for the default"));
-  }
   return absl::OkStatus();
 }
 
@@ -123,7 +76,7 @@ class StreamReactor final
       Apply(a);
       return;
     }
-    absl::Status shape = CheckBatchSize(request_.co_payments_size(), "co_payments");
+    absl::Status shape = CheckRequest(request_);
     if (!shape.ok()) {
       Actions a;
       {
@@ -285,7 +238,7 @@ std::string CallerFromContext(const grpc::CallbackServerContext& context) {
 grpc::ServerUnaryReactor* ReportingService::SubmitCoPayments(grpc::CallbackServerContext* context,
                                                              const SubmitCoPaymentsRequest* request,
                                                              SubmitCoPaymentsResponse* response) {
-  absl::Status shape = CheckBatchSize(request->co_payments_size(), "co_payments");
+  absl::Status shape = CheckRequest(*request);
   if (!shape.ok()) return FinishNow(context, shape);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   std::vector<core::CoPaymentInput> items = ToInputs(*request);
@@ -321,8 +274,7 @@ grpc::ServerUnaryReactor* ReportingService::UpdatePayment(grpc::CallbackServerCo
                                                           v1::ReportResult* response) {
   // An unknown number is a malformed request; a known but wrong status is the
   // register's per-report answer (REJECTED INVALID_PAYMENT_STATUS).
-  absl::StatusOr<core::Payment> payment =
-      PaymentFromProto(static_cast<int>(request->payment()), "payment");
+  absl::StatusOr<core::Payment> payment = CheckRequest(*request);
   if (!payment.ok()) return FinishNow(context, payment.status());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   ctx_->reg->UpdatePaymentAsync(request->provider_id(), request->report_id(),
@@ -333,11 +285,7 @@ grpc::ServerUnaryReactor* ReportingService::UpdatePayment(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* ReportingService::CancelCoPayment(
     grpc::CallbackServerContext* context, const v1::CancelCoPaymentRequest* request,
     v1::ReportResult* response) {
-  if (request->reason().size() > kMaxCancelReasonBytes) {
-    return FinishNow(context, absl::InvalidArgumentError(
-                                  absl::StrCat("reason: ", request->reason().size(),
-                                               " bytes; at most ", kMaxCancelReasonBytes)));
-  }
+  if (absl::Status reason = CheckRequest(*request); !reason.ok()) return FinishNow(context, reason);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   ctx_->reg->CancelAsync(request->provider_id(), request->report_id(), request->reason(),
                          FinishWithResult(reactor, response));
@@ -351,30 +299,12 @@ namespace {
 absl::Status DoCheckExemption(const ServiceContext& ctx, const std::string& caller,
                               const v1::CheckExemptionRequest& request,
                               v1::CheckExemptionResponse* response) {
-  if (absl::Status s = CheckPersonId(request.person_id(), ctx.id_options); !s.ok()) return s;
-  const absl::CivilDay today = ctx.clock->Today();
-  absl::CivilDay date = today;
-  if (!request.date().empty()) {
-    absl::StatusOr<absl::CivilDay> parsed = core::ParseDate(request.date(), "date");
-    if (!parsed.ok()) return parsed.status();
-    date = *parsed;
-  }
-  const int first_year = static_cast<int>(today.year()) - ctx.lookup_years_back;
-  if (date.year() < first_year) {
-    return absl::InvalidArgumentError(absl::StrCat("date: ", core::FormatDate(date),
-                                                   " is too far back; lookups cover ", first_year,
-                                                   "-01-01 to ", today.year(), "-12-31"));
-  }
-  if (date.year() > today.year()) {
-    return absl::InvalidArgumentError(absl::StrCat("date: ", core::FormatDate(date),
-                                                   " is in a later year than today (",
-                                                   core::FormatDate(today), ")"));
-  }
-  absl::StatusOr<core::Category> category =
-      CategoryFromProto(static_cast<int>(request.category()), "category");
-  if (!category.ok()) return category.status();
+  absl::StatusOr<ExemptionQuery> query =
+      CheckRequest(request, ctx.id_options, ctx.clock->Today(), ctx.lookup_years_back);
+  if (!query.ok()) return query.status();
+  const absl::CivilDay date = query->date;
   absl::StatusOr<std::vector<storage::SchemeExemption>> exemptions =
-      ctx.reg->CheckExemption(request.person_id(), date, *category, caller);
+      ctx.reg->CheckExemption(request.person_id(), date, query->category, caller);
   if (!exemptions.ok()) return exemptions.status();
   response->set_person_id(request.person_id());
   response->set_date(core::FormatDate(date));
@@ -396,8 +326,7 @@ grpc::ServerUnaryReactor* LookupService::CheckExemption(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* RegistryService::GetLedger(grpc::CallbackServerContext* context,
                                                      const v1::GetLedgerRequest* request,
                                                      v1::Ledger* response) {
-  absl::Status status = CheckPersonId(request->person_id(), ctx_->id_options);
-  if (status.ok()) status = CheckYearHasRules(request->year(), *ctx_->rules);
+  absl::Status status = CheckRequest(*request, ctx_->id_options, *ctx_->rules);
   if (status.ok()) {
     absl::StatusOr<storage::LedgerView> ledger =
         ctx_->reg->GetLedger(request->person_id(), request->year());
@@ -410,7 +339,7 @@ grpc::ServerUnaryReactor* RegistryService::GetLedger(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* RegistryService::SetReservation(grpc::CallbackServerContext* context,
                                                           const v1::SetReservationRequest* request,
                                                           v1::SetReservationResponse* response) {
-  absl::Status id = CheckPersonId(request->person_id(), ctx_->id_options);
+  absl::Status id = CheckRequest(*request, ctx_->id_options);
   if (!id.ok()) return FinishNow(context, id);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const bool reserved = request->reserved();
@@ -427,8 +356,7 @@ grpc::ServerUnaryReactor* RegistryService::SetReservation(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* RegistryService::ListLookups(grpc::CallbackServerContext* context,
                                                        const v1::ListLookupsRequest* request,
                                                        v1::ListLookupsResponse* response) {
-  absl::Status status = CheckPersonId(request->person_id(), ctx_->id_options);
-  if (status.ok()) status = CheckPageSize(request->page_size());
+  absl::Status status = CheckRequest(*request, ctx_->id_options);
   if (status.ok()) {
     absl::StatusOr<storage::Page<storage::LookupRecord>> page =
         ctx_->reg->ListLookups(request->person_id(), request->page_size(), request->page_token());
@@ -475,16 +403,8 @@ grpc::ServerUnaryReactor* IssuanceService::RunIssuance(grpc::CallbackServerConte
                                                        const v1::RunIssuanceRequest* request,
                                                        v1::IssuanceRun* response) {
   absl::StatusOr<std::optional<absl::CivilDay>> as_of =
-      ParseOptionalDate(request->as_of(), "as_of");
+      CheckRequest(*request, ctx_->clock->Today());
   if (!as_of.ok()) return FinishNow(context, as_of.status());
-  if (as_of->has_value() && **as_of > ctx_->clock->Today()) {
-    // Cards and payouts carry the decision date: one in the future would be
-    // a card "issued" on a day that has not come.
-    return FinishNow(context, absl::InvalidArgumentError(absl::StrCat(
-                                  "as_of: ", core::FormatDate(**as_of),
-                                  " is after today (", core::FormatDate(ctx_->clock->Today()),
-                                  "); a run decides on today or an earlier day")));
-  }
   ReapFinishedRuns();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const bool dry_run = request->dry_run();
@@ -505,11 +425,8 @@ grpc::ServerUnaryReactor* IssuanceService::RunIssuance(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* IssuanceService::ListFreeCards(grpc::CallbackServerContext* context,
                                                          const v1::ListFreeCardsRequest* request,
                                                          v1::ListFreeCardsResponse* response) {
-  absl::Status status = CheckYearHasRules(request->year(), *ctx_->rules);
-  if (status.ok()) status = CheckPageSize(request->page_size());
-  absl::StatusOr<std::optional<absl::CivilDay>> issued_on =
-      ParseOptionalDate(request->issued_on(), "issued_on");
-  if (status.ok()) status = issued_on.status();
+  absl::StatusOr<std::optional<absl::CivilDay>> issued_on = CheckRequest(*request, *ctx_->rules);
+  absl::Status status = issued_on.status();
   if (status.ok()) {
     absl::StatusOr<storage::Page<storage::Card>> page = ctx_->reg->ListFreeCards(
         request->year(), *issued_on, request->page_size(), request->page_token());
@@ -525,13 +442,7 @@ grpc::ServerUnaryReactor* IssuanceService::ListFreeCards(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* IssuanceService::ListPayouts(grpc::CallbackServerContext* context,
                                                        const v1::ListPayoutsRequest* request,
                                                        v1::ListPayoutsResponse* response) {
-  absl::Status status;
-  if (request->run_id().empty() && request->year() == 0) {
-    status = absl::InvalidArgumentError("run_id, year: give a run_id, a year, or both");
-  } else if (request->year() != 0) {
-    status = CheckYearHasRules(request->year(), *ctx_->rules);
-  }
-  if (status.ok()) status = CheckPageSize(request->page_size());
+  absl::Status status = CheckRequest(*request, *ctx_->rules);
   if (status.ok()) {
     absl::StatusOr<storage::Page<storage::Payout>> page = ctx_->reg->ListPayouts(
         request->run_id(), request->year(), request->page_size(), request->page_token());

@@ -23,14 +23,10 @@
 #include "frikort/v1/frikort.grpc.pb.h"
 #include "grpcpp/server_context.h"
 #include "jobs/issuance.h"
+#include "server/requests.h"
 #include "storage/register.h"
 
 namespace frikort::server {
-
-// A SubmitCoPayments call (or one stream message) carries 1 to this many items.
-inline constexpr int kMaxBatchItems = 10000;
-// Bound on the free-text reason of a cancellation (bytes).
-inline constexpr size_t kMaxCancelReasonBytes = 4096;
 
 // Who is calling, for the lookup audit log.
 using CallerFn = std::function<std::string(const grpc::CallbackServerContext&)>;

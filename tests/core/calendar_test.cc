@@ -9,6 +9,7 @@ namespace frikort::core {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 absl::Time Utc(int y, int mo, int d, int h, int mi, int s = 0) {
@@ -111,6 +112,21 @@ TEST_F(CalendarTest, ParseDateIsStrict) {
   }
   EXPECT_THAT(std::string(ParseDate("2024-02-30", "date").status().message()),
               HasSubstr("not a real date"));
+}
+
+// Found by tests/fuzz/fuzz_requests: a national id sent in a date field (two
+// string fields swapped by a client) came back in clear in the error message.
+TEST_F(CalendarTest, ParseDateEchoesOnlyDateShapedValues) {
+  for (const char* id : {"15017010007", "x15017010007", "150170-10007"}) {
+    const absl::Status status = ParseDate(id, "date").status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(status.message()), Not(HasSubstr("10007"))) << id;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("YYYY-MM-DD")) << id;
+  }
+  EXPECT_EQ(ParseDate("2024-1-015", "as_of").status().message(),
+            "as_of: not a date in the form YYYY-MM-DD (got 10 characters)");
+  EXPECT_EQ(ParseDate("2024-02-30", "date").status().message(),
+            "date: \"2024-02-30\" is not a real date");
 }
 
 TEST_F(CalendarTest, FormatDate) {
