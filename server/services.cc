@@ -12,8 +12,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "core/copayment.h"
+#include "grpc/grpc_security_constants.h"
 #include "grpcpp/security/auth_context.h"
 #include "server/convert.h"
+#include "server/gate.h"
 
 namespace frikort::server {
 namespace {
@@ -103,7 +105,8 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
 class StreamReactor final
     : public grpc::ServerBidiReactor<SubmitCoPaymentsRequest, SubmitCoPaymentsResponse> {
  public:
-  explicit StreamReactor(const ServiceContext* ctx) : ctx_(ctx) {
+  StreamReactor(const ServiceContext* ctx, Admission admission)
+      : ctx_(ctx), admission_(std::move(admission)) {
     {
       absl::MutexLock l(&mu_);
       read_in_flight_ = true;
@@ -123,14 +126,18 @@ class StreamReactor final
       Apply(a);
       return;
     }
-    absl::Status shape = CheckBatchSize(request_.co_payments_size(), "co_payments");
-    if (!shape.ok()) {
+    absl::Status refused = CheckBatchSize(request_.co_payments_size(), "co_payments");
+    if (refused.ok()) {
+      refused =
+          ctx_->gate->CheckProviders(admission_, Rpc::kStreamCoPayments, request_.co_payments());
+    }
+    if (!refused.ok()) {
       Actions a;
       {
         absl::MutexLock l(&mu_);
         read_in_flight_ = false;
         stop_reading_ = true;
-        SetError(ToGrpcStatus(shape));
+        SetError(ToGrpcStatus(refused));
         a = Step();
       }
       Apply(a);
@@ -249,6 +256,7 @@ class StreamReactor final
   }
 
   const ServiceContext* const ctx_;
+  const Admission admission_;  // held until OnDone: the call's slot
   SubmitCoPaymentsRequest request_;
   SubmitCoPaymentsResponse writing_;
 
@@ -265,17 +273,25 @@ class StreamReactor final
   grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
 };
 
+// A stream refused before it started.
+class RefusedStream final
+    : public grpc::ServerBidiReactor<SubmitCoPaymentsRequest, SubmitCoPaymentsResponse> {
+ public:
+  explicit RefusedStream(const absl::Status& status) { Finish(ToGrpcStatus(status)); }
+  void OnDone() override { delete this; }
+};
+
 }  // namespace
 
 std::string CallerFromContext(const grpc::CallbackServerContext& context) {
   std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   if (auth != nullptr && auth->IsPeerAuthenticated()) {
-    for (const grpc::string_ref& cn : auth->FindPropertyValues("x509_common_name")) {
+    // Only the CN: the authz file is keyed by it, and a subject alternative
+    // name that happened to equal another certificate's CN must not pass.
+    for (const grpc::string_ref& cn : auth->FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME)) {
       return std::string(cn.data(), cn.size());
     }
-    for (const grpc::string_ref& id : auth->GetPeerIdentity()) {
-      return std::string(id.data(), id.size());
-    }
+    return "";
   }
   return absl::StrCat("dev:", context.peer());
 }
@@ -285,14 +301,19 @@ std::string CallerFromContext(const grpc::CallbackServerContext& context) {
 grpc::ServerUnaryReactor* ReportingService::SubmitCoPayments(grpc::CallbackServerContext* context,
                                                              const SubmitCoPaymentsRequest* request,
                                                              SubmitCoPaymentsResponse* response) {
+  absl::StatusOr<Admission> admission = ctx_->gate->Admit(*context, Rpc::kSubmitCoPayments);
+  if (!admission.ok()) return FinishNow(context, admission.status());
   absl::Status shape = CheckBatchSize(request->co_payments_size(), "co_payments");
   if (!shape.ok()) return FinishNow(context, shape);
+  absl::Status bound =
+      ctx_->gate->CheckProviders(*admission, Rpc::kSubmitCoPayments, request->co_payments());
+  if (!bound.ok()) return FinishNow(context, bound);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   std::vector<core::CoPaymentInput> items = ToInputs(*request);
   const size_t expected = items.size();
   ctx_->reg->SubmitAsync(
-      std::move(items),
-      [reactor, response, expected](absl::StatusOr<std::vector<storage::ReportResult>> results) {
+      std::move(items), [reactor, response, expected, admission = *std::move(admission)](
+                            absl::StatusOr<std::vector<storage::ReportResult>> results) {
         reactor->Finish(ToGrpcStatus(FillSubmitResponse(results, expected, response)));
       });
   return reactor;
@@ -300,15 +321,19 @@ grpc::ServerUnaryReactor* ReportingService::SubmitCoPayments(grpc::CallbackServe
 
 grpc::ServerBidiReactor<SubmitCoPaymentsRequest, SubmitCoPaymentsResponse>*
 ReportingService::StreamCoPayments(grpc::CallbackServerContext* context) {
-  return new StreamReactor(ctx_);
+  absl::StatusOr<Admission> admission = ctx_->gate->Admit(*context, Rpc::kStreamCoPayments);
+  if (!admission.ok()) return new RefusedStream(admission.status());
+  return new StreamReactor(ctx_, *std::move(admission));
 }
 
 namespace {
 
-// Completes a unary call answering one ReportResult.
+// Completes a unary call answering one ReportResult; the call's admission is
+// held until then.
 storage::Register::ResultDone FinishWithResult(grpc::ServerUnaryReactor* reactor,
-                                               v1::ReportResult* response) {
-  return [reactor, response](absl::StatusOr<storage::ReportResult> result) {
+                                               v1::ReportResult* response, Admission admission) {
+  return [reactor, response,
+          admission = std::move(admission)](absl::StatusOr<storage::ReportResult> result) {
     if (result.ok()) ToProto(*result, response);
     reactor->Finish(ToGrpcStatus(result.status()));
   };
@@ -319,6 +344,11 @@ storage::Register::ResultDone FinishWithResult(grpc::ServerUnaryReactor* reactor
 grpc::ServerUnaryReactor* ReportingService::UpdatePayment(grpc::CallbackServerContext* context,
                                                           const v1::UpdatePaymentRequest* request,
                                                           v1::ReportResult* response) {
+  absl::StatusOr<Admission> admission = ctx_->gate->Admit(*context, Rpc::kUpdatePayment);
+  if (!admission.ok()) return FinishNow(context, admission.status());
+  absl::Status bound =
+      ctx_->gate->CheckProvider(*admission, Rpc::kUpdatePayment, request->provider_id());
+  if (!bound.ok()) return FinishNow(context, bound);
   // An unknown number is a malformed request; a known but wrong status is the
   // register's per-report answer (REJECTED INVALID_PAYMENT_STATUS).
   absl::StatusOr<core::Payment> payment =
@@ -326,13 +356,19 @@ grpc::ServerUnaryReactor* ReportingService::UpdatePayment(grpc::CallbackServerCo
   if (!payment.ok()) return FinishNow(context, payment.status());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   ctx_->reg->UpdatePaymentAsync(request->provider_id(), request->report_id(),
-                                static_cast<int>(*payment), FinishWithResult(reactor, response));
+                                static_cast<int>(*payment),
+                                FinishWithResult(reactor, response, *std::move(admission)));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* ReportingService::CancelCoPayment(
     grpc::CallbackServerContext* context, const v1::CancelCoPaymentRequest* request,
     v1::ReportResult* response) {
+  absl::StatusOr<Admission> admission = ctx_->gate->Admit(*context, Rpc::kCancelCoPayment);
+  if (!admission.ok()) return FinishNow(context, admission.status());
+  absl::Status bound =
+      ctx_->gate->CheckProvider(*admission, Rpc::kCancelCoPayment, request->provider_id());
+  if (!bound.ok()) return FinishNow(context, bound);
   if (request->reason().size() > kMaxCancelReasonBytes) {
     return FinishNow(context, absl::InvalidArgumentError(
                                   absl::StrCat("reason: ", request->reason().size(),
@@ -340,7 +376,7 @@ grpc::ServerUnaryReactor* ReportingService::CancelCoPayment(
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   ctx_->reg->CancelAsync(request->provider_id(), request->report_id(), request->reason(),
-                         FinishWithResult(reactor, response));
+                         FinishWithResult(reactor, response, *std::move(admission)));
   return reactor;
 }
 
@@ -387,8 +423,9 @@ absl::Status DoCheckExemption(const ServiceContext& ctx, const std::string& call
 grpc::ServerUnaryReactor* LookupService::CheckExemption(grpc::CallbackServerContext* context,
                                                         const v1::CheckExemptionRequest* request,
                                                         v1::CheckExemptionResponse* response) {
-  const std::string caller = ctx_->caller ? ctx_->caller(*context) : CallerFromContext(*context);
-  return FinishNow(context, DoCheckExemption(*ctx_, caller, *request, response));
+  absl::StatusOr<Admission> admission = ctx_->gate->Admit(*context, Rpc::kCheckExemption);
+  if (!admission.ok()) return FinishNow(context, admission.status());
+  return FinishNow(context, DoCheckExemption(*ctx_, admission->caller, *request, response));
 }
 
 // ---- Registry -----------------------------------------------------------------
@@ -396,6 +433,9 @@ grpc::ServerUnaryReactor* LookupService::CheckExemption(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* RegistryService::GetLedger(grpc::CallbackServerContext* context,
                                                      const v1::GetLedgerRequest* request,
                                                      v1::Ledger* response) {
+  absl::StatusOr<Admission> admission =
+      ctx_->gate->Admit(*context, Rpc::kGetLedger, request->person_id());
+  if (!admission.ok()) return FinishNow(context, admission.status());
   absl::Status status = CheckPersonId(request->person_id(), ctx_->id_options);
   if (status.ok()) status = CheckYearHasRules(request->year(), *ctx_->rules);
   if (status.ok()) {
@@ -410,23 +450,30 @@ grpc::ServerUnaryReactor* RegistryService::GetLedger(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* RegistryService::SetReservation(grpc::CallbackServerContext* context,
                                                           const v1::SetReservationRequest* request,
                                                           v1::SetReservationResponse* response) {
+  absl::StatusOr<Admission> admission =
+      ctx_->gate->Admit(*context, Rpc::kSetReservation, request->person_id());
+  if (!admission.ok()) return FinishNow(context, admission.status());
   absl::Status id = CheckPersonId(request->person_id(), ctx_->id_options);
   if (!id.ok()) return FinishNow(context, id);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const bool reserved = request->reserved();
   std::string person_id = request->person_id();
   response->set_person_id(person_id);
-  ctx_->reg->SetReservationAsync(std::move(person_id), reserved,
-                                 [reactor, response, reserved](absl::Status status) {
-                                   if (status.ok()) response->set_reserved(reserved);
-                                   reactor->Finish(ToGrpcStatus(status));
-                                 });
+  ctx_->reg->SetReservationAsync(
+      std::move(person_id), reserved,
+      [reactor, response, reserved, admission = *std::move(admission)](absl::Status status) {
+        if (status.ok()) response->set_reserved(reserved);
+        reactor->Finish(ToGrpcStatus(status));
+      });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* RegistryService::ListLookups(grpc::CallbackServerContext* context,
                                                        const v1::ListLookupsRequest* request,
                                                        v1::ListLookupsResponse* response) {
+  absl::StatusOr<Admission> admission =
+      ctx_->gate->Admit(*context, Rpc::kListLookups, request->person_id());
+  if (!admission.ok()) return FinishNow(context, admission.status());
   absl::Status status = CheckPersonId(request->person_id(), ctx_->id_options);
   if (status.ok()) status = CheckPageSize(request->page_size());
   if (status.ok()) {
@@ -474,6 +521,8 @@ void IssuanceService::ReapFinishedRuns() {
 grpc::ServerUnaryReactor* IssuanceService::RunIssuance(grpc::CallbackServerContext* context,
                                                        const v1::RunIssuanceRequest* request,
                                                        v1::IssuanceRun* response) {
+  absl::StatusOr<Admission> admission = ctx_->gate->Admit(*context, Rpc::kRunIssuance);
+  if (!admission.ok()) return FinishNow(context, admission.status());
   absl::StatusOr<std::optional<absl::CivilDay>> as_of =
       ParseOptionalDate(request->as_of(), "as_of");
   if (!as_of.ok()) return FinishNow(context, as_of.status());
@@ -492,19 +541,22 @@ grpc::ServerUnaryReactor* IssuanceService::RunIssuance(grpc::CallbackServerConte
   absl::MutexLock l(&mu_);
   auto it = runs_.emplace(runs_.end());
   // The thread cannot mark itself done before `thread` is assigned: it needs mu_.
-  it->thread = std::thread([this, it, reactor, response, day, dry_run] {
-    absl::StatusOr<jobs::RunSummary> summary = ctx_->job->Run(day, dry_run);
-    if (summary.ok()) ToProto(*summary, response);
-    reactor->Finish(ToGrpcStatus(summary.status()));
-    absl::MutexLock l(&mu_);
-    it->done = true;
-  });
+  it->thread =
+      std::thread([this, it, reactor, response, day, dry_run, admission = *std::move(admission)] {
+        absl::StatusOr<jobs::RunSummary> summary = ctx_->job->Run(day, dry_run);
+        if (summary.ok()) ToProto(*summary, response);
+        reactor->Finish(ToGrpcStatus(summary.status()));
+        absl::MutexLock l(&mu_);
+        it->done = true;
+      });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* IssuanceService::ListFreeCards(grpc::CallbackServerContext* context,
                                                          const v1::ListFreeCardsRequest* request,
                                                          v1::ListFreeCardsResponse* response) {
+  absl::StatusOr<Admission> admission = ctx_->gate->Admit(*context, Rpc::kListFreeCards);
+  if (!admission.ok()) return FinishNow(context, admission.status());
   absl::Status status = CheckYearHasRules(request->year(), *ctx_->rules);
   if (status.ok()) status = CheckPageSize(request->page_size());
   absl::StatusOr<std::optional<absl::CivilDay>> issued_on =
@@ -525,6 +577,8 @@ grpc::ServerUnaryReactor* IssuanceService::ListFreeCards(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* IssuanceService::ListPayouts(grpc::CallbackServerContext* context,
                                                        const v1::ListPayoutsRequest* request,
                                                        v1::ListPayoutsResponse* response) {
+  absl::StatusOr<Admission> admission = ctx_->gate->Admit(*context, Rpc::kListPayouts);
+  if (!admission.ok()) return FinishNow(context, admission.status());
   absl::Status status;
   if (request->run_id().empty() && request->year() == 0) {
     status = absl::InvalidArgumentError("run_id, year: give a run_id, a year, or both");

@@ -305,6 +305,10 @@ class RegisterImpl final : public Register {
     absl::MutexLock l(&mu_);
     return failure_;
   }
+  std::string AuditPseudonym(absl::string_view person_id) const override {
+    auto id = core::ParsePersonId(person_id, options_.id_options);
+    return id.ok() ? absl::BytesToHexString(crypto_.Pseudonym(id->digits)) : "";
+  }
 
  private:
   static absl::AnyInvocable<void(absl::Status) &&> ResultCompletion(

@@ -386,10 +386,11 @@ TEST_F(KillTest, BusyPortIsRefused) {
   EXPECT_EQ(first->ExitCode(absl::Seconds(15)), 0) << first->Stderr();
 }
 
-TEST_F(KillTest, TlsFlagsAreRefusedForNow) {
+TEST_F(KillTest, IncompleteTlsFlagsAreRefused) {
   std::vector<std::string> args = Args();
   args.push_back("--tls_cert=/nonexistent/cert.pem");
-  ExpectRefused(args, 1, "TLS is not supported yet");
+  ExpectRefused(args, 1, "tls_cert /nonexistent/cert.pem");
+  EXPECT_FALSE(std::filesystem::exists(data_dir_)) << "refused, yet it touched the data folder";
 }
 
 TEST_F(KillTest, MissingRulesFileIsRefused) {
