@@ -135,8 +135,8 @@ absl::StatusOr<Principal> ParseLine(int n, absl::string_view line) {
   p.roles = *roles;
   const bool reporter = (p.roles & Bits(Role::kReporter)) != 0;
   if (fields.size() == 2) {
-    if (!reporter) return LineError(n, "provider= applies only to the reporter role");
     if (absl::Status s = ParseProviders(n, fields[1], &p); !s.ok()) return s;
+    if (!reporter) return LineError(n, "provider= applies only to the reporter role");
   } else if (reporter) {
     return LineError(n, "the reporter role needs provider=<id>[,<id>...] or provider=*");
   }
