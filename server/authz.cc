@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -143,55 +144,45 @@ absl::StatusOr<Principal> ParseLine(int n, absl::string_view line) {
   return p;
 }
 
+// Each RPC's full name and the roles that may call it, in enum order.
+struct RpcInfo {
+  Rpc rpc;
+  const char* name;
+  RoleSet roles;
+};
+constexpr RoleSet kReporting = Bits(Role::kReporter);
+constexpr RoleSet kLookup = Bits(Role::kReporter) | Bits(Role::kReception);
+constexpr RoleSet kOperating = Bits(Role::kOperator);
+constexpr RpcInfo kRpcInfo[] = {
+    {Rpc::kSubmitCoPayments, "frikort.v1.Reporting/SubmitCoPayments", kReporting},
+    {Rpc::kStreamCoPayments, "frikort.v1.Reporting/StreamCoPayments", kReporting},
+    {Rpc::kUpdatePayment, "frikort.v1.Reporting/UpdatePayment", kReporting},
+    {Rpc::kCancelCoPayment, "frikort.v1.Reporting/CancelCoPayment", kReporting},
+    {Rpc::kCheckExemption, "frikort.v1.Lookup/CheckExemption", kLookup},
+    {Rpc::kGetLedger, "frikort.v1.Registry/GetLedger", kOperating},
+    {Rpc::kSetReservation, "frikort.v1.Registry/SetReservation", kOperating},
+    {Rpc::kListLookups, "frikort.v1.Registry/ListLookups", kOperating},
+    {Rpc::kRunIssuance, "frikort.v1.Issuance/RunIssuance", kOperating},
+    {Rpc::kListFreeCards, "frikort.v1.Issuance/ListFreeCards", kOperating},
+    {Rpc::kListPayouts, "frikort.v1.Issuance/ListPayouts", kOperating},
+};
+static_assert(std::size(kRpcInfo) == std::size(kAllRpcs));
+
+constexpr bool InEnumOrder() {
+  for (size_t i = 0; i < std::size(kRpcInfo); ++i) {
+    if (static_cast<size_t>(kRpcInfo[i].rpc) != i || kAllRpcs[i] != kRpcInfo[i].rpc) return false;
+  }
+  return true;
+}
+static_assert(InEnumOrder());
+
+const RpcInfo& Info(Rpc rpc) { return kRpcInfo[static_cast<size_t>(rpc)]; }
+
 }  // namespace
 
-absl::string_view RpcName(Rpc rpc) {
-  switch (rpc) {
-    case Rpc::kSubmitCoPayments:
-      return "frikort.v1.Reporting/SubmitCoPayments";
-    case Rpc::kStreamCoPayments:
-      return "frikort.v1.Reporting/StreamCoPayments";
-    case Rpc::kUpdatePayment:
-      return "frikort.v1.Reporting/UpdatePayment";
-    case Rpc::kCancelCoPayment:
-      return "frikort.v1.Reporting/CancelCoPayment";
-    case Rpc::kCheckExemption:
-      return "frikort.v1.Lookup/CheckExemption";
-    case Rpc::kGetLedger:
-      return "frikort.v1.Registry/GetLedger";
-    case Rpc::kSetReservation:
-      return "frikort.v1.Registry/SetReservation";
-    case Rpc::kListLookups:
-      return "frikort.v1.Registry/ListLookups";
-    case Rpc::kRunIssuance:
-      return "frikort.v1.Issuance/RunIssuance";
-    case Rpc::kListFreeCards:
-      return "frikort.v1.Issuance/ListFreeCards";
-    case Rpc::kListPayouts:
-      return "frikort.v1.Issuance/ListPayouts";
-  }
-  return "unknown";
-}
+absl::string_view RpcName(Rpc rpc) { return Info(rpc).name; }
 
-RoleSet RolesFor(Rpc rpc) {
-  switch (rpc) {
-    case Rpc::kSubmitCoPayments:
-    case Rpc::kStreamCoPayments:
-    case Rpc::kUpdatePayment:
-    case Rpc::kCancelCoPayment:
-      return Bits(Role::kReporter);
-    case Rpc::kCheckExemption:
-      return Bits(Role::kReporter) | Bits(Role::kReception);
-    case Rpc::kGetLedger:
-    case Rpc::kSetReservation:
-    case Rpc::kListLookups:
-    case Rpc::kRunIssuance:
-    case Rpc::kListFreeCards:
-    case Rpc::kListPayouts:
-      return Bits(Role::kOperator);
-  }
-  return 0;
-}
+RoleSet RolesFor(Rpc rpc) { return Info(rpc).roles; }
 
 bool IsOperatorRpc(Rpc rpc) { return RolesFor(rpc) == Bits(Role::kOperator); }
 

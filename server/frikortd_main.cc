@@ -246,7 +246,7 @@ void ReloadAuthz(FrikortServer* server) {
   }
   absl::StatusOr<size_t> n = server->ReloadAuthz();
   if (n.ok()) {
-    std::fprintf(stderr, "frikortd: SIGHUP: authz file %s reloaded: %zu client certificates\n",
+    std::fprintf(stderr, "frikortd: SIGHUP: authz file %s reloaded; client certificates: %zu\n",
                  absl::GetFlag(FLAGS_authz_file).c_str(), *n);
   } else {
     std::fprintf(stderr, "frikortd: SIGHUP: %s; the previous table stays in force\n",

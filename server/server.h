@@ -40,7 +40,7 @@ struct ServerOptions {
   std::string listen_address = "127.0.0.1:50051";
   int lookup_years_back = 2;
   // The largest message received or sent. A full batch (kMaxBatchItems
-  // co-payments with the longest fields) is about 1.3 MB, and so is its answer.
+  // co-payments with the longest fields) is about 1.1 MB, and so is its answer.
   int max_message_bytes = 4 << 20;
   // Must match the register's RegisterOptions::id_options.
   core::PersonIdOptions id_options;
