@@ -28,8 +28,10 @@ namespace frikort::server {
 
 class CallLimiter;
 
-// One call's slot among its caller's concurrent calls; returned when the
-// ticket is destroyed (so a handler keeps it until its call is answered).
+// One call's slot among its caller's concurrent calls; returned by Release()
+// or when the ticket is destroyed. A handler keeps it until it answers, and
+// releases it just before, so a caller may start another call as soon as it
+// has the answer.
 class CallTicket {
  public:
   CallTicket() = default;
@@ -37,11 +39,13 @@ class CallTicket {
   CallTicket& operator=(CallTicket&& other) noexcept;
   ~CallTicket();
 
+  // Idempotent.
+  void Release();
+
  private:
   friend class CallLimiter;
   CallTicket(CallLimiter* limiter, std::string caller)
       : limiter_(limiter), caller_(std::move(caller)) {}
-  void Release();
 
   CallLimiter* limiter_ = nullptr;
   std::string caller_;

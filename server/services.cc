@@ -91,6 +91,13 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+// The same for an admitted call: its slot is given back before the answer.
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+                                    const absl::Status& status, Admission& admission) {
+  admission.ticket.Release();
+  return FinishNow(context, status);
+}
+
 // StreamCoPayments: one response per request message, in request order.
 //
 // Each message read is submitted at once (the register applies them in
@@ -252,11 +259,14 @@ class StreamReactor final
   void Apply(const Actions& a) {
     if (a.write) StartWrite(&writing_);
     if (a.read) StartRead(&request_);
-    if (a.finish) Finish(a.status);
+    if (a.finish) {
+      admission_.ticket.Release();  // the caller may call again once it has the status
+      Finish(a.status);
+    }
   }
 
   const ServiceContext* const ctx_;
-  const Admission admission_;  // held until OnDone: the call's slot
+  Admission admission_;  // its ticket is released by the one Finish
   SubmitCoPaymentsRequest request_;
   SubmitCoPaymentsResponse writing_;
 
@@ -313,7 +323,8 @@ grpc::ServerUnaryReactor* ReportingService::SubmitCoPayments(grpc::CallbackServe
   const size_t expected = items.size();
   ctx_->reg->SubmitAsync(
       std::move(items), [reactor, response, expected, admission = *std::move(admission)](
-                            absl::StatusOr<std::vector<storage::ReportResult>> results) {
+                            absl::StatusOr<std::vector<storage::ReportResult>> results) mutable {
+        admission.ticket.Release();
         reactor->Finish(ToGrpcStatus(FillSubmitResponse(results, expected, response)));
       });
   return reactor;
@@ -333,8 +344,9 @@ namespace {
 storage::Register::ResultDone FinishWithResult(grpc::ServerUnaryReactor* reactor,
                                                v1::ReportResult* response, Admission admission) {
   return [reactor, response,
-          admission = std::move(admission)](absl::StatusOr<storage::ReportResult> result) {
+          admission = std::move(admission)](absl::StatusOr<storage::ReportResult> result) mutable {
     if (result.ok()) ToProto(*result, response);
+    admission.ticket.Release();
     reactor->Finish(ToGrpcStatus(result.status()));
   };
 }
@@ -425,7 +437,8 @@ grpc::ServerUnaryReactor* LookupService::CheckExemption(grpc::CallbackServerCont
                                                         v1::CheckExemptionResponse* response) {
   absl::StatusOr<Admission> admission = ctx_->gate->Admit(*context, Rpc::kCheckExemption);
   if (!admission.ok()) return FinishNow(context, admission.status());
-  return FinishNow(context, DoCheckExemption(*ctx_, admission->caller, *request, response));
+  return FinishNow(context, DoCheckExemption(*ctx_, admission->caller, *request, response),
+                   *admission);
 }
 
 // ---- Registry -----------------------------------------------------------------
@@ -444,7 +457,7 @@ grpc::ServerUnaryReactor* RegistryService::GetLedger(grpc::CallbackServerContext
     status = ledger.status();
     if (ledger.ok()) ToProto(*ledger, response);
   }
-  return FinishNow(context, status);
+  return FinishNow(context, status, *admission);
 }
 
 grpc::ServerUnaryReactor* RegistryService::SetReservation(grpc::CallbackServerContext* context,
@@ -459,12 +472,13 @@ grpc::ServerUnaryReactor* RegistryService::SetReservation(grpc::CallbackServerCo
   const bool reserved = request->reserved();
   std::string person_id = request->person_id();
   response->set_person_id(person_id);
-  ctx_->reg->SetReservationAsync(
-      std::move(person_id), reserved,
-      [reactor, response, reserved, admission = *std::move(admission)](absl::Status status) {
-        if (status.ok()) response->set_reserved(reserved);
-        reactor->Finish(ToGrpcStatus(status));
-      });
+  ctx_->reg->SetReservationAsync(std::move(person_id), reserved,
+                                 [reactor, response, reserved,
+                                  admission = *std::move(admission)](absl::Status status) mutable {
+                                   if (status.ok()) response->set_reserved(reserved);
+                                   admission.ticket.Release();
+                                   reactor->Finish(ToGrpcStatus(status));
+                                 });
   return reactor;
 }
 
@@ -485,7 +499,7 @@ grpc::ServerUnaryReactor* RegistryService::ListLookups(grpc::CallbackServerConte
       response->set_next_page_token(page->next_page_token);
     }
   }
-  return FinishNow(context, status);
+  return FinishNow(context, status, *admission);
 }
 
 // ---- Issuance -----------------------------------------------------------------
@@ -541,10 +555,11 @@ grpc::ServerUnaryReactor* IssuanceService::RunIssuance(grpc::CallbackServerConte
   absl::MutexLock l(&mu_);
   auto it = runs_.emplace(runs_.end());
   // The thread cannot mark itself done before `thread` is assigned: it needs mu_.
-  it->thread =
-      std::thread([this, it, reactor, response, day, dry_run, admission = *std::move(admission)] {
+  it->thread = std::thread(
+      [this, it, reactor, response, day, dry_run, admission = *std::move(admission)]() mutable {
         absl::StatusOr<jobs::RunSummary> summary = ctx_->job->Run(day, dry_run);
         if (summary.ok()) ToProto(*summary, response);
+        admission.ticket.Release();
         reactor->Finish(ToGrpcStatus(summary.status()));
         absl::MutexLock l(&mu_);
         it->done = true;
@@ -571,7 +586,7 @@ grpc::ServerUnaryReactor* IssuanceService::ListFreeCards(grpc::CallbackServerCon
       response->set_next_page_token(page->next_page_token);
     }
   }
-  return FinishNow(context, status);
+  return FinishNow(context, status, *admission);
 }
 
 grpc::ServerUnaryReactor* IssuanceService::ListPayouts(grpc::CallbackServerContext* context,
@@ -595,7 +610,7 @@ grpc::ServerUnaryReactor* IssuanceService::ListPayouts(grpc::CallbackServerConte
       response->set_next_page_token(page->next_page_token);
     }
   }
-  return FinishNow(context, status);
+  return FinishNow(context, status, *admission);
 }
 
 }  // namespace frikort::server
