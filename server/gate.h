@@ -54,7 +54,7 @@ class CallTicket {
 // Counts calls in flight per caller name.
 class CallLimiter {
  public:
-  // max_per_caller 0 = no limit.
+  // max_per_caller 0 = no limit (and no counting: InFlight is then 0).
   explicit CallLimiter(int max_per_caller) : max_(max_per_caller) {}
   CallLimiter(const CallLimiter&) = delete;
   CallLimiter& operator=(const CallLimiter&) = delete;

@@ -251,9 +251,7 @@ TEST(CallLimiterTest, CountsPerCallerAndReleasesOnce) {
   CallLimiter unlimited(0);
   std::vector<CallTicket> many;
   for (int i = 0; i < 1000; ++i) many.push_back(*unlimited.Acquire("x"));
-  EXPECT_EQ(unlimited.InFlight("x"), 1000);
-  many.clear();
-  EXPECT_EQ(unlimited.InFlight("x"), 0);
+  EXPECT_EQ(unlimited.InFlight("x"), 0);  // nothing is counted without a limit
 }
 
 TEST(AuditLineTest, IsOneJsonObjectWithEscapedStrings) {
