@@ -69,9 +69,9 @@ absl::StatusOr<Admission> CallGate::Admit(const grpc::CallbackServerContext& con
   }
   Admission a;
   a.caller = options_.caller ? options_.caller(context) : CallerFromContext(context);
-  absl::StatusOr<std::shared_ptr<const Principal>> principal = authorizer_.Authorize(a.caller, rpc);
-  if (!principal.ok()) return Denied(a.caller, rpc, principal.status());
-  a.principal = *std::move(principal);
+  if (absl::Status s = authorizer_.Authorize(a.caller, rpc).status(); !s.ok()) {
+    return Denied(a.caller, rpc, s);
+  }
   absl::StatusOr<CallTicket> ticket = limiter_.Acquire(a.caller);
   if (!ticket.ok()) return ticket.status();
   a.ticket = *std::move(ticket);
@@ -91,14 +91,26 @@ absl::StatusOr<Admission> CallGate::Admit(const grpc::CallbackServerContext& con
 absl::Status CallGate::CheckProviders(
     const Admission& admission, Rpc rpc,
     const google::protobuf::RepeatedPtrField<v1::CoPayment>& items) {
-  absl::Status s = server::CheckProviders(*admission.principal, items);
+  absl::StatusOr<std::shared_ptr<const Principal>> now = Reauthorize(admission, rpc);
+  if (!now.ok()) return now.status();
+  absl::Status s = server::CheckProviders(**now, items);
   return s.ok() ? s : Denied(admission.caller, rpc, s);
 }
 
 absl::Status CallGate::CheckProvider(const Admission& admission, Rpc rpc,
                                      absl::string_view provider_id) {
-  absl::Status s = server::CheckProvider(*admission.principal, provider_id);
+  absl::StatusOr<std::shared_ptr<const Principal>> now = Reauthorize(admission, rpc);
+  if (!now.ok()) return now.status();
+  absl::Status s = server::CheckProvider(**now, provider_id);
   return s.ok() ? s : Denied(admission.caller, rpc, s);
+}
+
+absl::StatusOr<std::shared_ptr<const Principal>> CallGate::Reauthorize(const Admission& admission,
+                                                                       Rpc rpc) {
+  absl::StatusOr<std::shared_ptr<const Principal>> now =
+      authorizer_.Authorize(admission.caller, rpc);
+  if (!now.ok()) return Denied(admission.caller, rpc, now.status());
+  return now;
 }
 
 absl::Status CallGate::Denied(absl::string_view caller, Rpc rpc, absl::Status status) {

@@ -75,7 +75,6 @@ class CallLimiter {
 // What an admitted call carries until it is answered.
 struct Admission {
   std::string caller;
-  std::shared_ptr<const Principal> principal;
   CallTicket ticket;
 };
 
@@ -105,12 +104,14 @@ class CallGate {
 
   // The reporter's provider binding: PERMISSION_DENIED (audit-logged) when a
   // co-payment, or the provider of an update or cancellation, is for a
-  // provider the caller may not report for.
+  // provider the caller may not report for. Checked against the table in
+  // force now, so a reload also binds (or revokes) streams already open.
   absl::Status CheckProviders(const Admission& admission, Rpc rpc,
                               const google::protobuf::RepeatedPtrField<v1::CoPayment>& items);
   absl::Status CheckProvider(const Admission& admission, Rpc rpc, absl::string_view provider_id);
 
  private:
+  absl::StatusOr<std::shared_ptr<const Principal>> Reauthorize(const Admission& admission, Rpc rpc);
   absl::Status Denied(absl::string_view caller, Rpc rpc, absl::Status status);
 
   const GateOptions options_;

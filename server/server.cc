@@ -135,7 +135,6 @@ FrikortServer::FrikortServer(ServerOptions options, storage::Register* reg, jobs
            .clock = clock,
            .id_options = options_.id_options,
            .lookup_years_back = options_.lookup_years_back,
-           .caller = options_.caller ? options_.caller : CallerFn(CallerFromContext),
            .gate = &gate_},
       reporting_(&ctx_),
       lookup_(&ctx_),

@@ -52,9 +52,8 @@ struct ServiceContext {
   // CheckExemption accepts dates from 1 January of (this year - N) to 31
   // December of this year.
   int lookup_years_back = 2;
-  CallerFn caller = CallerFromContext;
-  // Authorization, per-caller limits and the operator audit log; every
-  // handler asks it first. Required.
+  // Names the caller (CallerFn), authorizes it, limits its calls in flight
+  // and keeps the operator audit log; every handler asks it first. Required.
   CallGate* gate = nullptr;
 };
 

@@ -411,12 +411,28 @@ TEST_F(TlsTest, ReloadPutsANewTableInForceAndRefusesAMalformedOne) {
   ASSERT_EQ(get_ledger.rpc, Rpc::kGetLedger);
   EXPECT_EQ(get_ledger.call(stranger, 0).error_code(), grpc::StatusCode::PERMISSION_DENIED);
 
+  // reporter-1 has a stream open across the reload.
+  auto stream_ctx = Ctx();
+  auto stream = rep.reporting->StreamCoPayments(stream_ctx.get());
+  v1::SubmitCoPaymentsResponse answer;
+  ASSERT_TRUE(stream->Write(Batch({Item("before", kOwnProvider, 1)})));
+  ASSERT_TRUE(stream->Read(&answer));
+  EXPECT_EQ(answer.results(0).outcome(), v1::ACCEPTED);
+
   // The stranger becomes an operator; reporter-1 is revoked.
   WriteAuthz("stranger operator\nops-1 operator\n");
   absl::StatusOr<size_t> n = server_->ReloadAuthz();
   ASSERT_TRUE(n.ok()) << n.status();
   EXPECT_EQ(*n, 2u);
   EXPECT_TRUE(get_ledger.call(stranger, 0).ok());
+  // The open stream's next message is checked against the new table.
+  stream->Write(Batch({Item("after", kOwnProvider, 2)}));
+  EXPECT_FALSE(stream->Read(&answer));
+  grpc::Status ended = stream->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::PERMISSION_DENIED) << ended.error_message();
+  EXPECT_THAT(ended.error_message(), HasSubstr("'reporter-1' is not in the authz file"));
+  EXPECT_EQ(Entries(1), 1);
+  EXPECT_EQ(Entries(2), 0);
   v1::SubmitCoPaymentsResponse r;
   grpc::Status s =
       rep.reporting->SubmitCoPayments(Ctx().get(), Batch({Item("r1", kOwnProvider, 1)}), &r);
