@@ -2,12 +2,18 @@
 //
 //   frikortd --listen=127.0.0.1:50051 --data_dir=./data
 //
+//   frikortd --listen=0.0.0.0:50051 --data_dir=/var/lib/frikort
+//     --tls_cert=server.pem --tls_key=server.key --tls_client_ca=clients-ca.pem
+//     --authz_file=/etc/frikort/authz.txt --pseudonym_key_file=/etc/frikort/pseudonym.key
 //   frikortd --verify --data_dir=./data
+//   frikortd --restore_from=BACKUP --data_dir=NEW
 //
 // Exit status: 0 after SIGTERM/SIGINT (calls in flight finished, register
 // closed), 1 when startup fails (one line on stderr saying why), 2 for a bad
-// flag or argument. With --verify: 0 when every invariant holds, 3 when a
-// violation was found, 1 when the register could not be walked.
+// flag or argument. SIGHUP re-reads the authz file (a malformed one is refused
+// with its line number and the previous table stays in force). With --verify:
+// 0 when every invariant holds, 3 when a violation was found, 1 when the
+// register could not be walked.
 #include <pthread.h>
 #include <signal.h>
 
@@ -16,8 +22,10 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -31,6 +39,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -62,8 +71,10 @@ ABSL_FLAG(int64_t, write_buffer_mb, 32, "RocksDB write buffer size, MiB");
 ABSL_FLAG(bool, verify, false,
           "walk the register in --data_dir, check every invariant, print what was checked and "
           "every violation, and exit (0 = clean, 3 = violations); frikortd must not be running");
-ABSL_FLAG(std::string, tls_cert, "", "server certificate (PEM) for mutual TLS (not supported yet)");
-ABSL_FLAG(std::string, tls_key, "", "server private key (PEM) for mutual TLS (not supported yet)");
+ABSL_FLAG(std::string, tls_cert, "",
+          "server certificate chain (PEM) for mutual TLS; with --tls_key and --tls_client_ca");
+ABSL_FLAG(std::string, tls_key, "",
+          "the server certificate's private key (PEM, mode 0600) for mutual TLS");
 ABSL_FLAG(std::string, metrics_listen, "",
           "HOST:PORT serving Prometheus metrics at /metrics (plain HTTP); empty = none");
 ABSL_FLAG(std::string, log_format, "text",
@@ -72,7 +83,11 @@ ABSL_FLAG(std::string, restore_from, "",
           "restore the newest backup in this folder into --data_dir (which must be new), "
           "verify it and exit");
 ABSL_FLAG(std::string, tls_client_ca, "",
-          "CA bundle (PEM) that signs client certificates (not supported yet)");
+          "CA certificate(s) (PEM) that sign client certificates; others are refused");
+ABSL_FLAG(std::string, authz_file, "",
+          "roles per client certificate CN (required with TLS); re-read on SIGHUP");
+ABSL_FLAG(int, max_calls_per_caller, 100,
+          "calls one caller may have in flight (RESOURCE_EXHAUSTED beyond); 0 = no limit");
 
 namespace frikort::server {
 namespace {
@@ -127,9 +142,85 @@ absl::Status CheckFlagValues() {
           "--block_cache_mb and --write_buffer_mb must be between 1 and 1048576");
     }
   }
+  const int max_calls = absl::GetFlag(FLAGS_max_calls_per_caller);
+  if (max_calls < 0 || max_calls > 1000000) {
+    return absl::InvalidArgumentError("--max_calls_per_caller must be between 0 and 1000000");
+  }
   absl::StatusOr<HostPort> hp = SplitListenAddress(absl::GetFlag(FLAGS_listen));
   if (!hp.ok()) return hp.status();
   return absl::OkStatus();
+}
+
+// The contents of the file flag --`flag` names ("" when the flag is empty).
+// A private key must not be accessible by group or others.
+absl::StatusOr<std::string> ReadFlagFile(absl::string_view flag, const std::string& path,
+                                         bool private_key) {
+  if (path.empty()) return std::string();
+  std::error_code ec;
+  const std::filesystem::file_status st = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::is_regular_file(st)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(flag, " ", path, ": ", ec ? ec.message() : std::string("not a regular file")));
+  }
+  using std::filesystem::perms;
+  const perms shared = perms::group_all | perms::others_all;
+  if (private_key && (st.permissions() & shared) != perms::none) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s %s has mode %04o: a private key must not be accessible by group or others "
+        "(chmod 600)",
+        flag, path, static_cast<unsigned>(st.permissions()) & 07777));
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) return absl::FailedPreconditionError(absl::StrCat(flag, " ", path, ": cannot read"));
+  return text.str();
+}
+
+// The TLS and authz flags, read and checked; nothing else of the server.
+absl::StatusOr<ServerOptions> SecurityOptionsFromFlags() {
+  ServerOptions options;
+  options.listen_address = absl::GetFlag(FLAGS_listen);
+  options.authz_file = absl::GetFlag(FLAGS_authz_file);
+  options.max_calls_per_caller = absl::GetFlag(FLAGS_max_calls_per_caller);
+  struct {
+    const char* flag;
+    std::string path;
+    bool private_key;
+    std::string* pem;
+  } files[] = {
+      {"tls_cert", absl::GetFlag(FLAGS_tls_cert), false, &options.tls.cert_pem},
+      {"tls_key", absl::GetFlag(FLAGS_tls_key), true, &options.tls.key_pem},
+      {"tls_client_ca", absl::GetFlag(FLAGS_tls_client_ca), false, &options.tls.client_ca_pem},
+  };
+  for (auto& f : files) {
+    absl::StatusOr<std::string> pem = ReadFlagFile(f.flag, f.path, f.private_key);
+    if (!pem.ok()) return pem.status();
+    if (!f.path.empty() && pem->empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(f.flag, " ", f.path, ": empty file"));
+    }
+    *f.pem = *std::move(pem);
+  }
+  if (absl::Status s = CheckSecurityOptions(options); !s.ok()) return s;
+  return options;
+}
+
+// SIGHUP: the authz file again, or why not. One log line either way.
+void ReloadAuthz(FrikortServer* server) {
+  if (absl::GetFlag(FLAGS_authz_file).empty()) {
+    log::Log(log::Level::kWarning, "authz_reload",
+             "SIGHUP: no --authz_file (development mode), nothing to reload");
+    return;
+  }
+  absl::StatusOr<size_t> n = server->ReloadAuthz();
+  if (n.ok()) {
+    log::Log(log::Level::kInfo, "authz_reload",
+             absl::StrCat("SIGHUP: authz file ", absl::GetFlag(FLAGS_authz_file),
+                          " reloaded; client certificates: ", *n));
+  } else {
+    log::Log(log::Level::kError, "authz_reload",
+             absl::StrCat("SIGHUP: ", n.status().message(), "; the previous table stays in force"));
+  }
 }
 
 // Makes the message name the flag `what` and its value `path`, without saying
@@ -299,18 +390,16 @@ absl::Status Run() {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   if (int err = pthread_sigmask(SIG_BLOCK, &signals, nullptr); err != 0) {
     return absl::InternalError(absl::StrCat("cannot block signals: ", std::strerror(err)));
   }
 
-  if (!absl::GetFlag(FLAGS_tls_cert).empty() || !absl::GetFlag(FLAGS_tls_key).empty() ||
-      !absl::GetFlag(FLAGS_tls_client_ca).empty()) {
-    return absl::UnimplementedError(
-        "TLS is not supported yet: run without --tls_cert, --tls_key and --tls_client_ca, "
-        "on a loopback address");
-  }
+  // TLS material, the authz file and the address are checked before the
+  // register is touched.
+  absl::StatusOr<ServerOptions> security = SecurityOptionsFromFlags();
+  if (!security.ok()) return security.status();
   const std::string listen = absl::GetFlag(FLAGS_listen);
-  if (absl::Status s = CheckListenAddress(listen); !s.ok()) return s;
 
   absl::StatusOr<OpenRegister> opened = Open(/*existing_only=*/false);
   if (!opened.ok()) return opened.status();
@@ -344,8 +433,7 @@ absl::Status Run() {
               {"payout_total_ore", absl::StrCat(s.payout_total)}});
   });
 
-  ServerOptions server_options;
-  server_options.listen_address = listen;
+  ServerOptions server_options = *std::move(security);
   server_options.lookup_years_back = absl::GetFlag(FLAGS_lookup_years_back);
   server_options.id_options = opened->id_options;
   server_options.metrics = metrics.get();
@@ -380,6 +468,10 @@ absl::Status Run() {
   int signo = 0;
   while (true) {
     int err = sigwait(&signals, &signo);
+    if (err == 0 && signo == SIGHUP) {
+      ReloadAuthz(server.get());
+      continue;
+    }
     if (err == 0) break;
     if (err != EINTR) {
       log::Log(log::Level::kError, "sigwait_failed",
@@ -408,7 +500,9 @@ int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::SetProgramUsageMessage(
       "the Frikort co-payment register server.\n"
-      "  frikortd --listen=127.0.0.1:50051 --data_dir=./data [--issuance_interval=24h]");
+      "  frikortd --listen=127.0.0.1:50051 --data_dir=./data [--issuance_interval=24h]\n"
+      "  frikortd --listen=0.0.0.0:50051 --tls_cert=F --tls_key=F --tls_client_ca=F "
+      "--authz_file=F ...");
   if (std::string error = frikort::server::PrecheckFlags(argc, argv, /*allow_positional=*/false);
       !error.empty()) {
     std::fprintf(stderr, "frikortd: %s (see --help)\n", error.c_str());

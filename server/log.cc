@@ -33,35 +33,7 @@ const char* LevelName(Level level) {
 }
 
 // A JSON string literal of `text` (which is redacted first).
-std::string Quoted(absl::string_view text) {
-  std::string out = "\"";
-  for (unsigned char c : RedactIds(text)) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          absl::StrAppendFormat(&out, "\\u%04x", c);
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
+std::string Quoted(absl::string_view text) { return JsonQuote(RedactIds(text)); }
 
 }  // namespace
 
@@ -123,6 +95,52 @@ std::string FormatLine(Format f, absl::Time time, Level level, absl::string_view
 void Log(Level level, absl::string_view event, absl::string_view message, const Fields& fields) {
   absl::MutexLock l(&mu);
   const std::string line = FormatLine(format, absl::Now(), level, event, message, fields) + "\n";
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+}
+
+std::string JsonQuote(absl::string_view text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          absl::StrAppendFormat(&out, "\\u%04x", c);
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+void WriteRecord(absl::string_view event, absl::string_view json_object) {
+  absl::MutexLock l(&mu);
+  std::string line;
+  if (format == Format::kJson) {
+    // The usual fields, then the record untouched (RedactIds would mangle a
+    // pseudonym that happens to hold a run of eleven digits).
+    line = FormatLine(format, absl::Now(), Level::kInfo, event, event, {});
+    line.pop_back();  // the closing brace
+    absl::StrAppend(&line, ",\"record\":", json_object, "}\n");
+  } else {
+    line = absl::StrCat("frikortd: ", event, ": ", json_object, "\n");
+  }
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
 }

@@ -36,9 +36,19 @@ using Fields = std::vector<std::pair<std::string, std::string>>;
 void Log(Level level, absl::string_view event, absl::string_view message,
          const Fields& fields = {});
 
+// A record that is already one JSON object and holds no national id (the
+// operator audit trail, whose pseudonyms must not be touched by RedactIds).
+// JSON mode: a line with the usual time, level and event and the object as
+// "record"; text mode: "frikortd: <event>: <json_object>". Never interleaves
+// with Log.
+void WriteRecord(absl::string_view event, absl::string_view json_object);
+
 // The line Log writes (without the newline), for tests.
 std::string FormatLine(Format format, absl::Time time, Level level, absl::string_view event,
                        absl::string_view message, const Fields& fields);
+// `text` as a JSON string literal (quotes included; control characters
+// escaped). No redaction.
+std::string JsonQuote(absl::string_view text);
 // `text` with every run of exactly 11 digits replaced by "<id>".
 std::string RedactIds(absl::string_view text);
 

@@ -23,6 +23,11 @@ grpc::ServerUnaryReactor* OperationsService::Backup(grpc::CallbackServerContext*
                                                     const v1::BackupRequest* request,
                                                     v1::BackupResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<Admission> admission = gate_->Admit(*context, Rpc::kBackup);
+  if (!admission.ok()) {
+    reactor->Finish(ToGrpcStatus(admission.status()));
+    return reactor;
+  }
   if (request->dest().empty()) {
     reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
         "dest: required (an absolute folder path on the server's host)")));
@@ -37,8 +42,9 @@ grpc::ServerUnaryReactor* OperationsService::Backup(grpc::CallbackServerContext*
   }
   previous = std::move(thread_);  // finished: running_ is false
   running_ = true;
-  thread_ = std::thread(
-      [this, reactor, response, dest = request->dest(), previous = std::move(previous)]() mutable {
+  thread_ =
+      std::thread([this, reactor, response, dest = request->dest(), previous = std::move(previous),
+                   admission = *std::move(admission)]() mutable {
         if (previous.joinable()) previous.join();
         absl::StatusOr<storage::BackupInfo> info = reg_->Backup(dest);
         if (info.ok()) {
@@ -53,6 +59,7 @@ grpc::ServerUnaryReactor* OperationsService::Backup(grpc::CallbackServerContext*
           absl::MutexLock l(&mu_);
           running_ = false;
         }
+        admission.ticket.Release();
         reactor->Finish(ToGrpcStatus(info.status()));
       });
   return reactor;

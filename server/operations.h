@@ -2,8 +2,8 @@
 // contract. Backup runs on a thread of its own (it copies the whole register),
 // one at a time; the gRPC thread is never blocked.
 //
-// Ownership: borrows the register, which must outlive the service (or at
-// least JoinBackup()).
+// Ownership: borrows the register and the gate (the operator role, the
+// audit log), which must outlive the service (or at least JoinBackup()).
 #ifndef FRIKORT_SERVER_OPERATIONS_H_
 #define FRIKORT_SERVER_OPERATIONS_H_
 
@@ -13,13 +13,14 @@
 #include "absl/synchronization/mutex.h"
 #include "frikort/v1/operations.grpc.pb.h"
 #include "grpcpp/server_context.h"
+#include "server/gate.h"
 #include "storage/register.h"
 
 namespace frikort::server {
 
 class OperationsService final : public v1::Operations::CallbackService {
  public:
-  explicit OperationsService(storage::Register* reg) : reg_(reg) {}
+  OperationsService(storage::Register* reg, CallGate* gate) : reg_(reg), gate_(gate) {}
   // Waits for a backup in progress (JoinBackup()).
   ~OperationsService() override;
 
@@ -33,6 +34,7 @@ class OperationsService final : public v1::Operations::CallbackService {
 
  private:
   storage::Register* const reg_;
+  CallGate* const gate_;
   absl::Mutex mu_;
   std::thread thread_ ABSL_GUARDED_BY(mu_);
   bool running_ ABSL_GUARDED_BY(mu_) = false;

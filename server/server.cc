@@ -18,6 +18,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "server/authz.h"
 
 namespace frikort::server {
 namespace {
@@ -91,13 +92,34 @@ absl::Status CheckListenAddress(absl::string_view address) {
     return absl::FailedPreconditionError(absl::StrCat(
         "listen: ", address,
         " is not a loopback address; without TLS the server speaks plaintext and listens "
-        "only on 127.0.0.0/8, ::1 or localhost (TLS is not supported yet)"));
+        "only on 127.0.0.0/8, ::1 or localhost (configure mutual TLS to listen elsewhere)"));
   }
   return absl::OkStatus();
 }
 
+absl::Status CheckSecurityOptions(const ServerOptions& options) {
+  if (absl::StatusOr<HostPort> hp = SplitListenAddress(options.listen_address); !hp.ok()) {
+    return hp.status();
+  }
+  if (!options.tls.enabled()) {
+    if (!options.authz_file.empty()) {
+      return absl::InvalidArgumentError(
+          "authz_file: given without TLS; roles are keyed by client certificate names, which "
+          "only mutual TLS provides");
+    }
+    return CheckListenAddress(options.listen_address);
+  }
+  if (absl::Status s = CheckTlsOptions(options.tls); !s.ok()) return s;
+  if (options.authz_file.empty()) {
+    return absl::FailedPreconditionError(
+        "authz_file: required with TLS; without it no client certificate has a role");
+  }
+  return AuthzTable::LoadFile(options.authz_file).status();
+}
+
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const ServerOptions& options) {
+  if (options.tls.enabled()) return MakeTlsServerCredentials(options.tls);
   if (absl::Status s = CheckListenAddress(options.listen_address); !s.ok()) return s;
   return grpc::InsecureServerCredentials();
 }
@@ -105,18 +127,22 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 FrikortServer::FrikortServer(ServerOptions options, storage::Register* reg, jobs::IssuanceJob* job,
                              const core::RulesTable* rules, const core::Clock* clock)
     : options_(std::move(options)),
+      gate_({.caller = options_.caller ? options_.caller : CallerFn(CallerFromContext),
+             .max_calls_per_caller = options_.max_calls_per_caller,
+             .audit = options_.audit ? options_.audit : AuditSink(WriteAuditToStderr),
+             .reg = reg}),
       ctx_{.reg = reg,
            .job = job,
            .rules = rules,
            .clock = clock,
            .id_options = options_.id_options,
            .lookup_years_back = options_.lookup_years_back,
-           .caller = options_.caller ? options_.caller : CallerFn(CallerFromContext)},
+           .gate = &gate_},
       reporting_(&ctx_),
       lookup_(&ctx_),
       registry_(&ctx_),
       issuance_(&ctx_),
-      operations_(reg) {}
+      operations_(reg, &gate_) {}
 
 FrikortServer::~FrikortServer() { Shutdown(absl::Now()); }
 
@@ -135,14 +161,24 @@ absl::Status FrikortServer::Start() {
   if (options_.max_message_bytes <= 0) {
     return absl::InvalidArgumentError("max_message_bytes: must be positive");
   }
+  if (options_.max_calls_per_caller < 0) {
+    return absl::InvalidArgumentError("max_calls_per_caller: must not be negative (0 = no limit)");
+  }
+  if (absl::Status s = CheckSecurityOptions(options_); !s.ok()) return s;
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = MakeServerCredentials(options_);
   if (!creds.ok()) return creds.status();
+  if (!options_.authz_file.empty()) {
+    absl::StatusOr<size_t> loaded = gate_.authorizer().LoadFile(options_.authz_file);
+    if (!loaded.ok()) return loaded.status();
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   // A port in use must fail to bind, not be shared with another process.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // A client that connects and never finishes the handshake is dropped soon.
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10000);
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
   int selected_port = 0;
@@ -173,6 +209,14 @@ absl::Status FrikortServer::Start() {
     for (const char* name : kServiceNames) health->SetServingStatus(name, true);
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> FrikortServer::ReloadAuthz() {
+  if (options_.authz_file.empty()) {
+    return absl::FailedPreconditionError(
+        "authz_file: none given (development mode: every caller has every role)");
+  }
+  return gate_.authorizer().LoadFile(options_.authz_file);
 }
 
 void FrikortServer::Shutdown(absl::Time deadline) {

@@ -3,6 +3,12 @@
 // operators' frikort.v1.Operations, grpc.health.v1.Health
 // (SERVING for "" while started) and grpc reflection.
 //
+// Security: with ServerOptions::tls, mutual TLS only (a client certificate
+// from the client CA is required) and every frikort.v1 call is authorized by
+// the roles in the authz file (server/authz.h); without it, plaintext on a
+// loopback address and every caller has every role (development mode). The
+// health check and reflection need no role.
+//
 // Ownership: the register, job, rules and clock are borrowed and must outlive
 // the server (or at least its Shutdown()). Thread safety: Start and Shutdown
 // are called from one controlling thread; port() after a successful Start.
@@ -24,7 +30,10 @@
 #include "jobs/issuance.h"
 #include "server/metrics.h"
 #include "server/operations.h"
+#include "server/audit.h"
+#include "server/gate.h"
 #include "server/services.h"
+#include "server/tls.h"
 #include "storage/register.h"
 
 namespace frikort::server {
@@ -33,14 +42,26 @@ struct ServerOptions {
   // HOST:PORT or [IPV6]:PORT; port 0 picks a free port (see port()).
   std::string listen_address = "127.0.0.1:50051";
   int lookup_years_back = 2;
-  int max_message_bytes = 64 << 20;
+  // The largest message received or sent. A full batch (kMaxBatchItems
+  // co-payments with the longest fields) is about 1.1 MB, and so is its answer.
+  int max_message_bytes = 4 << 20;
   // Must match the register's RegisterOptions::id_options.
   core::PersonIdOptions id_options;
-  // Derives the caller name for the lookup audit log; empty = CallerFromContext.
+  // Derives the caller name for authorization and the audit logs; empty =
+  // CallerFromContext.
   CallerFn caller;
   // Not owned; when set, every call is timed and counted (must outlive the
   // server).
   Metrics* metrics = nullptr;
+  // Mutual TLS; when not enabled, plaintext on a loopback address only.
+  TlsOptions tls;
+  // The roles of client certificates: required with TLS, refused without.
+  std::string authz_file;
+  // Calls one caller (certificate CN; a connection in development mode) may
+  // have in flight; beyond it RESOURCE_EXHAUSTED. 0 = no limit.
+  int max_calls_per_caller = 100;
+  // Receives the operator audit log lines; empty = stderr.
+  AuditSink audit;
 };
 
 struct HostPort {
@@ -51,11 +72,16 @@ struct HostPort {
 absl::StatusOr<HostPort> SplitListenAddress(absl::string_view address);
 // 127.0.0.0/8, ::1 and "localhost".
 bool IsLoopbackHost(absl::string_view host);
-// Ok when the address may be served with the transport security we have: for
-// now plaintext only, so only on a loopback host (FailedPrecondition
-// otherwise, with the reason).
+// Ok when the address may be served in plaintext: only on a loopback host
+// (FailedPrecondition otherwise, with the reason).
 absl::Status CheckListenAddress(absl::string_view address);
-// The one place credentials are made; TLS (a later issue) goes here.
+// The security options hang together: with TLS, valid TLS material and a
+// readable, well-formed authz file (errors name the line); without TLS, a
+// loopback address and no authz file. What Start checks, for callers that
+// want to refuse early (frikortd, before it opens the register).
+absl::Status CheckSecurityOptions(const ServerOptions& options);
+// The one place credentials are made: mutual TLS when options.tls is enabled,
+// else plaintext (after CheckListenAddress).
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const ServerOptions& options);
 
@@ -69,9 +95,15 @@ class FrikortServer {
   FrikortServer& operator=(const FrikortServer&) = delete;
 
   // Binds and starts serving. InvalidArgument for a malformed address or
-  // options, FailedPrecondition for a non-loopback address without TLS,
-  // Unavailable when the port cannot be bound. Call once.
+  // options (TLS material, authz file), FailedPrecondition for a non-loopback
+  // address without TLS or TLS without an authz file, Unavailable when the
+  // port cannot be bound. Call once.
   absl::Status Start();
+  // Re-reads the authz file and puts it in force for the calls that follow;
+  // on error (named with its line number) the table in force stays.
+  // FailedPrecondition in development mode (no authz file). Returns the
+  // number of certificate lines. Thread-safe.
+  absl::StatusOr<size_t> ReloadAuthz();
   // The bound port (the chosen one when listening on port 0).
   int port() const { return port_; }
 
@@ -82,6 +114,7 @@ class FrikortServer {
 
  private:
   const ServerOptions options_;
+  CallGate gate_;
   ServiceContext ctx_;
   ReportingService reporting_;
   LookupService lookup_;

@@ -10,8 +10,10 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "core/copayment.h"
+#include "grpc/grpc_security_constants.h"
 #include "grpcpp/security/auth_context.h"
 #include "server/convert.h"
+#include "server/gate.h"
 #include "server/requests.h"
 
 namespace frikort::server {
@@ -42,6 +44,13 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+// The same for an admitted call: its slot is given back before the answer.
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+                                    const absl::Status& status, Admission& admission) {
+  admission.ticket.Release();
+  return FinishNow(context, status);
+}
+
 // StreamCoPayments: one response per request message, in request order.
 //
 // Each message read is submitted at once (the register applies them in
@@ -56,7 +65,8 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
 class StreamReactor final
     : public grpc::ServerBidiReactor<SubmitCoPaymentsRequest, SubmitCoPaymentsResponse> {
  public:
-  explicit StreamReactor(const ServiceContext* ctx) : ctx_(ctx) {
+  StreamReactor(const ServiceContext* ctx, Admission admission)
+      : ctx_(ctx), admission_(std::move(admission)) {
     {
       absl::MutexLock l(&mu_);
       read_in_flight_ = true;
@@ -76,14 +86,18 @@ class StreamReactor final
       Apply(a);
       return;
     }
-    absl::Status shape = CheckRequest(request_);
-    if (!shape.ok()) {
+    absl::Status refused = CheckRequest(request_);
+    if (refused.ok()) {
+      refused =
+          ctx_->gate->CheckProviders(admission_, Rpc::kStreamCoPayments, request_.co_payments());
+    }
+    if (!refused.ok()) {
       Actions a;
       {
         absl::MutexLock l(&mu_);
         read_in_flight_ = false;
         stop_reading_ = true;
-        SetError(ToGrpcStatus(shape));
+        SetError(ToGrpcStatus(refused));
         a = Step();
       }
       Apply(a);
@@ -198,10 +212,14 @@ class StreamReactor final
   void Apply(const Actions& a) {
     if (a.write) StartWrite(&writing_);
     if (a.read) StartRead(&request_);
-    if (a.finish) Finish(a.status);
+    if (a.finish) {
+      admission_.ticket.Release();  // the caller may call again once it has the status
+      Finish(a.status);
+    }
   }
 
   const ServiceContext* const ctx_;
+  Admission admission_;  // its ticket is released by the one Finish
   SubmitCoPaymentsRequest request_;
   SubmitCoPaymentsResponse writing_;
 
@@ -218,17 +236,25 @@ class StreamReactor final
   grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
 };
 
+// A stream refused before it started.
+class RefusedStream final
+    : public grpc::ServerBidiReactor<SubmitCoPaymentsRequest, SubmitCoPaymentsResponse> {
+ public:
+  explicit RefusedStream(const absl::Status& status) { Finish(ToGrpcStatus(status)); }
+  void OnDone() override { delete this; }
+};
+
 }  // namespace
 
 std::string CallerFromContext(const grpc::CallbackServerContext& context) {
   std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   if (auth != nullptr && auth->IsPeerAuthenticated()) {
-    for (const grpc::string_ref& cn : auth->FindPropertyValues("x509_common_name")) {
+    // Only the CN: the authz file is keyed by it, and a subject alternative
+    // name that happened to equal another certificate's CN must not pass.
+    for (const grpc::string_ref& cn : auth->FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME)) {
       return std::string(cn.data(), cn.size());
     }
-    for (const grpc::string_ref& id : auth->GetPeerIdentity()) {
-      return std::string(id.data(), id.size());
-    }
+    return "";
   }
   return absl::StrCat("dev:", context.peer());
 }
@@ -238,14 +264,20 @@ std::string CallerFromContext(const grpc::CallbackServerContext& context) {
 grpc::ServerUnaryReactor* ReportingService::SubmitCoPayments(grpc::CallbackServerContext* context,
                                                              const SubmitCoPaymentsRequest* request,
                                                              SubmitCoPaymentsResponse* response) {
+  absl::StatusOr<Admission> admission = ctx_->gate->Admit(*context, Rpc::kSubmitCoPayments);
+  if (!admission.ok()) return FinishNow(context, admission.status());
   absl::Status shape = CheckRequest(*request);
   if (!shape.ok()) return FinishNow(context, shape);
+  absl::Status bound =
+      ctx_->gate->CheckProviders(*admission, Rpc::kSubmitCoPayments, request->co_payments());
+  if (!bound.ok()) return FinishNow(context, bound);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   std::vector<core::CoPaymentInput> items = ToInputs(*request);
   const size_t expected = items.size();
   ctx_->reg->SubmitAsync(
-      std::move(items),
-      [reactor, response, expected](absl::StatusOr<std::vector<storage::ReportResult>> results) {
+      std::move(items), [reactor, response, expected, admission = *std::move(admission)](
+                            absl::StatusOr<std::vector<storage::ReportResult>> results) mutable {
+        admission.ticket.Release();
         reactor->Finish(ToGrpcStatus(FillSubmitResponse(results, expected, response)));
       });
   return reactor;
@@ -253,16 +285,21 @@ grpc::ServerUnaryReactor* ReportingService::SubmitCoPayments(grpc::CallbackServe
 
 grpc::ServerBidiReactor<SubmitCoPaymentsRequest, SubmitCoPaymentsResponse>*
 ReportingService::StreamCoPayments(grpc::CallbackServerContext* context) {
-  return new StreamReactor(ctx_);
+  absl::StatusOr<Admission> admission = ctx_->gate->Admit(*context, Rpc::kStreamCoPayments);
+  if (!admission.ok()) return new RefusedStream(admission.status());
+  return new StreamReactor(ctx_, *std::move(admission));
 }
 
 namespace {
 
-// Completes a unary call answering one ReportResult.
+// Completes a unary call answering one ReportResult; the call's admission is
+// held until then.
 storage::Register::ResultDone FinishWithResult(grpc::ServerUnaryReactor* reactor,
-                                               v1::ReportResult* response) {
-  return [reactor, response](absl::StatusOr<storage::ReportResult> result) {
+                                               v1::ReportResult* response, Admission admission) {
+  return [reactor, response,
+          admission = std::move(admission)](absl::StatusOr<storage::ReportResult> result) mutable {
     if (result.ok()) ToProto(*result, response);
+    admission.ticket.Release();
     reactor->Finish(ToGrpcStatus(result.status()));
   };
 }
@@ -272,23 +309,34 @@ storage::Register::ResultDone FinishWithResult(grpc::ServerUnaryReactor* reactor
 grpc::ServerUnaryReactor* ReportingService::UpdatePayment(grpc::CallbackServerContext* context,
                                                           const v1::UpdatePaymentRequest* request,
                                                           v1::ReportResult* response) {
+  absl::StatusOr<Admission> admission = ctx_->gate->Admit(*context, Rpc::kUpdatePayment);
+  if (!admission.ok()) return FinishNow(context, admission.status());
+  absl::Status bound =
+      ctx_->gate->CheckProvider(*admission, Rpc::kUpdatePayment, request->provider_id());
+  if (!bound.ok()) return FinishNow(context, bound);
   // An unknown number is a malformed request; a known but wrong status is the
   // register's per-report answer (REJECTED INVALID_PAYMENT_STATUS).
   absl::StatusOr<core::Payment> payment = CheckRequest(*request);
   if (!payment.ok()) return FinishNow(context, payment.status());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   ctx_->reg->UpdatePaymentAsync(request->provider_id(), request->report_id(),
-                                static_cast<int>(*payment), FinishWithResult(reactor, response));
+                                static_cast<int>(*payment),
+                                FinishWithResult(reactor, response, *std::move(admission)));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* ReportingService::CancelCoPayment(
     grpc::CallbackServerContext* context, const v1::CancelCoPaymentRequest* request,
     v1::ReportResult* response) {
+  absl::StatusOr<Admission> admission = ctx_->gate->Admit(*context, Rpc::kCancelCoPayment);
+  if (!admission.ok()) return FinishNow(context, admission.status());
+  absl::Status bound =
+      ctx_->gate->CheckProvider(*admission, Rpc::kCancelCoPayment, request->provider_id());
+  if (!bound.ok()) return FinishNow(context, bound);
   if (absl::Status reason = CheckRequest(*request); !reason.ok()) return FinishNow(context, reason);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   ctx_->reg->CancelAsync(request->provider_id(), request->report_id(), request->reason(),
-                         FinishWithResult(reactor, response));
+                         FinishWithResult(reactor, response, *std::move(admission)));
   return reactor;
 }
 
@@ -317,8 +365,10 @@ absl::Status DoCheckExemption(const ServiceContext& ctx, const std::string& call
 grpc::ServerUnaryReactor* LookupService::CheckExemption(grpc::CallbackServerContext* context,
                                                         const v1::CheckExemptionRequest* request,
                                                         v1::CheckExemptionResponse* response) {
-  const std::string caller = ctx_->caller ? ctx_->caller(*context) : CallerFromContext(*context);
-  return FinishNow(context, DoCheckExemption(*ctx_, caller, *request, response));
+  absl::StatusOr<Admission> admission = ctx_->gate->Admit(*context, Rpc::kCheckExemption);
+  if (!admission.ok()) return FinishNow(context, admission.status());
+  return FinishNow(context, DoCheckExemption(*ctx_, admission->caller, *request, response),
+                   *admission);
 }
 
 // ---- Registry -----------------------------------------------------------------
@@ -326,6 +376,9 @@ grpc::ServerUnaryReactor* LookupService::CheckExemption(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* RegistryService::GetLedger(grpc::CallbackServerContext* context,
                                                      const v1::GetLedgerRequest* request,
                                                      v1::Ledger* response) {
+  absl::StatusOr<Admission> admission =
+      ctx_->gate->Admit(*context, Rpc::kGetLedger, request->person_id());
+  if (!admission.ok()) return FinishNow(context, admission.status());
   absl::Status status = CheckRequest(*request, ctx_->id_options, *ctx_->rules);
   if (status.ok()) {
     absl::StatusOr<storage::LedgerView> ledger =
@@ -333,12 +386,15 @@ grpc::ServerUnaryReactor* RegistryService::GetLedger(grpc::CallbackServerContext
     status = ledger.status();
     if (ledger.ok()) ToProto(*ledger, response);
   }
-  return FinishNow(context, status);
+  return FinishNow(context, status, *admission);
 }
 
 grpc::ServerUnaryReactor* RegistryService::SetReservation(grpc::CallbackServerContext* context,
                                                           const v1::SetReservationRequest* request,
                                                           v1::SetReservationResponse* response) {
+  absl::StatusOr<Admission> admission =
+      ctx_->gate->Admit(*context, Rpc::kSetReservation, request->person_id());
+  if (!admission.ok()) return FinishNow(context, admission.status());
   absl::Status id = CheckRequest(*request, ctx_->id_options);
   if (!id.ok()) return FinishNow(context, id);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -346,8 +402,10 @@ grpc::ServerUnaryReactor* RegistryService::SetReservation(grpc::CallbackServerCo
   std::string person_id = request->person_id();
   response->set_person_id(person_id);
   ctx_->reg->SetReservationAsync(std::move(person_id), reserved,
-                                 [reactor, response, reserved](absl::Status status) {
+                                 [reactor, response, reserved,
+                                  admission = *std::move(admission)](absl::Status status) mutable {
                                    if (status.ok()) response->set_reserved(reserved);
+                                   admission.ticket.Release();
                                    reactor->Finish(ToGrpcStatus(status));
                                  });
   return reactor;
@@ -356,6 +414,9 @@ grpc::ServerUnaryReactor* RegistryService::SetReservation(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* RegistryService::ListLookups(grpc::CallbackServerContext* context,
                                                        const v1::ListLookupsRequest* request,
                                                        v1::ListLookupsResponse* response) {
+  absl::StatusOr<Admission> admission =
+      ctx_->gate->Admit(*context, Rpc::kListLookups, request->person_id());
+  if (!admission.ok()) return FinishNow(context, admission.status());
   absl::Status status = CheckRequest(*request, ctx_->id_options);
   if (status.ok()) {
     absl::StatusOr<storage::Page<storage::LookupRecord>> page =
@@ -366,7 +427,7 @@ grpc::ServerUnaryReactor* RegistryService::ListLookups(grpc::CallbackServerConte
       response->set_next_page_token(page->next_page_token);
     }
   }
-  return FinishNow(context, status);
+  return FinishNow(context, status, *admission);
 }
 
 // ---- Issuance -----------------------------------------------------------------
@@ -402,6 +463,8 @@ void IssuanceService::ReapFinishedRuns() {
 grpc::ServerUnaryReactor* IssuanceService::RunIssuance(grpc::CallbackServerContext* context,
                                                        const v1::RunIssuanceRequest* request,
                                                        v1::IssuanceRun* response) {
+  absl::StatusOr<Admission> admission = ctx_->gate->Admit(*context, Rpc::kRunIssuance);
+  if (!admission.ok()) return FinishNow(context, admission.status());
   absl::StatusOr<std::optional<absl::CivilDay>> as_of =
       CheckRequest(*request, ctx_->clock->Today());
   if (!as_of.ok()) return FinishNow(context, as_of.status());
@@ -412,19 +475,23 @@ grpc::ServerUnaryReactor* IssuanceService::RunIssuance(grpc::CallbackServerConte
   absl::MutexLock l(&mu_);
   auto it = runs_.emplace(runs_.end());
   // The thread cannot mark itself done before `thread` is assigned: it needs mu_.
-  it->thread = std::thread([this, it, reactor, response, day, dry_run] {
-    absl::StatusOr<jobs::RunSummary> summary = ctx_->job->Run(day, dry_run);
-    if (summary.ok()) ToProto(*summary, response);
-    reactor->Finish(ToGrpcStatus(summary.status()));
-    absl::MutexLock l(&mu_);
-    it->done = true;
-  });
+  it->thread = std::thread(
+      [this, it, reactor, response, day, dry_run, admission = *std::move(admission)]() mutable {
+        absl::StatusOr<jobs::RunSummary> summary = ctx_->job->Run(day, dry_run);
+        if (summary.ok()) ToProto(*summary, response);
+        admission.ticket.Release();
+        reactor->Finish(ToGrpcStatus(summary.status()));
+        absl::MutexLock l(&mu_);
+        it->done = true;
+      });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* IssuanceService::ListFreeCards(grpc::CallbackServerContext* context,
                                                          const v1::ListFreeCardsRequest* request,
                                                          v1::ListFreeCardsResponse* response) {
+  absl::StatusOr<Admission> admission = ctx_->gate->Admit(*context, Rpc::kListFreeCards);
+  if (!admission.ok()) return FinishNow(context, admission.status());
   absl::StatusOr<std::optional<absl::CivilDay>> issued_on = CheckRequest(*request, *ctx_->rules);
   absl::Status status = issued_on.status();
   if (status.ok()) {
@@ -436,12 +503,14 @@ grpc::ServerUnaryReactor* IssuanceService::ListFreeCards(grpc::CallbackServerCon
       response->set_next_page_token(page->next_page_token);
     }
   }
-  return FinishNow(context, status);
+  return FinishNow(context, status, *admission);
 }
 
 grpc::ServerUnaryReactor* IssuanceService::ListPayouts(grpc::CallbackServerContext* context,
                                                        const v1::ListPayoutsRequest* request,
                                                        v1::ListPayoutsResponse* response) {
+  absl::StatusOr<Admission> admission = ctx_->gate->Admit(*context, Rpc::kListPayouts);
+  if (!admission.ok()) return FinishNow(context, admission.status());
   absl::Status status = CheckRequest(*request, *ctx_->rules);
   if (status.ok()) {
     absl::StatusOr<storage::Page<storage::Payout>> page = ctx_->reg->ListPayouts(
@@ -452,7 +521,7 @@ grpc::ServerUnaryReactor* IssuanceService::ListPayouts(grpc::CallbackServerConte
       response->set_next_page_token(page->next_page_token);
     }
   }
-  return FinishNow(context, status);
+  return FinishNow(context, status, *admission);
 }
 
 }  // namespace frikort::server

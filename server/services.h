@@ -28,13 +28,15 @@
 
 namespace frikort::server {
 
-// Who is calling, for the lookup audit log.
+// Who is calling, for authorization and the audit logs.
 using CallerFn = std::function<std::string(const grpc::CallbackServerContext&)>;
 
-// The default: the client certificate's common name when the channel is
-// authenticated (TLS, a later issue), else "dev:" + the peer address
-// (development mode, plaintext on loopback).
+// The default: the subject common name (CN) of the client certificate when the
+// channel is authenticated (mutual TLS; "" for a certificate without a CN),
+// else "dev:" + the peer address (development mode, plaintext on loopback).
 std::string CallerFromContext(const grpc::CallbackServerContext& context);
+
+class CallGate;  // server/gate.h
 
 struct ServiceContext {
   storage::Register* reg = nullptr;
@@ -46,7 +48,9 @@ struct ServiceContext {
   // CheckExemption accepts dates from 1 January of (this year - N) to 31
   // December of this year.
   int lookup_years_back = 2;
-  CallerFn caller = CallerFromContext;
+  // Names the caller (CallerFn), authorizes it, limits its calls in flight
+  // and keeps the operator audit log; every handler asks it first. Required.
+  CallGate* gate = nullptr;
 };
 
 class ReportingService final : public v1::Reporting::CallbackService {

@@ -316,6 +316,10 @@ class RegisterImpl final : public Register {
     backup_mu_.Unlock();
     return info;
   }
+  std::string AuditPseudonym(absl::string_view person_id) const override {
+    auto id = core::ParsePersonId(person_id, options_.id_options);
+    return id.ok() ? absl::BytesToHexString(crypto_.Pseudonym(id->digits)) : "";
+  }
 
  private:
   static absl::AnyInvocable<void(absl::Status) &&> ResultCompletion(

@@ -300,6 +300,10 @@ class Register {
   virtual uint64_t PendingCompactionBytes() = 0;
   // Ok while the register can serve; Unavailable after a failed write.
   virtual absl::Status Health() = 0;
+  // The person's pseudonym in hex, for audit logs that must not hold the
+  // national id in clear; "" for an invalid id (and from registers that keep
+  // no pseudonyms, such as test doubles).
+  virtual std::string AuditPseudonym(absl::string_view person_id) const { return ""; }
 
  protected:
   Register() = default;

@@ -159,6 +159,7 @@ struct Stack {
     if (!with_server) return;
     server::ServerOptions so;
     so.listen_address = "127.0.0.1:0";
+    so.max_calls_per_caller = 0;  // --in_flight decides
     server = std::make_unique<server::FrikortServer>(so, reg.get(), job.get(), &rules, &clock);
     if (auto s = server->Start(); !s.ok()) Die(s);
     grpc::ChannelArguments args;

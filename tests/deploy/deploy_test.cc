@@ -27,6 +27,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "server/authz.h"
 #include "server/metrics.h"
 #include "tests/e2e/daemon.h"
 #include "tests/server/test_util.h"
@@ -163,11 +164,20 @@ TEST(DeployTest, KubernetesManifests) {
   std::vector<Value> docs = LoadYaml(Deploy("kubernetes/frikort.yaml"));
   std::vector<std::string> kinds;
   const Value* sts = nullptr;
+  const Value* authz = nullptr;
   for (const Value& d : docs) {
     kinds.push_back(At(d, "kind").string_value());
     if (At(d, "kind").string_value() == "StatefulSet") sts = &d;
+    if (At(d, "kind").string_value() == "ConfigMap") authz = &d;
   }
-  EXPECT_THAT(kinds, UnorderedElementsAre("Service", "Service", "StatefulSet"));
+  EXPECT_THAT(kinds, UnorderedElementsAre("ConfigMap", "Service", "Service", "StatefulSet"));
+  // The example roles are a file frikortd accepts.
+  ASSERT_NE(authz, nullptr);
+  const Value data = At(*authz, "data");
+  auto file = data.struct_value().fields().find("authz.txt");
+  ASSERT_NE(file, data.struct_value().fields().end());
+  absl::StatusOr<server::AuthzTable> table = server::AuthzTable::Parse(file->second.string_value());
+  EXPECT_TRUE(table.ok()) << table.status();
   ASSERT_NE(sts, nullptr);
   EXPECT_EQ(At(*sts, "spec.replicas").number_value(), 1);
   EXPECT_EQ(List(*sts, "spec.volumeClaimTemplates").size(), 1u);

@@ -1,6 +1,7 @@
 // End-to-end tests against the real frikortd binary ($FRIKORTD): kill -9 under
 // load loses no acknowledged report, a second daemon cannot take a locked data
-// folder, SIGTERM exits 0, and startup refusals exit non-zero with one line.
+// folder, SIGTERM exits 0, startup refusals exit non-zero with one line, and
+// with mutual TLS SIGHUP re-reads the authz file.
 #include <signal.h>
 
 #include <atomic>
@@ -22,6 +23,7 @@
 #include "gtest/gtest.h"
 #include "tests/e2e/daemon.h"
 #include "tests/server/test_util.h"
+#include "tests/testing/certs.h"
 #include "tests/testing/tamper.h"
 
 namespace frikort::testutil {
@@ -222,10 +224,135 @@ TEST_F(KillTest, BusyPortIsRefused) {
   EXPECT_EQ(first->ExitCode(absl::Seconds(15)), 0) << first->Stderr();
 }
 
-TEST_F(KillTest, TlsFlagsAreRefusedForNow) {
+TEST_F(KillTest, IncompleteTlsFlagsAreRefused) {
   std::vector<std::string> args = Args();
   args.push_back("--tls_cert=/nonexistent/cert.pem");
-  ExpectRefused(args, 1, "TLS is not supported yet");
+  ExpectRefused(args, 1, "tls_cert /nonexistent/cert.pem");
+  EXPECT_FALSE(std::filesystem::exists(data_dir_)) << "refused, yet it touched the data folder";
+}
+
+// Writes `text` to dir/name with `mode`; returns the path.
+std::string WriteFile(const std::string& dir, const std::string& name, const std::string& text,
+                      mode_t mode = 0600) {
+  const std::string path = dir + "/" + name;
+  std::ofstream(path, std::ios::trunc) << text;
+  chmod(path.c_str(), mode);
+  return path;
+}
+
+// Certificates and files for a daemon with mutual TLS.
+class TlsKillTest : public KillTest {
+ protected:
+  void SetUp() override {
+    KillTest::SetUp();
+    server_ = ca_.Server();
+    ca_file_ = WriteFile(dir_, "ca.pem", ca_.cert_pem(), 0644);
+    cert_file_ = WriteFile(dir_, "server.pem", server_.cert_pem, 0644);
+    key_file_ = WriteFile(dir_, "server.key", server_.key_pem);
+    authz_file_ = WriteFile(dir_, "authz.txt", "ops-1 operator\n", 0644);
+  }
+
+  std::vector<std::string> TlsArgs(const std::string& listen = "127.0.0.1:0") {
+    std::vector<std::string> args = Args(listen);
+    args.push_back("--tls_cert=" + cert_file_);
+    args.push_back("--tls_key=" + key_file_);
+    args.push_back("--tls_client_ca=" + ca_file_);
+    args.push_back("--authz_file=" + authz_file_);
+    return args;
+  }
+
+  testing::TestCa ca_{"Frikort e2e CA"};
+  testing::Credential server_;
+  std::string ca_file_, cert_file_, key_file_, authz_file_;
+};
+
+grpc::Status CheckExemption(const std::shared_ptr<grpc::Channel>& channel) {
+  v1::CheckExemptionRequest request;
+  request.set_person_id(PersonId(1));
+  v1::CheckExemptionResponse response;
+  return v1::Lookup::NewStub(channel)->CheckExemption(Ctx(absl::Seconds(5)).get(), request,
+                                                      &response);
+}
+
+TEST_F(TlsKillTest, SighupReloadsTheAuthzFile) {
+  // With TLS a non-loopback address is fine.
+  Daemon* d = Launch(TlsArgs("0.0.0.0:0"));
+  const int port = d->WaitListening(absl::Seconds(15));
+  ASSERT_GT(port, 0) << d->Stderr();
+  const std::string target = absl::StrCat("127.0.0.1:", port);
+  testing::Credential ops = ca_.Client("ops-1");
+  testing::Credential desk = ca_.Client("desk-1");
+  auto ops_channel = testing::TlsChannel(target, ca_.cert_pem(), &ops);
+  auto desk_channel = testing::TlsChannel(target, ca_.cert_pem(), &desk);
+  EXPECT_EQ(HealthCheck(desk_channel, "").serving_status, 1) << d->Stderr();
+  EXPECT_EQ(CheckExemption(desk_channel).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  auto plaintext = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  EXPECT_EQ(HealthCheck(plaintext, "", absl::Seconds(3)).status.error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+
+  auto wait_for = [d](const std::string& text) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < deadline && !absl::StrContains(d->Stderr(), text)) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return absl::StrContains(d->Stderr(), text);
+  };
+  WriteFile(dir_, "authz.txt", "ops-1 operator\ndesk-1 reception\n", 0644);
+  d->Signal(SIGHUP);
+  ASSERT_TRUE(wait_for("reloaded; client certificates: 2")) << d->Stderr();
+  EXPECT_TRUE(CheckExemption(desk_channel).ok());
+
+  // A malformed file: refused with its line number, the table stays.
+  WriteFile(dir_, "authz.txt", "ops-1 operator\n# desk\ndesk-1 reception provider=*\n", 0644);
+  d->Signal(SIGHUP);
+  ASSERT_TRUE(wait_for("line 3: provider= applies only to the reporter role")) << d->Stderr();
+  EXPECT_THAT(d->Stderr(), HasSubstr("the previous table stays in force"));
+  EXPECT_TRUE(CheckExemption(desk_channel).ok());
+
+  // Revoked by removing its line.
+  WriteFile(dir_, "authz.txt", "ops-1 operator\n", 0644);
+  d->Signal(SIGHUP);
+  ASSERT_TRUE(wait_for("reloaded; client certificates: 1")) << d->Stderr();
+  EXPECT_EQ(CheckExemption(desk_channel).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  d->Signal(SIGTERM);
+  EXPECT_EQ(d->ExitCode(absl::Seconds(15)), 0) << d->Stderr();
+}
+
+TEST_F(TlsKillTest, TlsStartupRefusals) {
+  std::vector<std::string> args = TlsArgs();
+  args.pop_back();  // no --authz_file
+  ExpectRefused(args, 1, "authz_file: required with TLS");
+
+  args = TlsArgs();
+  args.back() =
+      "--authz_file=" + WriteFile(dir_, "bad-authz.txt", "ops-1 operator\nops-2 root\n", 0644);
+  ExpectRefused(args, 1, "line 2: unknown role 'root'");
+
+  args = Args();
+  args.push_back("--authz_file=" + authz_file_);
+  ExpectRefused(args, 1, "given without TLS");
+
+  args = TlsArgs();
+  args[args.size() - 3] = "--tls_key=" + WriteFile(dir_, "open.key", server_.key_pem, 0644);
+  ExpectRefused(args, 1, "chmod 600");
+
+  args = TlsArgs();
+  args[args.size() - 3] = "--tls_key=" + WriteFile(dir_, "other.key", ca_.Server().key_pem);
+  ExpectRefused(args, 1, "does not belong");
+  EXPECT_FALSE(std::filesystem::exists(data_dir_)) << "refused, yet it touched the data folder";
+}
+
+TEST_F(KillTest, PseudonymKeyReadableByOthersIsRefused) {
+  const std::string key = WriteFile(dir_, "pseudonym.key", std::string(64, 'a') + "\n", 0640);
+  std::vector<std::string> args = Args();
+  args.push_back("--pseudonym_key_file=" + key);
+  ExpectRefused(args, 1, "chmod 600");
+  chmod(key.c_str(), 0600);
+  Daemon* d = Launch(args);
+  ASSERT_GT(d->WaitListening(absl::Seconds(15)), 0) << d->Stderr();
+  d->Signal(SIGTERM);
+  EXPECT_EQ(d->ExitCode(absl::Seconds(15)), 0) << d->Stderr();
 }
 
 TEST_F(KillTest, MissingRulesFileIsRefused) {

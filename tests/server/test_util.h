@@ -301,17 +301,25 @@ class ServerTest : public ::testing::Test {
     job_ = std::make_unique<jobs::IssuanceJob>(reg_.get(), rules_.get(), clock_.get());
   }
 
+  // Hooks for fixtures that serve differently (e.g. mutual TLS): the options
+  // StartServer uses, and the channel the stubs below use.
+  virtual void ConfigureServer(server::ServerOptions* options) {}
+  virtual std::shared_ptr<grpc::Channel> MakeChannel() {
+    return grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                               grpc::InsecureChannelCredentials());
+  }
+
   void StartServer() {
     server::ServerOptions options;
     options.listen_address = "127.0.0.1:0";
     options.lookup_years_back = 2;
+    ConfigureServer(&options);
     server_ = std::make_unique<server::FrikortServer>(options, reg_.get(), job_.get(), rules_.get(),
                                                       clock_.get());
     absl::Status started = server_->Start();
     ASSERT_TRUE(started.ok()) << started;
     ASSERT_GT(server_->port(), 0);
-    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                                   grpc::InsecureChannelCredentials());
+    channel_ = MakeChannel();
     reporting_ = v1::Reporting::NewStub(channel_);
     lookup_ = v1::Lookup::NewStub(channel_);
     registry_ = v1::Registry::NewStub(channel_);

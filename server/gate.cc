@@ -1,0 +1,128 @@
+#include "server/gate.h"
+
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace frikort::server {
+
+CallTicket::CallTicket(CallTicket&& other) noexcept
+    : limiter_(std::exchange(other.limiter_, nullptr)), caller_(std::move(other.caller_)) {}
+
+CallTicket& CallTicket::operator=(CallTicket&& other) noexcept {
+  if (this != &other) {
+    Release();
+    limiter_ = std::exchange(other.limiter_, nullptr);
+    caller_ = std::move(other.caller_);
+  }
+  return *this;
+}
+
+CallTicket::~CallTicket() { Release(); }
+
+void CallTicket::Release() {
+  if (limiter_ != nullptr) std::exchange(limiter_, nullptr)->Release(caller_);
+}
+
+absl::StatusOr<CallTicket> CallLimiter::Acquire(absl::string_view caller) {
+  if (max_ <= 0) return CallTicket();  // no limit: nothing to count
+  std::string name(caller);
+  absl::MutexLock l(&mu_);
+  int& n = in_flight_[name];
+  if (max_ > 0 && n >= max_) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("caller '", caller, "' already has ", n,
+                     " calls in flight, the most allowed; retry when one has finished"));
+  }
+  ++n;
+  return CallTicket(this, std::move(name));
+}
+
+int CallLimiter::InFlight(absl::string_view caller) const {
+  absl::MutexLock l(&mu_);
+  auto it = in_flight_.find(caller);
+  return it == in_flight_.end() ? 0 : it->second;
+}
+
+void CallLimiter::Release(const std::string& caller) {
+  absl::MutexLock l(&mu_);
+  auto it = in_flight_.find(caller);
+  if (it == in_flight_.end()) return;
+  // Dropping idle callers keeps the map as small as the callers in flight.
+  if (--it->second <= 0) in_flight_.erase(it);
+}
+
+CallGate::CallGate(GateOptions options)
+    : options_(std::move(options)), limiter_(options_.max_calls_per_caller) {}
+
+absl::StatusOr<Admission> CallGate::Admit(const grpc::CallbackServerContext& context, Rpc rpc,
+                                          absl::string_view person_id) {
+  // A call nobody waits for is not started: its answer could not be delivered.
+  if (context.IsCancelled()) {
+    return absl::CancelledError(absl::StrCat(RpcName(rpc), ": cancelled before it was served"));
+  }
+  if (context.deadline() <= std::chrono::system_clock::now()) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(RpcName(rpc), ": the deadline passed before the call was served"));
+  }
+  Admission a;
+  a.caller = options_.caller ? options_.caller(context) : CallerFromContext(context);
+  if (absl::Status s = authorizer_.Authorize(a.caller, rpc).status(); !s.ok()) {
+    return Denied(a.caller, rpc, s);
+  }
+  absl::StatusOr<CallTicket> ticket = limiter_.Acquire(a.caller);
+  if (!ticket.ok()) return ticket.status();
+  a.ticket = *std::move(ticket);
+  if (IsOperatorRpc(rpc) && options_.audit) {
+    const std::string person =
+        person_id.empty() || options_.reg == nullptr ? "" : options_.reg->AuditPseudonym(person_id);
+    options_.audit(FormatAuditLine({.time = absl::Now(),
+                                    .event = "operator_call",
+                                    .caller = a.caller,
+                                    .rpc = RpcName(rpc),
+                                    .person = person,
+                                    .reason = ""}));
+  }
+  return a;
+}
+
+absl::Status CallGate::CheckProviders(
+    const Admission& admission, Rpc rpc,
+    const google::protobuf::RepeatedPtrField<v1::CoPayment>& items) {
+  absl::StatusOr<std::shared_ptr<const Principal>> now = Reauthorize(admission, rpc);
+  if (!now.ok()) return now.status();
+  absl::Status s = server::CheckProviders(**now, items);
+  return s.ok() ? s : Denied(admission.caller, rpc, s);
+}
+
+absl::Status CallGate::CheckProvider(const Admission& admission, Rpc rpc,
+                                     absl::string_view provider_id) {
+  absl::StatusOr<std::shared_ptr<const Principal>> now = Reauthorize(admission, rpc);
+  if (!now.ok()) return now.status();
+  absl::Status s = server::CheckProvider(**now, provider_id);
+  return s.ok() ? s : Denied(admission.caller, rpc, s);
+}
+
+absl::StatusOr<std::shared_ptr<const Principal>> CallGate::Reauthorize(const Admission& admission,
+                                                                       Rpc rpc) {
+  absl::StatusOr<std::shared_ptr<const Principal>> now =
+      authorizer_.Authorize(admission.caller, rpc);
+  if (!now.ok()) return Denied(admission.caller, rpc, now.status());
+  return now;
+}
+
+absl::Status CallGate::Denied(absl::string_view caller, Rpc rpc, absl::Status status) {
+  if (options_.audit) {
+    options_.audit(FormatAuditLine({.time = absl::Now(),
+                                    .event = "denied",
+                                    .caller = caller,
+                                    .rpc = RpcName(rpc),
+                                    .person = "",
+                                    .reason = status.message()}));
+  }
+  return status;
+}
+
+}  // namespace frikort::server

@@ -1,0 +1,36 @@
+// Mutual TLS for frikortd: the server's certificate and key, and the CA whose
+// client certificates are accepted. Clients without a certificate from that CA
+// are refused during the handshake, before any call.
+#ifndef FRIKORT_SERVER_TLS_H_
+#define FRIKORT_SERVER_TLS_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "grpcpp/security/server_credentials.h"
+
+namespace frikort::server {
+
+// PEM texts (not paths). All three or none.
+struct TlsOptions {
+  std::string cert_pem;       // the server's certificate (chain, leaf first)
+  std::string key_pem;        // its private key
+  std::string client_ca_pem;  // the CA certificate(s) that sign client certificates
+
+  bool enabled() const { return !cert_pem.empty() || !key_pem.empty() || !client_ca_pem.empty(); }
+};
+
+// InvalidArgument naming the field (tls_cert, tls_key, tls_client_ca) when one
+// is missing, holds no PEM certificate or key, the key does not belong to the
+// certificate, the certificate has expired, or a CA certificate is not a CA.
+absl::Status CheckTlsOptions(const TlsOptions& tls);
+
+// Server credentials that require and verify a client certificate.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeTlsServerCredentials(
+    const TlsOptions& tls);
+
+}  // namespace frikort::server
+
+#endif  // FRIKORT_SERVER_TLS_H_
