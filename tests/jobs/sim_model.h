@@ -197,16 +197,9 @@ class Model {
       r.reason = RejectReason::kInvalidPaymentStatus;
       return r;
     }
-    auto it = reports_.find({provider, report_id});
-    if (it == reports_.end()) {
-      r.reason = RejectReason::kUnknownReport;
-      return r;
-    }
-    Stored& s = it->second;
-    if (s.cancelled) {
-      r.reason = RejectReason::kAlreadyCancelled;
-      return r;
-    }
+    Stored* found = Correctable(provider, report_id, &r);
+    if (found == nullptr) return r;
+    Stored& s = *found;
     if (s.paid_by_update) {
       r.outcome = Outcome::kDuplicate;
     } else if (s.payment != Payment::kInvoicedUnpaid) {
@@ -230,16 +223,9 @@ class Model {
     storage::ReportResult r;
     r.report_id = report_id;
     r.outcome = Outcome::kRejected;
-    auto it = reports_.find({provider, report_id});
-    if (it == reports_.end()) {
-      r.reason = RejectReason::kUnknownReport;
-      return r;
-    }
-    Stored& s = it->second;
-    if (s.cancelled) {
-      r.reason = RejectReason::kAlreadyCancelled;
-      return r;
-    }
+    Stored* found = Correctable(provider, report_id, &r);
+    if (found == nullptr) return r;
+    Stored& s = *found;
     s.cancelled = true;
     r.outcome = Outcome::kAccepted;
     r.year = s.year;
@@ -460,6 +446,22 @@ class Model {
   }
 
  private:
+  // The report a correction names, or nullptr with the reason in `r`: not
+  // there, or cancelled before (a cancelled report changes no more).
+  Stored* Correctable(const std::string& provider, const std::string& report_id,
+                      storage::ReportResult* r) {
+    auto it = reports_.find({provider, report_id});
+    if (it == reports_.end()) {
+      r->reason = RejectReason::kUnknownReport;
+      return nullptr;
+    }
+    if (it->second.cancelled) {
+      r->reason = RejectReason::kAlreadyCancelled;
+      return nullptr;
+    }
+    return &it->second;
+  }
+
   struct Facts {
     std::optional<storage::Card> card;
     Ore refunded = 0;
