@@ -59,6 +59,8 @@ inline absl::Time OsloMidnight(absl::CivilDay day) {
 inline constexpr int kLateAfterDays = 14;
 // The contract: an approved co-payment is 1 øre to 100,000 NOK.
 inline constexpr Ore kMaxAmount = Ore{100'000} * 100;
+// Rule 6: the card must reach the person within three weeks of the cap.
+inline constexpr int kDeadlineDays = 21;
 
 // One (person, year, scheme): the unit that has a cap, a card and refunds.
 struct LedgerKey {
@@ -67,9 +69,6 @@ struct LedgerKey {
   Scheme scheme = Scheme::kUnspecified;
   bool operator<(const LedgerKey& o) const {
     return std::tie(person, year, scheme) < std::tie(o.person, o.year, o.scheme);
-  }
-  bool operator==(const LedgerKey& o) const {
-    return person == o.person && year == o.year && scheme == o.scheme;
   }
 };
 
@@ -295,7 +294,13 @@ class Model {
   // ---- the issuance job, one ledger ----
   // A ledger whose cap is reached after `as_of` waits; otherwise it gets its
   // card (valid from the crossing to 31 December) if it has none, and its
-  // excess is paid, or carried while below the refund minimum.
+  // excess is paid, or carried while below the refund minimum. A card is
+  // what was decided on its issue date: later facts may move the crossing
+  // but not the card (only its flag, see FlagCard). The minimum is that of
+  // the ledger's year whenever the job runs, and a carried excess is not
+  // forfeited on 31 December: a late report of the same year that brings it
+  // to the minimum gets it paid ("gjelder samme kalenderår" in the circular
+  // is about the co-payments' year).
   ModelDecision Decide(const LedgerKey& k, absl::CivilDay as_of, const std::string& run_id,
                        bool dry_run) {
     ModelDecision d;
@@ -306,8 +311,7 @@ class Model {
     const std::optional<absl::CivilDay> reached = CapReachedOn(k);
     if (!reached || *reached > as_of) return d;
     d.issue_card = CardOf(k) == nullptr;
-    // Rule 6: the card must reach the person within three weeks of the cap.
-    d.past_deadline = d.issue_card && as_of - *reached > 21;
+    d.past_deadline = d.issue_card && as_of - *reached > kDeadlineDays;
     const Ore excess = Excess(k);
     if (Payable(k.year, excess)) {
       d.payout = excess;
