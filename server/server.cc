@@ -19,6 +19,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "server/authz.h"
+#include "server/log.h"
 
 namespace frikort::server {
 namespace {
@@ -30,11 +31,8 @@ absl::Status BadAddress(absl::string_view address, absl::string_view why) {
 
 // The names the health service reports on besides "" (the whole server).
 constexpr const char* kServiceNames[] = {
-    "frikort.v1.Reporting",
-    "frikort.v1.Lookup",
-    "frikort.v1.Registry",
-    "frikort.v1.Issuance",
-    "frikort.v1.Operations",
+    "frikort.v1.Reporting", "frikort.v1.Lookup",     "frikort.v1.Registry",
+    "frikort.v1.Issuance",  "frikort.v1.Operations",
 };
 
 }  // namespace
@@ -208,7 +206,30 @@ absl::Status FrikortServer::Start() {
     health->SetServingStatus("", true);
     for (const char* name : kServiceNames) health->SetServingStatus(name, true);
   }
+  watcher_ = std::thread([this] { WatchRegister(); });
   return absl::OkStatus();
+}
+
+void FrikortServer::WatchRegister() {
+  constexpr absl::Duration kPoll = absl::Milliseconds(200);
+  while (true) {
+    {
+      absl::MutexLock l(&watch_mu_);
+      if (watch_mu_.AwaitWithTimeout(absl::Condition(&watch_stop_), kPoll)) return;
+    }
+    absl::Status health = ctx_.reg->Health();
+    if (health.ok()) continue;
+    grpc::HealthCheckServiceInterface* service = server_->GetHealthCheckService();
+    if (service != nullptr) {
+      service->SetServingStatus("", false);
+      for (const char* name : kServiceNames) service->SetServingStatus(name, false);
+    }
+    log::Log(log::Level::kError, "register_failed",
+             absl::StrCat("the register failed closed (", health.message(),
+                          "); every call answers UNAVAILABLE and health is NOT_SERVING until "
+                          "frikortd is restarted"));
+    return;
+  }
 }
 
 absl::StatusOr<size_t> FrikortServer::ReloadAuthz() {
@@ -222,6 +243,11 @@ absl::StatusOr<size_t> FrikortServer::ReloadAuthz() {
 void FrikortServer::Shutdown(absl::Time deadline) {
   if (shut_down_) return;
   shut_down_ = true;
+  {
+    absl::MutexLock l(&watch_mu_);
+    watch_stop_ = true;
+  }
+  if (watcher_.joinable()) watcher_.join();
   if (server_ != nullptr) {
     grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
     // Sets every status to NOT_SERVING and ignores later changes.

@@ -17,10 +17,12 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/calendar.h"
 #include "core/national_id.h"
@@ -28,10 +30,10 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "jobs/issuance.h"
-#include "server/metrics.h"
-#include "server/operations.h"
 #include "server/audit.h"
 #include "server/gate.h"
+#include "server/metrics.h"
+#include "server/operations.h"
 #include "server/services.h"
 #include "server/tls.h"
 #include "storage/register.h"
@@ -107,7 +109,8 @@ class FrikortServer {
   // The bound port (the chosen one when listening on port 0).
   int port() const { return port_; }
 
-  // Health goes NOT_SERVING, no new calls are accepted, calls in flight may
+  // Health goes NOT_SERVING (as it does by itself, within a second, once the
+  // register has failed closed), no new calls are accepted, calls in flight may
   // finish until `deadline` (then they are cancelled); returns once every call
   // and issuance run has ended. Idempotent.
   void Shutdown(absl::Time deadline);
@@ -124,6 +127,14 @@ class FrikortServer {
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;
+
+  // Watches the register: after a failed write or read it answers nothing
+  // (fail closed), and the health check must say so (NOT_SERVING), so that
+  // probes and load balancers take this instance out until it is restarted.
+  void WatchRegister();
+  absl::Mutex watch_mu_;
+  bool watch_stop_ ABSL_GUARDED_BY(watch_mu_) = false;
+  std::thread watcher_;
 };
 
 }  // namespace frikort::server

@@ -295,14 +295,17 @@ class ServerTest : public ::testing::Test {
     options.rules = rules_.get();
     options.clock = clock_.get();
     options.id_options.allow_synthetic = false;
+    options.env = RegisterEnv();
     absl::StatusOr<std::unique_ptr<storage::Register>> reg = storage::Register::Open(options);
     ASSERT_TRUE(reg.ok()) << reg.status();
     reg_ = *std::move(reg);
     job_ = std::make_unique<jobs::IssuanceJob>(reg_.get(), rules_.get(), clock_.get());
   }
 
-  // Hooks for fixtures that serve differently (e.g. mutual TLS): the options
-  // StartServer uses, and the channel the stubs below use.
+  // Hooks for fixtures that serve differently (e.g. mutual TLS, a failing
+  // disk): the register's RocksDB environment (nullptr = the default), the
+  // options StartServer uses, and the channel the stubs below use.
+  virtual rocksdb::Env* RegisterEnv() { return nullptr; }
   virtual void ConfigureServer(server::ServerOptions* options) {}
   virtual std::shared_ptr<grpc::Channel> MakeChannel() {
     return grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
