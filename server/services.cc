@@ -342,33 +342,33 @@ grpc::ServerUnaryReactor* ReportingService::CancelCoPayment(
 
 // ---- Lookup -------------------------------------------------------------------
 
-namespace {
-
-absl::Status DoCheckExemption(const ServiceContext& ctx, const std::string& caller,
-                              const v1::CheckExemptionRequest& request,
-                              v1::CheckExemptionResponse* response) {
-  absl::StatusOr<ExemptionQuery> query =
-      CheckRequest(request, ctx.id_options, ctx.clock->Today(), ctx.lookup_years_back);
-  if (!query.ok()) return query.status();
-  const absl::CivilDay date = query->date;
-  absl::StatusOr<std::vector<storage::SchemeExemption>> exemptions =
-      ctx.reg->CheckExemption(request.person_id(), date, query->category, caller);
-  if (!exemptions.ok()) return exemptions.status();
-  response->set_person_id(request.person_id());
-  response->set_date(core::FormatDate(date));
-  for (const storage::SchemeExemption& e : *exemptions) ToProto(e, response->add_exemptions());
-  return absl::OkStatus();
-}
-
-}  // namespace
-
 grpc::ServerUnaryReactor* LookupService::CheckExemption(grpc::CallbackServerContext* context,
                                                         const v1::CheckExemptionRequest* request,
                                                         v1::CheckExemptionResponse* response) {
   absl::StatusOr<Admission> admission = ctx_->gate->Admit(*context, Rpc::kCheckExemption);
   if (!admission.ok()) return FinishNow(context, admission.status());
-  return FinishNow(context, DoCheckExemption(*ctx_, admission->caller, *request, response),
-                   *admission);
+  absl::StatusOr<ExemptionQuery> query =
+      CheckRequest(*request, ctx_->id_options, ctx_->clock->Today(), ctx_->lookup_years_back);
+  if (!query.ok()) return FinishNow(context, query.status(), *admission);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const absl::CivilDay date = query->date;
+  const std::string caller = admission->caller;  // the admission moves into the callback
+  // Answered from the register's audit thread once the lookup is logged.
+  ctx_->reg->CheckExemptionAsync(
+      request->person_id(), date, query->category, caller,
+      [reactor, request, response, date, admission = *std::move(admission)](
+          absl::StatusOr<std::vector<storage::SchemeExemption>> exemptions) mutable {
+        if (exemptions.ok()) {
+          response->set_person_id(request->person_id());
+          response->set_date(core::FormatDate(date));
+          for (const storage::SchemeExemption& e : *exemptions) {
+            ToProto(e, response->add_exemptions());
+          }
+        }
+        admission.ticket.Release();
+        reactor->Finish(ToGrpcStatus(exemptions.status()));
+      });
+  return reactor;
 }
 
 // ---- Registry -----------------------------------------------------------------

@@ -35,7 +35,18 @@ namespace {
 namespace rec = ::frikort::storage::records;
 using core::Ore;
 
-enum Cf { kMeta = 0, kPersons, kEntries, kReports, kLedgers, kDue, kCards, kPayouts, kAudit, kNumCf };
+enum Cf {
+  kMeta = 0,
+  kPersons,
+  kEntries,
+  kReports,
+  kLedgers,
+  kDue,
+  kCards,
+  kPayouts,
+  kAudit,
+  kNumCf
+};
 // "default" holds meta records (schema version, secret check, run counter).
 const char* const kCfNames[kNumCf] = {"default", "persons", "entries", "reports", "ledgers",
                                       "due",     "cards",   "payouts", "audit"};
@@ -58,7 +69,9 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
 class Txn {
  public:
   Txn(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHandle*>& cfs, absl::Time now)
-      : db_(db), cfs_(cfs), wb_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true),
+      : db_(db),
+        cfs_(cfs),
+        wb_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true),
         now_(now) {}
 
   absl::Time now() const { return now_; }
@@ -189,10 +202,17 @@ std::string FormatRunId(uint64_t seq) { return absl::StrFormat("run-%06d", seq);
 class RegisterImpl final : public Register {
  public:
   RegisterImpl(const RegisterOptions& options, Crypto crypto)
-      : options_(options), rules_(*options.rules), clock_(*options.clock),
+      : options_(options),
+        rules_(*options.rules),
+        clock_(*options.clock),
         crypto_(std::move(crypto)) {}
 
   ~RegisterImpl() override {
+    {
+      absl::MutexLock l(&audit_mu_);
+      audit_stop_ = true;
+    }
+    if (audit_writer_.joinable()) audit_writer_.join();
     {
       absl::MutexLock l(&mu_);
       stop_ = true;
@@ -250,9 +270,8 @@ class RegisterImpl final : public Register {
     auto result = std::make_shared<ReportResult>();
     Op op;
     op.apply = [this, provider_id = std::move(provider_id), report_id = std::move(report_id),
-                reason = std::move(reason), result](Txn& t) {
-      *result = ApplyCancel(t, provider_id, report_id, reason);
-    };
+                reason = std::move(reason),
+                result](Txn& t) { *result = ApplyCancel(t, provider_id, report_id, reason); };
     op.complete = ResultCompletion(result, std::move(done));
     Enqueue(std::move(op));
   }
@@ -277,6 +296,9 @@ class RegisterImpl final : public Register {
                                                               absl::CivilDay date,
                                                               core::Category category,
                                                               absl::string_view caller) override;
+  void CheckExemptionAsync(absl::string_view person_id, absl::CivilDay date,
+                           core::Category category, absl::string_view caller,
+                           ExemptionDone done) override;
   absl::StatusOr<Page<LookupRecord>> ListLookups(absl::string_view person_id, int page_size,
                                                  absl::string_view page_token) override;
   absl::StatusOr<Page<Card>> ListFreeCards(int year, std::optional<absl::CivilDay> issued_on,
@@ -416,6 +438,28 @@ class RegisterImpl final : public Register {
   std::shared_ptr<rocksdb::Cache> cache_;
   std::atomic<uint64_t> audit_seq_{0};
 
+  // The lookup log's own writer: records of concurrent lookups go to RocksDB
+  // as one unsynced batch (in the WAL before the answer; made durable by the
+  // next synced write).
+  struct AuditOp {
+    std::string key, value;
+    std::vector<SchemeExemption> answer;
+    ExemptionDone done;
+  };
+  void AuditLoop();
+  absl::Mutex audit_mu_;
+  std::vector<AuditOp> audit_queue_ ABSL_GUARDED_BY(audit_mu_);
+  bool audit_stop_ ABSL_GUARDED_BY(audit_mu_) = false;
+  std::thread audit_writer_;
+
+  // A lookup's answer and its audit record, read but not yet logged.
+  struct Evaluated {
+    std::vector<SchemeExemption> answer;
+    std::string audit_key, audit_value;
+  };
+  absl::StatusOr<Evaluated> EvaluateExemption(absl::string_view person_id, absl::CivilDay date,
+                                              core::Category category, absl::string_view caller);
+
   absl::Mutex mu_;
   std::deque<Op> queue_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
@@ -439,8 +483,8 @@ absl::Status RegisterImpl::OpenDb() {
   db_options.bytes_per_sync = 1 << 20;
   // Memtables of all column families are charged to the block cache, so the
   // two flags bound memory whatever the data size.
-  db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(
-      options_.write_buffer_bytes, cache_);
+  db_options.write_buffer_manager =
+      std::make_shared<rocksdb::WriteBufferManager>(options_.write_buffer_bytes, cache_);
 
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache_;
@@ -490,11 +534,12 @@ absl::Status RegisterImpl::OpenDb() {
   } else if (!s.ok()) {
     return FromRocks(s, "cannot read the register's metadata");
   } else if (check != crypto_.SecretCheck()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the pseudonym key does not match the one the register in ", options_.data_dir,
-        " was created with; refusing to open it with another key"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("the pseudonym key does not match the one the register in ", options_.data_dir,
+                     " was created with; refusing to open it with another key"));
   }
   writer_ = std::thread([this] { WriterLoop(); });
+  audit_writer_ = std::thread([this] { AuditLoop(); });
   return absl::OkStatus();
 }
 
@@ -506,9 +551,8 @@ void RegisterImpl::WriterLoop() {
     {
       absl::MutexLock l(&mu_);
       mu_.Await(absl::Condition(
-          +[](RegisterImpl* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) {
-            return r->stop_ || !r->queue_.empty();
-          },
+          +[](RegisterImpl* r)
+               ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) { return r->stop_ || !r->queue_.empty(); },
           this));
       if (queue_.empty()) return;  // stop requested and nothing left to do
       size_t weight = 0;
@@ -577,10 +621,11 @@ ReportResult RegisterImpl::ApplyReport(Txn& t, const PreparedReport& p) {
   rec::ReportIndex index;
   if (t.GetMsg(kReports, report_key, &index)) {
     if (index.content_hash() != content_hash) {
-      return Rejected(in.report_id, core::RejectReason::kConflictingDuplicate,
-                      absl::StrCat("report_id: provider ", in.provider_id, " already reported ",
-                                   in.report_id, " with different content; send a "
-                                   "cancellation and a new report_id to correct it"));
+      return Rejected(
+          in.report_id, core::RejectReason::kConflictingDuplicate,
+          absl::StrCat("report_id: provider ", in.provider_id, " already reported ", in.report_id,
+                       " with different content; send a "
+                       "cancellation and a new report_id to correct it"));
     }
     rec::Entry stored;
     ReportResult r;
@@ -639,14 +684,12 @@ ReportResult RegisterImpl::ApplyReport(Txn& t, const PreparedReport& p) {
   r.counted = counted;
   r.year = c.year;
   r.scheme = c.scheme;
-  r.message = c.late ? "accepted; reported more than 14 days after the service (late)"
-                     : "accepted";
+  r.message = c.late ? "accepted; reported more than 14 days after the service (late)" : "accepted";
   return r;
 }
 
-bool RegisterImpl::FindReport(Txn& t, const std::string& provider_id,
-                              const std::string& report_id, std::string* entry_key,
-                              rec::Entry* entry) {
+bool RegisterImpl::FindReport(Txn& t, const std::string& provider_id, const std::string& report_id,
+                              std::string* entry_key, rec::Entry* entry) {
   rec::ReportIndex index;
   if (!t.GetMsg(kReports, keys::Report(provider_id, report_id), &index)) return false;
   *entry_key = index.entry_key();
@@ -667,17 +710,17 @@ ReportResult RegisterImpl::ApplyUpdatePayment(Txn& t, const std::string& provide
     return Rejected(report_id, core::RejectReason::kInvalidReportId, std::string(s.message()));
   }
   if (payment != static_cast<int>(core::Payment::kPaid)) {
-    return Rejected(report_id, core::RejectReason::kInvalidPaymentStatus,
-                    absl::StrCat("payment: the only allowed change is INVOICED_UNPAID to PAID; ",
-                                 core::PaymentName(static_cast<core::Payment>(payment)),
-                                 " is not allowed"));
+    return Rejected(
+        report_id, core::RejectReason::kInvalidPaymentStatus,
+        absl::StrCat("payment: the only allowed change is INVOICED_UNPAID to PAID; ",
+                     core::PaymentName(static_cast<core::Payment>(payment)), " is not allowed"));
   }
   std::string entry_key;
   rec::Entry e;
   if (!FindReport(t, provider_id, report_id, &entry_key, &e)) {
-    return Rejected(report_id, core::RejectReason::kUnknownReport,
-                    absl::StrCat("report_id: provider ", provider_id, " has no report ",
-                                 report_id));
+    return Rejected(
+        report_id, core::RejectReason::kUnknownReport,
+        absl::StrCat("report_id: provider ", provider_id, " has no report ", report_id));
   }
   ReportResult r;
   r.report_id = report_id;
@@ -721,9 +764,9 @@ ReportResult RegisterImpl::ApplyCancel(Txn& t, const std::string& provider_id,
   std::string entry_key;
   rec::Entry e;
   if (!FindReport(t, provider_id, report_id, &entry_key, &e)) {
-    return Rejected(report_id, core::RejectReason::kUnknownReport,
-                    absl::StrCat("report_id: provider ", provider_id, " has no report ",
-                                 report_id));
+    return Rejected(
+        report_id, core::RejectReason::kUnknownReport,
+        absl::StrCat("report_id: provider ", provider_id, " has no report ", report_id));
   }
   if (e.cancelled()) {
     return Rejected(report_id, core::RejectReason::kAlreadyCancelled,
@@ -748,8 +791,7 @@ ReportResult RegisterImpl::ApplyCancel(Txn& t, const std::string& provider_id,
   return r;
 }
 
-core::LedgerState RegisterImpl::StateOf(int year, core::Scheme scheme,
-                                        const rec::Ledger& l) const {
+core::LedgerState RegisterImpl::StateOf(int year, core::Scheme scheme, const rec::Ledger& l) const {
   core::LedgerState s;
   s.year = year;
   if (const core::YearRules* yr = rules_.ForYear(year)) s.refund_minimum = yr->refund_minimum;
@@ -791,8 +833,7 @@ void RegisterImpl::AddCounted(Txn& t, const std::string& pseudonym, const rec::E
   StoreLedger(t, pseudonym, year, scheme, &l, was_due);
 }
 
-void RegisterImpl::Recompute(Txn& t, const std::string& pseudonym, int year,
-                             core::Scheme scheme) {
+void RegisterImpl::Recompute(Txn& t, const std::string& pseudonym, int year, core::Scheme scheme) {
   rec::Ledger l;
   t.GetMsg(kLedgers, keys::Ledger(pseudonym, year, scheme), &l);
   const bool was_due = core::NeedsIssuanceWork(StateOf(year, scheme, l));
@@ -840,8 +881,8 @@ void RegisterImpl::RecomputeInto(Txn& t, const std::string& pseudonym, int year,
   }
 }
 
-void RegisterImpl::StoreLedger(Txn& t, const std::string& pseudonym, int year,
-                               core::Scheme scheme, rec::Ledger* l, bool was_due) {
+void RegisterImpl::StoreLedger(Txn& t, const std::string& pseudonym, int year, core::Scheme scheme,
+                               rec::Ledger* l, bool was_due) {
   const Ore cap = rules_.Cap(year, scheme).value_or(0);
   const bool below_cap = l->counted_total_ore() < cap;
   const bool over_refunded = l->refunded_ore() > l->counted_total_ore() - cap;
@@ -1069,9 +1110,10 @@ absl::StatusOr<LedgerView> RegisterImpl::GetLedger(absl::string_view person_id, 
   return view;
 }
 
-absl::StatusOr<std::vector<SchemeExemption>> RegisterImpl::CheckExemption(
-    absl::string_view person_id, absl::CivilDay date, core::Category category,
-    absl::string_view caller) {
+absl::StatusOr<RegisterImpl::Evaluated> RegisterImpl::EvaluateExemption(absl::string_view person_id,
+                                                                        absl::CivilDay date,
+                                                                        core::Category category,
+                                                                        absl::string_view caller) {
   if (auto s = ReadStatus(); !s.ok()) return s;
   auto id = core::ParsePersonId(person_id, options_.id_options);
   if (!id.ok()) return id.status();
@@ -1085,9 +1127,8 @@ absl::StatusOr<std::vector<SchemeExemption>> RegisterImpl::CheckExemption(
   } else {
     auto scheme = rules_.SchemeFor(year, category);
     if (!scheme.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(absl::IsNotFound(scheme.status()) ? "date: " : "category: ",
-                       scheme.status().message()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          absl::IsNotFound(scheme.status()) ? "date: " : "category: ", scheme.status().message()));
     }
     schemes.push_back(*scheme);
   }
@@ -1125,14 +1166,69 @@ absl::StatusOr<std::vector<SchemeExemption>> RegisterImpl::CheckExemption(
   audit.set_caller(std::string(caller));
   audit.set_date(core::DayNumber(date));
   audit.set_category(static_cast<int>(category));
+  Evaluated e;
+  e.answer = std::move(out);
+  e.audit_key = keys::Audit(pseudonym, ToMicros(now), audit_seq_.fetch_add(1));
+  e.audit_value = audit.SerializeAsString();
+  return e;
+}
+
+absl::StatusOr<std::vector<SchemeExemption>> RegisterImpl::CheckExemption(
+    absl::string_view person_id, absl::CivilDay date, core::Category category,
+    absl::string_view caller) {
+  absl::StatusOr<Evaluated> e = EvaluateExemption(person_id, date, category, caller);
+  if (!e.ok()) return e.status();
   // Not synced on its own: it reaches the WAL (so survives a process crash)
   // and is made durable by the next group commit.
-  rocksdb::Status s =
-      db_->Put(rocksdb::WriteOptions(), cfs_[kAudit],
-               keys::Audit(pseudonym, ToMicros(now), audit_seq_.fetch_add(1)),
-               audit.SerializeAsString());
+  rocksdb::Status s = db_->Put(rocksdb::WriteOptions(), cfs_[kAudit], e->audit_key, e->audit_value);
   if (!s.ok()) return FromRocks(s, "cannot write the lookup log; the lookup is refused");
-  return out;
+  return std::move(e->answer);
+}
+
+void RegisterImpl::CheckExemptionAsync(absl::string_view person_id, absl::CivilDay date,
+                                       core::Category category, absl::string_view caller,
+                                       ExemptionDone done) {
+  absl::StatusOr<Evaluated> e = EvaluateExemption(person_id, date, category, caller);
+  if (!e.ok()) return std::move(done)(e.status());
+  {
+    absl::MutexLock l(&audit_mu_);
+    if (!audit_stop_) {
+      audit_queue_.push_back({std::move(e->audit_key), std::move(e->audit_value),
+                              std::move(e->answer), std::move(done)});
+      return;
+    }
+  }
+  std::move(done)(absl::UnavailableError("register is shutting down"));
+}
+
+void RegisterImpl::AuditLoop() {
+  for (;;) {
+    std::vector<AuditOp> batch;
+    {
+      absl::MutexLock l(&audit_mu_);
+      audit_mu_.Await(absl::Condition(
+          +[](RegisterImpl* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->audit_mu_) {
+            return r->audit_stop_ || !r->audit_queue_.empty();
+          },
+          this));
+      if (audit_queue_.empty()) return;  // stopping, and every lookup answered
+      batch.swap(audit_queue_);
+    }
+    absl::Status status = ReadStatus();
+    if (status.ok()) {
+      rocksdb::WriteBatch wb;
+      for (const AuditOp& op : batch) wb.Put(cfs_[kAudit], op.key, op.value);
+      status = FromRocks(db_->Write(rocksdb::WriteOptions(), &wb),
+                         "cannot write the lookup log; the lookup is refused");
+    }
+    for (AuditOp& op : batch) {
+      if (status.ok()) {
+        std::move(op.done)(std::move(op.answer));
+      } else {
+        std::move(op.done)(status);
+      }
+    }
+  }
 }
 
 absl::StatusOr<std::string> RegisterImpl::ScanPage(
@@ -1185,8 +1281,7 @@ absl::StatusOr<Page<LookupRecord>> RegisterImpl::ListLookups(absl::string_view p
                           if (!r.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
                             return absl::DataLossError("damaged lookup record");
                           }
-                          page.items.push_back({FromMicros(r.time_us()), r.caller(),
-                                                Day(r.date()),
+                          page.items.push_back({FromMicros(r.time_us()), r.caller(), Day(r.date()),
                                                 static_cast<core::Category>(r.category())});
                           return absl::OkStatus();
                         });
@@ -1200,8 +1295,8 @@ absl::StatusOr<Page<Card>> RegisterImpl::ListFreeCards(int year,
                                                        int page_size,
                                                        absl::string_view page_token) {
   if (auto s = ReadStatus(); !s.ok()) return s;
-  const std::string prefix = issued_on ? keys::CardPrefix(year, core::DayNumber(*issued_on))
-                                       : keys::CardPrefix(year);
+  const std::string prefix =
+      issued_on ? keys::CardPrefix(year, core::DayNumber(*issued_on)) : keys::CardPrefix(year);
   Page<Card> page;
   auto token = ScanPage(kCards, prefix, page_token, page_size,
                         [&](absl::string_view, absl::string_view value) -> absl::Status {
@@ -1243,26 +1338,26 @@ absl::StatusOr<Page<Payout>> RegisterImpl::ListPayouts(absl::string_view run_id,
     return absl::InvalidArgumentError("run_id, year: give a run id, a year or both");
   }
   Page<Payout> page;
-  auto token = ScanPage(kPayouts, prefix, page_token, page_size,
-                        [&](absl::string_view, absl::string_view value) -> absl::Status {
-                          rec::Payout p;
-                          if (!p.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-                            return absl::DataLossError("damaged payout record");
-                          }
-                          auto person = PersonIdOf(p.pseudonym());
-                          if (!person.ok()) return person.status();
-                          page.items.push_back({*std::move(person), p.year(),
-                                                static_cast<core::Scheme>(p.scheme()),
-                                                p.amount_ore(), p.run_id(), Day(p.created_on())});
-                          return absl::OkStatus();
-                        });
+  auto token = ScanPage(
+      kPayouts, prefix, page_token, page_size,
+      [&](absl::string_view, absl::string_view value) -> absl::Status {
+        rec::Payout p;
+        if (!p.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+          return absl::DataLossError("damaged payout record");
+        }
+        auto person = PersonIdOf(p.pseudonym());
+        if (!person.ok()) return person.status();
+        page.items.push_back({*std::move(person), p.year(), static_cast<core::Scheme>(p.scheme()),
+                              p.amount_ore(), p.run_id(), Day(p.created_on())});
+        return absl::OkStatus();
+      });
   if (!token.ok()) return token.status();
   page.next_page_token = *std::move(token);
   return page;
 }
 
-absl::StatusOr<std::vector<DueLedger>> RegisterImpl::ScanDue(
-    const std::optional<DueLedger>& after, size_t limit) {
+absl::StatusOr<std::vector<DueLedger>> RegisterImpl::ScanDue(const std::optional<DueLedger>& after,
+                                                             size_t limit) {
   if (auto s = ReadStatus(); !s.ok()) return s;
   std::vector<DueLedger> out;
   rocksdb::ReadOptions ro;
@@ -1282,7 +1377,6 @@ absl::StatusOr<std::vector<DueLedger>> RegisterImpl::ScanDue(
   if (!it->status().ok()) return FromRocks(it->status(), "scan");
   return out;
 }
-
 
 // ---------------------------------------------------------------------------
 // Verify
@@ -1312,8 +1406,8 @@ absl::StatusOr<Register::VerifyReport> RegisterImpl::Verify() {
   auto violation = [&](std::string m) {
     if (rep.violations.size() < 10000) rep.violations.push_back(std::move(m));
   };
-  auto walk = [&](Cf cf, const std::function<absl::Status(absl::string_view,
-                                                          absl::string_view)>& visit) {
+  auto walk = [&](Cf cf,
+                  const std::function<absl::Status(absl::string_view, absl::string_view)>& visit) {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[cf]));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       if (auto s = visit(View(it->key()), View(it->value())); !s.ok()) return s;
@@ -1365,8 +1459,7 @@ absl::StatusOr<Register::VerifyReport> RegisterImpl::Verify() {
     }
     auto found = get(kEntries, index.entry_key(), &v);
     if (!found.ok()) return found.status();
-    if (!*found || !e.ParseFromString(v) ||
-        keys::Report(e.provider_id(), e.report_id()) != key) {
+    if (!*found || !e.ParseFromString(v) || keys::Report(e.provider_id(), e.report_id()) != key) {
       violation(absl::StrCat("idempotency index ", absl::CEscape(key.substr(1)),
                              " points at no matching entry"));
     }
@@ -1454,7 +1547,8 @@ absl::StatusOr<Register::VerifyReport> RegisterImpl::Verify() {
     const auto scheme = static_cast<core::Scheme>(keys::GetU(key, 2 + kPseudonymBytes, 1));
     auto found = get(kLedgers, keys::Ledger(pseudonym, year, scheme), &v);
     if (!found.ok()) return found.status();
-    if (!*found) violation(absl::StrCat(who(pseudonym), " ", year, ": due marker without a ledger"));
+    if (!*found)
+      violation(absl::StrCat(who(pseudonym), " ", year, ": due marker without a ledger"));
     return absl::OkStatus();
   });
   if (!s.ok()) return s;
@@ -1469,9 +1563,8 @@ absl::StatusOr<Register::VerifyReport> RegisterImpl::Verify() {
       violation("damaged payout record");
       return absl::OkStatus();
     }
-    auto found = get(kLedgers,
-                     keys::Ledger(p.pseudonym(), p.year(), static_cast<core::Scheme>(p.scheme())),
-                     &v);
+    auto found = get(
+        kLedgers, keys::Ledger(p.pseudonym(), p.year(), static_cast<core::Scheme>(p.scheme())), &v);
     if (!found.ok()) return found.status();
     if (!*found || !l.ParseFromString(v) || !l.card_issued() || l.refunded_ore() < p.amount_ore()) {
       violation(absl::StrCat(who(p.pseudonym()), " ", p.year(), ": payout in ", p.run_id(),
@@ -1518,14 +1611,15 @@ struct Waiter {
 };
 }  // namespace
 
-absl::StatusOr<std::vector<ReportResult>> Register::Submit(std::vector<core::CoPaymentInput> items) {
+absl::StatusOr<std::vector<ReportResult>> Register::Submit(
+    std::vector<core::CoPaymentInput> items) {
   Waiter<absl::StatusOr<std::vector<ReportResult>>> w;
   SubmitAsync(std::move(items), w.Callback());
   return w.Wait();
 }
 
-absl::StatusOr<ReportResult> Register::UpdatePayment(std::string provider_id,
-                                                     std::string report_id, int payment) {
+absl::StatusOr<ReportResult> Register::UpdatePayment(std::string provider_id, std::string report_id,
+                                                     int payment) {
   Waiter<absl::StatusOr<ReportResult>> w;
   UpdatePaymentAsync(std::move(provider_id), std::move(report_id), payment, w.Callback());
   return w.Wait();

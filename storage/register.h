@@ -224,21 +224,30 @@ class Register {
   // year) and, in the same call, the audit record of the lookup. The caller
   // checks the date window. InvalidArgument for a bad id, unknown category or
   // a year without rules.
-  virtual absl::StatusOr<std::vector<SchemeExemption>> CheckExemption(
-      absl::string_view person_id, absl::CivilDay date, core::Category category,
-      absl::string_view caller) = 0;
+  virtual absl::StatusOr<std::vector<SchemeExemption>> CheckExemption(absl::string_view person_id,
+                                                                      absl::CivilDay date,
+                                                                      core::Category category,
+                                                                      absl::string_view caller) = 0;
+  // The same, answered through `done` once the audit record is in the log.
+  // The reads run on the caller's thread; the records of concurrent lookups
+  // are written together by the register's audit thread, so no caller (a
+  // gRPC thread) waits in RocksDB's write queue. The default implementation
+  // calls CheckExemption and `done` inline.
+  using ExemptionDone = absl::AnyInvocable<void(absl::StatusOr<std::vector<SchemeExemption>>) &&>;
+  virtual void CheckExemptionAsync(absl::string_view person_id, absl::CivilDay date,
+                                   core::Category category, absl::string_view caller,
+                                   ExemptionDone done) {
+    std::move(done)(CheckExemption(person_id, date, category, caller));
+  }
   // Newest first. page_size <= 0 means a default of 100; capped at 1000.
-  virtual absl::StatusOr<Page<LookupRecord>> ListLookups(absl::string_view person_id,
-                                                         int page_size,
+  virtual absl::StatusOr<Page<LookupRecord>> ListLookups(absl::string_view person_id, int page_size,
                                                          absl::string_view page_token) = 0;
   virtual absl::StatusOr<Page<Card>> ListFreeCards(int year,
                                                    std::optional<absl::CivilDay> issued_on,
-                                                   int page_size,
-                                                   absl::string_view page_token) = 0;
+                                                   int page_size, absl::string_view page_token) = 0;
   // run_id empty = every run; year 0 = every year (at least one must be given).
   virtual absl::StatusOr<Page<Payout>> ListPayouts(absl::string_view run_id, int year,
-                                                   int page_size,
-                                                   absl::string_view page_token) = 0;
+                                                   int page_size, absl::string_view page_token) = 0;
 
   // ---- issuance support (used by jobs/) ----
   // Due markers in key order, strictly after `after` (nullopt: from the start).

@@ -1,11 +1,13 @@
 #include "storage/register.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
@@ -87,8 +89,8 @@ class RegisterTest : public ::testing::Test {
   }
 
   core::RulesTable rules_;
-  core::FakeClock clock_{absl::FromCivil(absl::CivilSecond(2024, 12, 1, 12, 0, 0),
-                                         absl::UTCTimeZone())};
+  core::FakeClock clock_{
+      absl::FromCivil(absl::CivilSecond(2024, 12, 1, 12, 0, 0), absl::UTCTimeZone())};
   std::filesystem::path dir_;
   std::unique_ptr<Register> reg_;
   const std::string alice_ = MakePersonId(15, 3, 80, 0);
@@ -108,7 +110,8 @@ TEST_F(RegisterTest, AcceptsAndCountsAReport) {
 }
 
 TEST_F(RegisterTest, SameReportTwiceIsDuplicateAndCountsOnce) {
-  EXPECT_EQ(SubmitOne(Report("r1", alice_, absl::CivilDay(2024, 3, 1), 50000)).outcome, Outcome::kAccepted);
+  EXPECT_EQ(SubmitOne(Report("r1", alice_, absl::CivilDay(2024, 3, 1), 50000)).outcome,
+            Outcome::kAccepted);
   ReportResult again = SubmitOne(Report("r1", alice_, absl::CivilDay(2024, 3, 1), 50000));
   EXPECT_EQ(again.outcome, Outcome::kDuplicate);
   EXPECT_TRUE(again.counted);
@@ -121,7 +124,8 @@ TEST_F(RegisterTest, SameReportTwiceIsDuplicateAndCountsOnce) {
 }
 
 TEST_F(RegisterTest, DuplicateWithinOneBatch) {
-  auto r = reg_->Submit({Report("r1", alice_, absl::CivilDay(2024, 3, 1), 100), Report("r1", alice_, absl::CivilDay(2024, 3, 1), 100)});
+  auto r = reg_->Submit({Report("r1", alice_, absl::CivilDay(2024, 3, 1), 100),
+                         Report("r1", alice_, absl::CivilDay(2024, 3, 1), 100)});
   ASSERT_TRUE(r.ok());
   EXPECT_EQ((*r)[0].outcome, Outcome::kAccepted);
   EXPECT_EQ((*r)[1].outcome, Outcome::kDuplicate);
@@ -170,8 +174,8 @@ TEST_F(RegisterTest, TwoCapYearKeepsSchemesApart) {
 }
 
 TEST_F(RegisterTest, UnpaidCountsOnlyAfterUpdate) {
-  ReportResult r =
-      SubmitOne(Report("u", alice_, absl::CivilDay(2024, 3, 1), 5000, Category::kPhysician, Payment::kInvoicedUnpaid));
+  ReportResult r = SubmitOne(Report("u", alice_, absl::CivilDay(2024, 3, 1), 5000,
+                                    Category::kPhysician, Payment::kInvoicedUnpaid));
   EXPECT_FALSE(r.counted);
   EXPECT_EQ(Ledger(alice_, 2024, Scheme::kTak).counted_total, 0);
   auto u = reg_->UpdatePayment("1234567", "u", static_cast<int>(Payment::kPaid));
@@ -210,9 +214,10 @@ TEST_F(RegisterTest, CancellationKeepsHistoryAndFlagsIssuedCard) {
   auto due = reg_->ScanDue(std::nullopt, 10);
   ASSERT_TRUE(due.ok());
   ASSERT_EQ(due->size(), 1u);
-  auto out = reg_->Decide({*run, absl::CivilDay(2024, 5, 1), false}, *due, [](const core::LedgerState& s) {
-    return core::DecideIssuance(s, absl::CivilDay(2024, 5, 1));
-  });
+  auto out =
+      reg_->Decide({*run, absl::CivilDay(2024, 5, 1), false}, *due, [](const core::LedgerState& s) {
+        return core::DecideIssuance(s, absl::CivilDay(2024, 5, 1));
+      });
   ASSERT_TRUE(out.ok());
   ASSERT_TRUE((*out)[0].decision.issue_card);
   EXPECT_EQ(Ledger(alice_, 2024, Scheme::kTak).card->valid_from, absl::CivilDay(2024, 4, 1));
@@ -271,7 +276,8 @@ TEST_F(RegisterTest, SurvivesReopen) {
   Reopen();
   EXPECT_EQ(Ledger(alice_, 2024, Scheme::kTak).counted_total, 400000);
   EXPECT_EQ(Ledger(bob_, 2024, Scheme::kTak).counted_total, 100);
-  EXPECT_EQ(SubmitOne(Report("a", alice_, absl::CivilDay(2024, 3, 1), 400000)).outcome, Outcome::kDuplicate);
+  EXPECT_EQ(SubmitOne(Report("a", alice_, absl::CivilDay(2024, 3, 1), 400000)).outcome,
+            Outcome::kDuplicate);
 }
 
 TEST_F(RegisterTest, WrongSecretAndLockedFolderAreRefused) {
@@ -311,7 +317,9 @@ TEST_F(RegisterTest, LookupsAreLoggedNewestFirstAndPaged) {
   EXPECT_EQ(p1->items[2].caller, "desk2");
   ASSERT_FALSE(p1->next_page_token.empty());
   // A lookup made between pages does not disturb the next page.
-  ASSERT_TRUE(reg_->CheckExemption(alice_, absl::CivilDay(2024, 7, 1), Category::kUnspecified, "late").ok());
+  ASSERT_TRUE(
+      reg_->CheckExemption(alice_, absl::CivilDay(2024, 7, 1), Category::kUnspecified, "late")
+          .ok());
   auto p2 = reg_->ListLookups(alice_, 3, p1->next_page_token);
   ASSERT_TRUE(p2.ok());
   ASSERT_EQ(p2->items.size(), 2u);
@@ -323,13 +331,58 @@ TEST_F(RegisterTest, LookupsAreLoggedNewestFirstAndPaged) {
   EXPECT_TRUE(reg_->ListLookups(bob_, 3, "")->items.empty());
 }
 
+TEST_F(RegisterTest, AsyncLookupsAnswerLikeSyncOnesAndAreLoggedFirst) {
+  SubmitOne(Report("big", alice_, absl::CivilDay(2024, 3, 1), 400000));
+  auto sync = reg_->CheckExemption(alice_, absl::CivilDay(2024, 6, 1), Category::kPhysician, "s");
+  ASSERT_TRUE(sync.ok());
+  constexpr int kThreads = 4, kEach = 50;
+  std::atomic<int> answered{0};
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        absl::Notification done;
+        reg_->CheckExemptionAsync(
+            alice_, absl::CivilDay(2024, 6, 1), Category::kPhysician, absl::StrCat("t", t),
+            [&](absl::StatusOr<std::vector<SchemeExemption>> got) {
+              // Logged before answered: the log holds at least this lookup.
+              const int n = answered.fetch_add(1) + 1;
+              auto log = reg_->ListLookups(alice_, 1000, "");
+              if (!got.ok() || got->size() != sync->size() ||
+                  (*got)[0].status != (*sync)[0].status || !log.ok() ||
+                  static_cast<int>(log->items.size()) < std::min(n + 1, 1000)) {
+                ++wrong;
+              }
+              done.Notify();
+            });
+        done.WaitForNotification();
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(answered, kThreads * kEach);
+  EXPECT_EQ(wrong, 0);
+  EXPECT_EQ((*sync)[0].status, core::ExemptionStatus::kCapReached);
+  auto log = reg_->ListLookups(alice_, 1000, "");
+  ASSERT_TRUE(log.ok());
+  EXPECT_EQ(log->items.size(), 1u + kThreads * kEach);
+  // A bad id is refused before anything is logged.
+  absl::Status bad;
+  reg_->CheckExemptionAsync(
+      "123", absl::CivilDay(2024, 6, 1), Category::kPhysician, "x",
+      [&](absl::StatusOr<std::vector<SchemeExemption>> got) { bad = got.status(); });
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(RegisterTest, ConcurrentSubmittersAllDurableAndCountedOnce) {
   constexpr int kThreads = 4, kPerThread = 200;
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
-        auto r = reg_->Submit({Report(absl::StrCat("t", t, "-", i), alice_, absl::CivilDay(2024, 1, 1 + i % 28), 1)});
+        auto r = reg_->Submit(
+            {Report(absl::StrCat("t", t, "-", i), alice_, absl::CivilDay(2024, 1, 1 + i % 28), 1)});
         ASSERT_TRUE(r.ok());
         ASSERT_EQ((*r)[0].outcome, Outcome::kAccepted);
       }
@@ -397,8 +450,7 @@ TEST_F(RegisterTest, VerifyFindsATamperedRegister) {
   Reopen();
   auto rep = reg_->Verify();
   ASSERT_TRUE(rep.ok());
-  EXPECT_THAT(rep->violations,
-              ::testing::Contains(::testing::HasSubstr("no idempotency index")));
+  EXPECT_THAT(rep->violations, ::testing::Contains(::testing::HasSubstr("no idempotency index")));
   EXPECT_THAT(rep->violations, ::testing::Contains(::testing::HasSubstr("no due marker")));
 }
 
