@@ -267,10 +267,10 @@ grpc::ServerUnaryReactor* ReportingService::SubmitCoPayments(grpc::CallbackServe
   absl::StatusOr<Admission> admission = ctx_->gate->Admit(*context, Rpc::kSubmitCoPayments);
   if (!admission.ok()) return FinishNow(context, admission.status());
   absl::Status shape = CheckRequest(*request);
-  if (!shape.ok()) return FinishNow(context, shape);
+  if (!shape.ok()) return FinishNow(context, shape, *admission);
   absl::Status bound =
       ctx_->gate->CheckProviders(*admission, Rpc::kSubmitCoPayments, request->co_payments());
-  if (!bound.ok()) return FinishNow(context, bound);
+  if (!bound.ok()) return FinishNow(context, bound, *admission);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   std::vector<core::CoPaymentInput> items = ToInputs(*request);
   const size_t expected = items.size();
@@ -313,11 +313,11 @@ grpc::ServerUnaryReactor* ReportingService::UpdatePayment(grpc::CallbackServerCo
   if (!admission.ok()) return FinishNow(context, admission.status());
   absl::Status bound =
       ctx_->gate->CheckProvider(*admission, Rpc::kUpdatePayment, request->provider_id());
-  if (!bound.ok()) return FinishNow(context, bound);
+  if (!bound.ok()) return FinishNow(context, bound, *admission);
   // An unknown number is a malformed request; a known but wrong status is the
   // register's per-report answer (REJECTED INVALID_PAYMENT_STATUS).
   absl::StatusOr<core::Payment> payment = CheckRequest(*request);
-  if (!payment.ok()) return FinishNow(context, payment.status());
+  if (!payment.ok()) return FinishNow(context, payment.status(), *admission);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   ctx_->reg->UpdatePaymentAsync(request->provider_id(), request->report_id(),
                                 static_cast<int>(*payment),
@@ -332,8 +332,9 @@ grpc::ServerUnaryReactor* ReportingService::CancelCoPayment(
   if (!admission.ok()) return FinishNow(context, admission.status());
   absl::Status bound =
       ctx_->gate->CheckProvider(*admission, Rpc::kCancelCoPayment, request->provider_id());
-  if (!bound.ok()) return FinishNow(context, bound);
-  if (absl::Status reason = CheckRequest(*request); !reason.ok()) return FinishNow(context, reason);
+  if (!bound.ok()) return FinishNow(context, bound, *admission);
+  if (absl::Status reason = CheckRequest(*request); !reason.ok())
+    return FinishNow(context, reason, *admission);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   ctx_->reg->CancelAsync(request->provider_id(), request->report_id(), request->reason(),
                          FinishWithResult(reactor, response, *std::move(admission)));
@@ -396,7 +397,7 @@ grpc::ServerUnaryReactor* RegistryService::SetReservation(grpc::CallbackServerCo
       ctx_->gate->Admit(*context, Rpc::kSetReservation, request->person_id());
   if (!admission.ok()) return FinishNow(context, admission.status());
   absl::Status id = CheckRequest(*request, ctx_->id_options);
-  if (!id.ok()) return FinishNow(context, id);
+  if (!id.ok()) return FinishNow(context, id, *admission);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const bool reserved = request->reserved();
   std::string person_id = request->person_id();
@@ -467,7 +468,7 @@ grpc::ServerUnaryReactor* IssuanceService::RunIssuance(grpc::CallbackServerConte
   if (!admission.ok()) return FinishNow(context, admission.status());
   absl::StatusOr<std::optional<absl::CivilDay>> as_of =
       CheckRequest(*request, ctx_->clock->Today());
-  if (!as_of.ok()) return FinishNow(context, as_of.status());
+  if (!as_of.ok()) return FinishNow(context, as_of.status(), *admission);
   ReapFinishedRuns();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const bool dry_run = request->dry_run();
