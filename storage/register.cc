@@ -1,13 +1,19 @@
 #include "storage/register.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <map>
 #include <deque>
 #include <memory>
 #include <thread>
+
+#include <pthread.h>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -22,7 +28,6 @@
 #include "rocksdb/options.h"
 #include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
-#include "rocksdb/utilities/write_batch_with_index.h"
 #include "rocksdb/write_buffer_manager.h"
 #include "storage/backup.h"
 #include "storage/crypto.h"
@@ -63,32 +68,45 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   return absl::UnavailableError(absl::StrCat(what, ": ", s.ToString()));
 }
 
-// The indexed batch one group commit builds: reads see the group's own
-// uncommitted writes first, then the database. The first read or decode
-// failure poisons the transaction; the writer then commits nothing.
+// The view one group commit builds and writes. Every key the group reads or
+// writes sits in a hash map (per column family): a key read twice costs one
+// RocksDB read, a key written twice is written once, and reads see the group's
+// own uncommitted writes. Reads fall through to `parent`, the group before
+// this one, which may still be on its way to disk (the commit thread writes it
+// while the writer builds this one), and then to the database. Keys written in
+// the column families the write path scans are also kept in order, so a scan
+// merges them over the database's. The first read or decode failure poisons
+// the transaction; nothing of it is then written.
 class Txn {
  public:
-  Txn(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHandle*>& cfs, absl::Time now)
-      : db_(db),
-        cfs_(cfs),
-        wb_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true),
-        now_(now) {}
+  Txn(rocksdb::DB* db, const std::vector<rocksdb::ColumnFamilyHandle*>& cfs, absl::Time now,
+      std::shared_ptr<const Txn> parent)
+      : db_(db), cfs_(cfs), now_(now), parent_(std::move(parent)) {}
 
   absl::Time now() const { return now_; }
   const absl::Status& status() const { return status_; }
-  uint32_t count() { return wb_.GetWriteBatch()->Count(); }
-  rocksdb::WriteBatch* batch() { return wb_.GetWriteBatch(); }
+  uint32_t writes() const { return writes_; }
 
   std::optional<std::string> Get(Cf cf, absl::string_view key) {
-    rocksdb::PinnableSlice v;
-    rocksdb::Status s = wb_.GetFromBatchAndDB(db_, rocksdb::ReadOptions(), cfs_[cf],
-                                              rocksdb::Slice(key.data(), key.size()), &v);
-    if (s.IsNotFound()) return std::nullopt;
-    if (!s.ok()) {
+    if (const Slot* slot = Find(cf, key)) return slot->value;
+    if (parent_ != nullptr) {
+      if (const Slot* slot = parent_->Find(cf, key)) {
+        views_[cf].try_emplace(key, Slot{slot->value, false});
+        return slot->value;
+      }
+    }
+    std::string v;
+    rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), cfs_[cf], rocksdb::Slice(key.data(), key.size()), &v);
+    std::optional<std::string> value;
+    if (s.ok()) {
+      value = std::move(v);
+    } else if (!s.IsNotFound()) {
       Fail(FromRocks(s, "read"));
       return std::nullopt;
     }
-    return v.ToString();
+    views_[cf].try_emplace(key, Slot{value, false});
+    return value;
   }
   template <typename Msg>
   bool GetMsg(Cf cf, absl::string_view key, Msg* msg) {
@@ -100,35 +118,97 @@ class Txn {
     }
     return true;
   }
-  void Put(Cf cf, absl::string_view key, absl::string_view value) {
-    Check(wb_.Put(cfs_[cf], rocksdb::Slice(key.data(), key.size()),
-                  rocksdb::Slice(value.data(), value.size())));
-  }
+  void Put(Cf cf, absl::string_view key, std::string value) { Set(cf, key, std::move(value)); }
   void PutMsg(Cf cf, absl::string_view key, const google::protobuf::MessageLite& msg) {
-    Put(cf, key, msg.SerializeAsString());
+    Set(cf, key, msg.SerializeAsString());
   }
-  void Delete(Cf cf, absl::string_view key) {
-    Check(wb_.Delete(cfs_[cf], rocksdb::Slice(key.data(), key.size())));
-  }
-  // Iterator over batch + database of one column family; the caller seeks.
-  std::unique_ptr<rocksdb::Iterator> NewIterator(Cf cf) {
+  void Delete(Cf cf, absl::string_view key) { Set(cf, key, std::nullopt); }
+
+  // Calls visit(key, value) for every key starting with `prefix` in this
+  // group's view of `cf` (kEntries or kLedgers), in key order.
+  void Scan(Cf cf, absl::string_view prefix,
+            const std::function<void(absl::string_view, absl::string_view)>& visit) {
+    std::map<std::string, std::optional<std::string>, std::less<>> merged;
     rocksdb::ReadOptions ro;
     ro.total_order_seek = true;
-    return std::unique_ptr<rocksdb::Iterator>(
-        wb_.NewIteratorWithBase(cfs_[cf], db_->NewIterator(ro, cfs_[cf])));
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[cf]));
+    const rocksdb::Slice p(prefix.data(), prefix.size());
+    for (it->Seek(p); it->Valid() && it->key().starts_with(p); it->Next()) {
+      merged.emplace(it->key().ToString(), it->value().ToString());
+    }
+    if (!it->status().ok()) return Fail(FromRocks(it->status(), "scan"));
+    if (parent_ != nullptr) parent_->OverlayWrites(cf, prefix, &merged);
+    OverlayWrites(cf, prefix, &merged);
+    for (const auto& [key, value] : merged) {
+      if (value) visit(key, *value);
+    }
   }
+
+  // The group's writes as one batch, each column family's keys in order:
+  // the memtable's skip list then inserts each key next to the one before
+  // instead of searching from its head.
+  absl::Status BuildBatch(rocksdb::WriteBatch* wb) const {
+    std::vector<const std::pair<const std::string, Slot>*> sorted;
+    for (int cf = 0; cf < kNumCf; ++cf) {
+      sorted.clear();
+      for (const auto& kv : views_[cf]) {
+        if (kv.second.written) sorted.push_back(&kv);
+      }
+      std::sort(sorted.begin(), sorted.end(),
+                [](const auto* a, const auto* b) { return a->first < b->first; });
+      for (const auto* kv : sorted) {
+        rocksdb::Status s = kv->second.value ? wb->Put(cfs_[cf], kv->first, *kv->second.value)
+                                             : wb->Delete(cfs_[cf], kv->first);
+        if (!s.ok()) return FromRocks(s, "batch");
+      }
+    }
+    return absl::OkStatus();
+  }
+
   void Fail(absl::Status s) {
     if (status_.ok()) status_ = std::move(s);
   }
+  // Once the group is built it no longer reads through its parent (and must
+  // not keep a chain of committed groups alive).
+  void ReleaseParent() { parent_.reset(); }
 
  private:
-  void Check(const rocksdb::Status& s) {
-    if (!s.ok()) Fail(FromRocks(s, "batch"));
+  struct Slot {
+    std::optional<std::string> value;  // nullopt: absent (or deleted)
+    bool written = false;
+  };
+  static bool Ordered(Cf cf) { return cf == kEntries || cf == kLedgers; }
+
+  const Slot* Find(Cf cf, absl::string_view key) const {
+    auto it = views_[cf].find(key);
+    return it == views_[cf].end() ? nullptr : &it->second;
   }
+  void Set(Cf cf, absl::string_view key, std::optional<std::string> value) {
+    auto [it, inserted] = views_[cf].try_emplace(key);
+    if (!it->second.written) {
+      ++writes_;
+      if (Ordered(cf)) ordered_[cf].emplace(key);
+    }
+    it->second.value = std::move(value);
+    it->second.written = true;
+  }
+  void OverlayWrites(Cf cf,
+                     absl::string_view prefix,
+                     std::map<std::string, std::optional<std::string>, std::less<>>* merged) const {
+    const auto& keys = ordered_[cf];
+    for (auto it = keys.lower_bound(prefix); it != keys.end() && absl::StartsWith(*it, prefix);
+         ++it) {
+      (*merged)[*it] = Find(cf, *it)->value;
+    }
+  }
+
   rocksdb::DB* const db_;
   const std::vector<rocksdb::ColumnFamilyHandle*>& cfs_;
-  rocksdb::WriteBatchWithIndex wb_;
   const absl::Time now_;
+  std::shared_ptr<const Txn> parent_;
+  std::array<absl::flat_hash_map<std::string, Slot>, kNumCf> views_;
+  std::array<absl::btree_set<std::string, std::less<>>, kNumCf> ordered_;
+  uint32_t writes_ = 0;
   absl::Status status_;
 };
 
@@ -218,6 +298,7 @@ class RegisterImpl final : public Register {
       stop_ = true;
     }
     if (writer_.joinable()) writer_.join();
+    if (committer_.joinable()) committer_.join();
     for (auto* h : cfs_) {
       if (h != nullptr) db_->DestroyColumnFamilyHandle(h);
     }
@@ -465,6 +546,19 @@ class RegisterImpl final : public Register {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status failure_ ABSL_GUARDED_BY(mu_);
   std::thread writer_;
+
+  // A built group on its way to disk: the commit thread writes it (one synced
+  // write) and completes its operations, in build order, while the writer
+  // builds the next group on top of it. At most one group is in flight.
+  struct Group {
+    std::shared_ptr<Txn> txn;
+    std::vector<Op> ops;
+  };
+  void CommitLoop();
+  absl::Mutex commit_mu_;
+  std::shared_ptr<Group> committing_ ABSL_GUARDED_BY(commit_mu_);
+  bool commit_stop_ ABSL_GUARDED_BY(commit_mu_) = false;
+  std::thread committer_;
   absl::Mutex backup_mu_;  // held while a backup runs: one at a time
 
   friend class Register;
@@ -501,6 +595,15 @@ absl::Status RegisterImpl::OpenDb() {
     cf.compression = rocksdb::kLZ4Compression;
     cf.bottommost_compression = rocksdb::kZSTD;
     cf.level_compaction_dynamic_level_bytes = true;
+    if (i != kAudit) {
+      // A bloom filter over each memtable's keys: most reads on the write
+      // path are for keys that do not exist yet (a new report's index entry,
+      // a new person, a new ledger), and the filter answers those without a
+      // walk down the memtable's skip list. Its bits live in the memtable's
+      // arena, so --write_buffer_mb still bounds them.
+      cf.memtable_prefix_bloom_size_ratio = 0.05;
+      cf.memtable_whole_key_filtering = true;
+    }
     if (i == kEntries || i == kAudit) {
       // Per-person scans seek within one pseudonym: prefix blooms skip files.
       cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(kPseudonymBytes));
@@ -538,38 +641,93 @@ absl::Status RegisterImpl::OpenDb() {
         absl::StrCat("the pseudonym key does not match the one the register in ", options_.data_dir,
                      " was created with; refusing to open it with another key"));
   }
-  writer_ = std::thread([this] { WriterLoop(); });
-  audit_writer_ = std::thread([this] { AuditLoop(); });
+  // Named, so `top -H` and a profile tell the register's threads apart.
+  writer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "frikort-writer");
+    WriterLoop();
+  });
+  committer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "frikort-commit");
+    CommitLoop();
+  });
+  audit_writer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "frikort-audit");
+    AuditLoop();
+  });
   return absl::OkStatus();
 }
 
 void RegisterImpl::WriterLoop() {
-  rocksdb::WriteOptions wo;
-  wo.sync = options_.sync_writes;
   for (;;) {
-    std::vector<Op> group;
+    std::vector<Op> ops;
     {
       absl::MutexLock l(&mu_);
       mu_.Await(absl::Condition(
           +[](RegisterImpl* r)
                ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu_) { return r->stop_ || !r->queue_.empty(); },
           this));
-      if (queue_.empty()) return;  // stop requested and nothing left to do
+      if (queue_.empty()) break;  // stop requested and nothing left to do
       size_t weight = 0;
       while (!queue_.empty() &&
-             (group.empty() ||
+             (ops.empty() ||
               weight + queue_.front().weight <= static_cast<size_t>(options_.max_group_reports))) {
         weight += queue_.front().weight;
-        group.push_back(std::move(queue_.front()));
+        ops.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
     }
+    if (absl::Status s = ReadStatus(); !s.ok()) {
+      for (auto& op : ops) std::move(op.complete)(s);
+      continue;
+    }
+    // Build this group on top of the one being committed (if any), so the
+    // next fsync's wait and this group's work overlap.
+    std::shared_ptr<const Txn> parent;
+    {
+      absl::MutexLock l(&commit_mu_);
+      if (committing_ != nullptr) parent = committing_->txn;
+    }
+    auto group = std::make_shared<Group>();
+    group->txn = std::make_shared<Txn>(db_, cfs_, clock_.Now(), std::move(parent));
+    for (auto& op : ops) op.apply(*group->txn);
+    group->txn->ReleaseParent();
+    group->ops = std::move(ops);
+    absl::MutexLock l(&commit_mu_);
+    commit_mu_.Await(absl::Condition(
+        +[](RegisterImpl* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+             r->commit_mu_) { return r->committing_ == nullptr; },
+        this));
+    committing_ = std::move(group);
+  }
+  absl::MutexLock l(&commit_mu_);
+  commit_stop_ = true;
+}
+
+void RegisterImpl::CommitLoop() {
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync_writes;
+  for (;;) {
+    std::shared_ptr<Group> group;
+    {
+      absl::MutexLock l(&commit_mu_);
+      commit_mu_.Await(absl::Condition(
+          +[](RegisterImpl* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->commit_mu_) {
+            return r->committing_ != nullptr || r->commit_stop_;
+          },
+          this));
+      if (committing_ == nullptr) return;  // the writer has stopped and all is written
+      group = committing_;
+    }
+    // A group built on one whose write failed holds what never reached disk:
+    // it fails with it.
     absl::Status s = ReadStatus();
     if (s.ok()) {
-      Txn txn(db_, cfs_, clock_.Now());
-      for (auto& op : group) op.apply(txn);
-      s = txn.status();
-      if (s.ok() && txn.count() > 0) s = FromRocks(db_->Write(wo, txn.batch()), "write");
+      s = group->txn->status();
+      if (s.ok() && group->txn->writes() > 0) {
+        rocksdb::WriteBatch wb;
+        s = group->txn->BuildBatch(&wb);
+        if (s.ok()) s = FromRocks(db_->Write(wo, &wb), "write");
+      }
       if (!s.ok()) {
         s = absl::UnavailableError(absl::StrCat(
             "the register stopped accepting changes after a storage error (", s.message(),
@@ -578,7 +736,11 @@ void RegisterImpl::WriterLoop() {
         if (failure_.ok()) failure_ = s;
       }
     }
-    for (auto& op : group) std::move(op.complete)(s);
+    {
+      absl::MutexLock l(&commit_mu_);
+      committing_ = nullptr;
+    }
+    for (auto& op : group->ops) std::move(op.complete)(s);
   }
 }
 
@@ -845,22 +1007,17 @@ void RegisterImpl::RecomputeInto(Txn& t, const std::string& pseudonym, int year,
                                  core::Scheme scheme, rec::Ledger* l) {
   std::vector<core::LedgerItem> items;
   std::vector<std::string> item_keys;
-  const std::string prefix = keys::PersonYear(pseudonym, year);
-  auto it = t.NewIterator(kEntries);
   rec::Entry e;
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    if (!e.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-      t.Fail(absl::DataLossError("damaged entry record"));
-      return;
-    }
-    if (e.scheme() != static_cast<int>(scheme) || !EntryCounts(e)) continue;
-    items.push_back({FromMicros(e.service_time_us()), e.amount_ore(), true});
-    item_keys.push_back(it->key().ToString());
-  }
-  if (!it->status().ok()) {
-    t.Fail(FromRocks(it->status(), "scan"));
-    return;
-  }
+  t.Scan(kEntries, keys::PersonYear(pseudonym, year),
+         [&](absl::string_view key, absl::string_view value) {
+           if (!e.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+             return t.Fail(absl::DataLossError("damaged entry record"));
+           }
+           if (e.scheme() != static_cast<int>(scheme) || !EntryCounts(e)) return;
+           items.push_back({FromMicros(e.service_time_us()), e.amount_ore(), true});
+           item_keys.emplace_back(key);
+         });
+  if (!t.status().ok()) return;
   const Ore cap = rules_.Cap(year, scheme).value_or(0);
   const core::LedgerTotals totals = core::ComputeTotals(items, cap, year);
   l->set_counted_total_ore(totals.counted_total);
@@ -920,15 +1077,15 @@ void RegisterImpl::ApplyReservation(Txn& t, const std::string& digits, bool rese
   t.PutMsg(kPersons, pseudonym, person);
   // Due markers follow the reservation: the job does not act for a reserved
   // person, and picks their ledgers up again once the reservation is withdrawn.
-  auto it = t.NewIterator(kLedgers);
   std::vector<std::pair<std::string, rec::Ledger>> ledgers;
-  for (it->Seek(pseudonym); it->Valid() && it->key().starts_with(pseudonym); it->Next()) {
+  t.Scan(kLedgers, pseudonym, [&](absl::string_view key, absl::string_view value) {
     rec::Ledger l;
-    if (!l.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+    if (!l.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
       return t.Fail(absl::DataLossError("damaged ledger record"));
     }
-    ledgers.emplace_back(it->key().ToString(), std::move(l));
-  }
+    ledgers.emplace_back(std::string(key), std::move(l));
+  });
+  if (!t.status().ok()) return;
   for (const auto& [key, l] : ledgers) {
     const int year = static_cast<int>(keys::GetU(key, kPseudonymBytes, 2));
     const auto scheme = static_cast<core::Scheme>(keys::GetU(key, kPseudonymBytes + 2, 1));

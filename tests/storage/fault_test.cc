@@ -7,7 +7,9 @@
 //  - a power loss (every byte not synced is gone) keeps every acknowledged
 //    report, over seeded rounds of concurrent writers cut at random points;
 //  - the same power loss without synced writes does lose acknowledged reports,
-//    which shows the harness can see a loss at all.
+//    which shows the harness can see a loss at all;
+//  - a group built while the group before it is still being written reads
+//    that group's changes, and fails with it when its write fails.
 //
 //   FRIKORT_POWER_LOSS_ROUNDS=N (default 8), FRIKORT_POWER_LOSS_SEED=S
 #include <atomic>
@@ -24,6 +26,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "core/calendar.h"
 #include "core/rules.h"
 #include "gmock/gmock.h"
@@ -148,6 +152,7 @@ class FaultTest : public ::testing::Test {
       absl::FromCivil(absl::CivilSecond(2024, 12, 1, 12, 0, 0), absl::UTCTimeZone())};
   std::filesystem::path dir_;
   std::vector<std::string> persons_;
+  FaultFs fs_;  // for tests that may stop midway: outlives reg_
   std::unique_ptr<Register> reg_;
 };
 
@@ -185,6 +190,70 @@ TEST_F(FaultTest, WriteErrorFailsClosedAndLosesNothingAcknowledged) {
   EXPECT_EQ(stored["before"], 1);
   EXPECT_EQ(stored.count("during"), 0u);
   EXPECT_EQ(stored.count("after"), 0u);
+  ExpectVerifyClean();
+}
+
+// Submits `in` without waiting; the result arrives in *out, then `done`.
+void SubmitInBackground(Register* reg, core::CoPaymentInput in,
+                        absl::StatusOr<std::vector<ReportResult>>* out, absl::Notification* done) {
+  reg->SubmitAsync({std::move(in)}, [out, done](absl::StatusOr<std::vector<ReportResult>> r) {
+    *out = std::move(r);
+    done->Notify();
+  });
+}
+
+TEST_F(FaultTest, GroupBuiltDuringACommitSeesItsChanges) {
+  Open(fs_.env());
+  fs_.HoldSyncs();
+  absl::StatusOr<std::vector<ReportResult>> first, second;
+  absl::Notification first_done, second_done;
+  // 2024 cap: 3165 NOK. The first report alone stays below it; the second
+  // crosses it only if its group adds to the first one's unwritten total.
+  SubmitInBackground(reg_.get(), Report("a", 0, 60, 200000), &first, &first_done);
+  fs_.WaitForHeldSync();  // the first group is on its way to disk
+  SubmitInBackground(reg_.get(), Report("b", 0, 120, 200000), &second, &second_done);
+  absl::SleepFor(absl::Milliseconds(100));  // the writer builds the second group meanwhile
+  EXPECT_FALSE(first_done.HasBeenNotified());  // nothing is answered before its sync
+  fs_.ReleaseSyncs();
+  first_done.WaitForNotification();
+  second_done.WaitForNotification();
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ((*first)[0].outcome, core::Outcome::kAccepted);
+  EXPECT_EQ((*second)[0].outcome, core::Outcome::kAccepted);
+  auto ledger = reg_->GetLedger(persons_[0], 2024);
+  ASSERT_TRUE(ledger.ok()) << ledger.status();
+  const SchemeLedger& scheme = ledger->schemes[0];
+  EXPECT_EQ(scheme.counted_total, 400000);
+  ASSERT_TRUE(scheme.cap_reached_on.has_value());
+  EXPECT_EQ(*scheme.cap_reached_on, absl::CivilDay(2024, 1, 1));
+  ExpectVerifyClean();
+}
+
+TEST_F(FaultTest, GroupBuiltOnAFailedWriteFailsWithIt) {
+  Open(fs_.env());
+  fs_.HoldSyncs();
+  absl::StatusOr<std::vector<ReportResult>> first, second;
+  absl::Notification first_done, second_done;
+  SubmitInBackground(reg_.get(), Report("a", 0, 60, 200000), &first, &first_done);
+  fs_.WaitForHeldSync();
+  SubmitInBackground(reg_.get(), Report("b", 0, 120, 200000), &second, &second_done);
+  absl::SleepFor(absl::Milliseconds(100));
+  fs_.FailWrites(true);  // the held sync fails when released
+  fs_.ReleaseSyncs();
+  first_done.WaitForNotification();
+  second_done.WaitForNotification();
+  EXPECT_EQ(first.status().code(), absl::StatusCode::kUnavailable) << first.status();
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable) << second.status();
+  EXPECT_EQ(reg_->Health().code(), absl::StatusCode::kUnavailable);
+
+  reg_.reset();
+  fs_.FailWrites(false);
+  fs_.DropUnsyncedData();
+  Open(nullptr);
+  std::map<std::string, int> stored = Stored();
+  EXPECT_EQ(stored.count("a"), 0u);
+  EXPECT_EQ(stored.count("b"), 0u);
   ExpectVerifyClean();
 }
 

@@ -4,7 +4,9 @@
 //    (a full or broken disk), and
 //  - after the database is closed, cuts every file it wrote back to what was
 //    last synced, as a power loss would (the page cache is gone; only synced
-//    bytes are on the platter).
+//    bytes are on the platter);
+//  - holds every sync until released (a slow disk), so a test can act while
+//    a write is on its way.
 // Usage: FaultFs fs; options.env = fs.env(); ... fs.FailWrites(true);
 // close the register; fs.DropUnsyncedData(); reopen with the default env.
 #ifndef FRIKORT_TESTS_TESTING_FAULT_FS_H_
@@ -12,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -44,6 +47,22 @@ class FaultFs : public rocksdb::FileSystemWrapper {
 
   void FailWrites(bool fail) { failing_ = fail; }
   bool failing() const { return failing_; }
+
+  // While held, every Sync/Fsync waits (before it syncs or fails) until
+  // ReleaseSyncs(). WaitForHeldSync() returns once a sync is waiting.
+  void HoldSyncs() {
+    std::lock_guard<std::mutex> l(hold_mu_);
+    holding_ = true;
+  }
+  void ReleaseSyncs() {
+    std::lock_guard<std::mutex> l(hold_mu_);
+    holding_ = false;
+    hold_cv_.notify_all();
+  }
+  void WaitForHeldSync() {
+    std::unique_lock<std::mutex> l(hold_mu_);
+    hold_cv_.wait(l, [this] { return held_ > 0; });
+  }
 
   // Cuts every file written through this file system back to its last synced
   // length. Only when no database is open on it.
@@ -166,12 +185,14 @@ class FaultFs : public rocksdb::FileSystemWrapper {
       return target()->Flush(o, dbg);
     }
     rocksdb::IOStatus Sync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+      fs_->WaitWhileHeld();
       if (fs_->failing_) return NoSpace();
       rocksdb::IOStatus s = target()->Sync(o, dbg);
       if (s.ok()) fs_->Synced(name_);
       return s;
     }
     rocksdb::IOStatus Fsync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+      fs_->WaitWhileHeld();
       if (fs_->failing_) return NoSpace();
       rocksdb::IOStatus s = target()->Fsync(o, dbg);
       if (s.ok()) fs_->Synced(name_);
@@ -209,7 +230,20 @@ class FaultFs : public rocksdb::FileSystemWrapper {
     f.synced = f.size;
   }
 
+  void WaitWhileHeld() {
+    std::unique_lock<std::mutex> l(hold_mu_);
+    if (!holding_) return;
+    ++held_;
+    hold_cv_.notify_all();
+    hold_cv_.wait(l, [this] { return !holding_; });
+    --held_;
+  }
+
   std::atomic<bool> failing_{false};
+  std::mutex hold_mu_;
+  std::condition_variable hold_cv_;
+  bool holding_ = false;  // guarded by hold_mu_
+  int held_ = 0;          // syncs waiting; guarded by hold_mu_
   std::mutex mu_;
   std::map<std::string, FileState> files_;  // guarded by mu_
   std::unique_ptr<rocksdb::Env> env_;
