@@ -3,10 +3,13 @@
 // content hashes for the idempotency index. Distinct keys are derived from
 // the secret per purpose, so no derived value reveals another.
 //
-// Thread safety: immutable after Create; all methods are const and thread-safe.
+// Thread safety: immutable after Create; all methods are const and thread-safe
+// (Encrypt keeps one cipher context per thread).
 #ifndef FRIKORT_STORAGE_CRYPTO_H_
 #define FRIKORT_STORAGE_CRYPTO_H_
 
+#include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -35,11 +38,13 @@ class Crypto {
   absl::StatusOr<std::string> Decrypt(absl::string_view sealed, absl::string_view aad) const;
 
  private:
+  struct HmacKey;
   Crypto() = default;
-  std::string pseudonym_key_;
+  std::shared_ptr<const HmacKey> pseudonym_key_;
   std::string encryption_key_;
-  std::string content_key_;
+  std::shared_ptr<const HmacKey> content_key_;
   std::string check_key_;
+  uint64_t generation_ = 0;  // tells one key's per-thread cipher from another's
 };
 
 }  // namespace frikort::storage
