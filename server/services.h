@@ -1,6 +1,6 @@
 // The four frikort.v1 services on gRPC's callback API. Handlers are thin: they
 // check the request's shape, convert, call the register (writes complete on its
-// writer thread, which then finishes the call), and convert back. No handler
+// commit thread, which then finishes the call), and convert back. No handler
 // blocks a gRPC thread: reads are short RocksDB reads done inline; an issuance
 // run, which is long, runs on a thread of its own that IssuanceService tracks.
 //

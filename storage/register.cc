@@ -241,7 +241,7 @@ class Txn {
 };
 
 // One queued change: `apply` runs on the writer thread inside a group's Txn,
-// `complete` after the group's commit with its status.
+// `complete` on the commit thread after the group's commit, with its status.
 struct Op {
   size_t weight = 1;
   absl::AnyInvocable<void(Txn&)> apply;

@@ -3,9 +3,10 @@
 // Register owns the database. Every change (reports, payment updates,
 // cancellations, reservations, issuance decisions) is an operation queued to a
 // single writer thread, which applies all queued operations in arrival order
-// into one indexed WriteBatch (reading its own uncommitted writes), commits them
-// with one synced write (group commit), and only then completes each
-// operation's callback. So:
+// into one group (reading its own uncommitted writes); a commit thread writes
+// each group with one synced write (group commit) and only then completes its
+// operations' callbacks, in order, while the writer builds the next group on
+// top of the one being synced. So:
 //  - writes to one person are serialized (one writer), each report is atomic
 //    (a WriteBatch never lands half), many callers share one fsync;
 //  - an operation whose callback reported success survives kill -9 and a power
@@ -16,7 +17,7 @@
 // UNAVAILABLE; no answer is served from a state that may be behind the disk.
 //
 // Thread safety: all public methods may be called from any thread. Callbacks run
-// on the writer thread and must not block or call the Register's sync methods.
+// on the commit thread and must not block or call the Register's sync methods.
 #ifndef FRIKORT_STORAGE_REGISTER_H_
 #define FRIKORT_STORAGE_REGISTER_H_
 
