@@ -68,6 +68,23 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   return absl::UnavailableError(absl::StrCat(what, ": ", s.ToString()));
 }
 
+// Reads `keys` of one column family with one MultiGet and calls
+// found(i, value) for each, value nullptr for a key that is absent. The first
+// read error is returned (and nothing more is visited).
+absl::Status MultiRead(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
+                       const std::vector<rocksdb::Slice>& keys, bool sorted,
+                       const std::function<void(size_t, const rocksdb::Slice*)>& found) {
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db->MultiGet(rocksdb::ReadOptions(), cf, keys.size(), keys.data(), values.data(),
+               statuses.data(), sorted);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!statuses[i].ok() && !statuses[i].IsNotFound()) return FromRocks(statuses[i], "read");
+  }
+  for (size_t i = 0; i < keys.size(); ++i) found(i, statuses[i].ok() ? &values[i] : nullptr);
+  return absl::OkStatus();
+}
+
 // The view one group commit builds and writes. Every key the group reads or
 // writes sits in a hash map (per column family): a key read twice costs one
 // RocksDB read, a key written twice is written once, and reads see the group's
@@ -121,20 +138,14 @@ class Txn {
       }
     }
     if (wanted.empty()) return;
-    std::vector<rocksdb::PinnableSlice> values(wanted.size());
-    std::vector<rocksdb::Status> statuses(wanted.size());
-    db_->MultiGet(rocksdb::ReadOptions(), cfs_[cf], wanted.size(), wanted.data(), values.data(),
-                  statuses.data(), /*sorted_input=*/true);
-    for (size_t i = 0; i < wanted.size(); ++i) {
-      std::optional<std::string> value;
-      if (statuses[i].ok()) {
-        value = values[i].ToString();
-      } else if (!statuses[i].IsNotFound()) {
-        return Fail(FromRocks(statuses[i], "read"));
-      }
-      views_[cf].try_emplace(absl::string_view(wanted[i].data(), wanted[i].size()),
-                             Slot{std::move(value), false});
-    }
+    absl::Status s = MultiRead(
+        db_, cfs_[cf], wanted, /*sorted=*/true, [&](size_t i, const rocksdb::Slice* value) {
+          views_[cf].try_emplace(absl::string_view(wanted[i].data(), wanted[i].size()),
+                                 Slot{value ? std::optional<std::string>(value->ToString())
+                                            : std::nullopt,
+                                      false});
+        });
+    if (!s.ok()) Fail(std::move(s));
   }
   template <typename Msg>
   bool GetMsg(Cf cf, absl::string_view key, Msg* msg) {
@@ -1350,38 +1361,34 @@ absl::StatusOr<RegisterImpl::Evaluated> RegisterImpl::EvaluateExemption(absl::st
   // something, so most lookups of people below the cap make one read.
   std::vector<std::string> ledger_keys;
   for (core::Scheme scheme : schemes) ledger_keys.push_back(keys::Ledger(pseudonym, year, scheme));
-  std::vector<rocksdb::Slice> wanted(ledger_keys.begin(), ledger_keys.end());
-  std::vector<rocksdb::PinnableSlice> values(wanted.size());
-  std::vector<rocksdb::Status> statuses(wanted.size());
-  db_->MultiGet(rocksdb::ReadOptions(), cfs_[kLedgers], wanted.size(), wanted.data(),
-                values.data(), statuses.data());
+  const std::vector<rocksdb::Slice> wanted(ledger_keys.begin(), ledger_keys.end());
   const int64_t day = core::DayNumber(date);
-  std::vector<SchemeExemption> out;
-  bool grants = false;
-  for (size_t i = 0; i < schemes.size(); ++i) {
-    SchemeExemption x;
-    x.scheme = schemes[i];
-    x.status = core::ExemptionStatus::kNotExempt;
-    if (statuses[i].ok()) {
-      rec::Ledger l;
-      if (!l.ParseFromArray(values[i].data(), static_cast<int>(values[i].size()))) {
-        return absl::DataLossError("damaged record in ledgers");
-      }
-      if (l.card_issued() && l.card().valid_from() <= day && day <= l.card().valid_to()) {
-        x.status = core::ExemptionStatus::kExempt;
-        x.valid_from = Day(l.card().valid_from());
-        x.valid_to = Day(l.card().valid_to());
-      } else if (l.crossed() && l.cap_reached_on() <= day) {
-        x.status = core::ExemptionStatus::kCapReached;
-        x.valid_from = Day(l.cap_reached_on());
-        x.valid_to = absl::CivilDay(year, 12, 31);
-      }
-    } else if (!statuses[i].IsNotFound()) {
-      return FromRocks(statuses[i], "read");
-    }
-    grants = grants || x.status != core::ExemptionStatus::kNotExempt;
-    out.push_back(x);
-  }
+  std::vector<SchemeExemption> out(schemes.size());
+  bool damaged = false;
+  absl::Status read = MultiRead(
+      db_, cfs_[kLedgers], wanted, /*sorted=*/false, [&](size_t i, const rocksdb::Slice* value) {
+        SchemeExemption& x = out[i];
+        x.scheme = schemes[i];
+        rec::Ledger l;
+        if (value == nullptr) return;
+        if (!l.ParseFromArray(value->data(), static_cast<int>(value->size()))) {
+          damaged = true;
+        } else if (l.card_issued() && l.card().valid_from() <= day &&
+                   day <= l.card().valid_to()) {
+          x.status = core::ExemptionStatus::kExempt;
+          x.valid_from = Day(l.card().valid_from());
+          x.valid_to = Day(l.card().valid_to());
+        } else if (l.crossed() && l.cap_reached_on() <= day) {
+          x.status = core::ExemptionStatus::kCapReached;
+          x.valid_from = Day(l.cap_reached_on());
+          x.valid_to = absl::CivilDay(year, 12, 31);
+        }
+      });
+  if (!read.ok()) return read;
+  if (damaged) return absl::DataLossError("damaged record in ledgers");
+  const bool grants = std::any_of(out.begin(), out.end(), [](const SchemeExemption& x) {
+    return x.status != core::ExemptionStatus::kNotExempt;
+  });
   if (grants) {
     rec::Person person;
     auto found = ReadMsg(kPersons, pseudonym, &person);
@@ -1389,7 +1396,11 @@ absl::StatusOr<RegisterImpl::Evaluated> RegisterImpl::EvaluateExemption(absl::st
     // A reserved person gets NOT_EXEMPT whatever the ledger says, so the
     // answer does not reveal the opt-out.
     if (person.reserved()) {
-      for (SchemeExemption& x : out) x = SchemeExemption{.scheme = x.scheme};
+      for (SchemeExemption& x : out) {
+        x.status = core::ExemptionStatus::kNotExempt;
+        x.valid_from.reset();
+        x.valid_to.reset();
+      }
     }
   }
   rec::Lookup audit;
