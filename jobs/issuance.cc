@@ -1,8 +1,11 @@
 #include "jobs/issuance.h"
 
+#include <deque>
+#include <memory>
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/notification.h"
 #include "core/ledger.h"
 
 namespace frikort::jobs {
@@ -37,19 +40,51 @@ absl::StatusOr<RunSummary> IssuanceJob::Run(std::optional<absl::CivilDay> as_of,
     return core::DecideIssuance(state, decision_date);
   };
 
-  // Walk the due markers in key order. Markers are removed as ledgers are
-  // decided; a marker set again behind the cursor by a report arriving during
-  // the run is the next run's work, one ahead of it is this run's.
-  std::optional<storage::DueLedger> cursor;
+  // Walk the due markers in key order, chunk by chunk. The register's writer
+  // takes each chunk's markers when it reaches the chunk, after everything
+  // queued before it: a marker set behind the cursor by a report arriving
+  // during the run is the next run's work, one ahead of it is this run's.
+  // Up to kChunksInFlight chunks are queued at once, so the writer builds
+  // one while the one before it is being synced. The run ends when the
+  // newest chunk found no marker after the cursor.
+  struct Chunk {
+    absl::Notification done;
+    absl::StatusOr<std::vector<storage::LedgerOutcome>> outcomes;
+  };
+  auto cursor = std::make_shared<storage::DueCursor>();
+  std::deque<std::unique_ptr<Chunk>> in_flight;
+  absl::Status failure;
+  bool exhausted = false;
+  auto failed_early = [&in_flight] {
+    for (const auto& c : in_flight) {
+      if (c->done.HasBeenNotified() && !c->outcomes.ok()) return true;
+    }
+    return false;
+  };
   for (;;) {
-    auto chunk = reg_->ScanDue(cursor, chunk_size_);
-    if (!chunk.ok()) return chunk.status();
-    if (chunk->empty()) break;
-    cursor = chunk->back();
-    summary.ledgers_examined += static_cast<int64_t>(chunk->size());
-    auto outcomes = reg_->Decide(info, *std::move(chunk), decide);
-    if (!outcomes.ok()) return outcomes.status();
-    for (const storage::LedgerOutcome& o : *outcomes) {
+    while (failure.ok() && !exhausted && in_flight.size() < kChunksInFlight && !failed_early()) {
+      auto chunk = std::make_unique<Chunk>();
+      Chunk* c = chunk.get();
+      in_flight.push_back(std::move(chunk));
+      reg_->DecideNextAsync(info, cursor, chunk_size_, decide,
+                            [c](absl::StatusOr<std::vector<storage::LedgerOutcome>> r) {
+                              c->outcomes = std::move(r);
+                              c->done.Notify();
+                            });
+    }
+    if (in_flight.empty()) break;
+    std::unique_ptr<Chunk> c = std::move(in_flight.front());
+    in_flight.pop_front();
+    c->done.WaitForNotification();
+    if (!c->outcomes.ok()) {
+      // Stop queueing; wait for what is queued (its callbacks point here).
+      if (failure.ok()) failure = c->outcomes.status();
+      continue;
+    }
+    if (!failure.ok()) continue;
+    exhausted = c->outcomes->empty();
+    summary.ledgers_examined += static_cast<int64_t>(c->outcomes->size());
+    for (const storage::LedgerOutcome& o : *c->outcomes) {
       if (o.skipped) continue;
       const core::IssuanceDecision& d = o.decision;
       if (d.issue_card) {
@@ -63,6 +98,7 @@ absl::StatusOr<RunSummary> IssuanceJob::Run(std::optional<absl::CivilDay> as_of,
       summary.carried_forward += d.refund.carried;
     }
   }
+  if (!failure.ok()) return failure;
   if (!dry_run && observer_) observer_(summary);
   return summary;
 }

@@ -2,7 +2,7 @@
 // population), and for each due ledger issues the free card and pays out the
 // excess above the cap, following the refund minimum of the ledger's year.
 // The arithmetic is core::DecideIssuance; each ledger's decision is one atomic
-// write (storage::Register::DecideAsync), so a killed run resumes by running
+// write (storage::Register::DecideNextAsync), so a killed run resumes by running
 // again and a repeated run issues and pays nothing new.
 //
 // Thread safety: Run may be called from any thread; runs never overlap: a Run
@@ -57,9 +57,13 @@ class IssuanceJob {
     observer_ = std::move(observer);
   }
 
-  // Ledgers handed to the storage per atomic group; tests lower it to kill a
-  // run between groups.
+  // Ledgers handed to the storage per chunk (each chunk's decisions are
+  // written together); tests lower it to kill a run between chunks.
   void set_chunk_size(size_t n) { chunk_size_ = n; }
+
+  // Chunks queued to the storage at once: the writer builds the next while
+  // the one before it is synced.
+  static constexpr size_t kChunksInFlight = 2;
 
  private:
   storage::Register* const reg_;

@@ -68,6 +68,8 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   return absl::UnavailableError(absl::StrCat(what, ": ", s.ToString()));
 }
 
+absl::string_view View(const rocksdb::Slice& s) { return absl::string_view(s.data(), s.size()); }
+
 // Reads `keys` of one column family with one MultiGet and calls
 // found(i, value) for each, value nullptr for a key that is absent. The first
 // read error is returned (and nothing more is visited).
@@ -183,6 +185,40 @@ class Txn {
     }
   }
 
+  // Up to `limit` keys of `cf` (kDue) strictly after `after` ("" = from the
+  // first) in this group's view: the database's keys merged with the
+  // parent's and this group's writes, deleted ones left out.
+  std::vector<std::string> KeysAfter(Cf cf, absl::string_view after, size_t limit) {
+    std::vector<std::string> out;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cfs_[cf]));
+    const rocksdb::Slice start(after.data(), after.size());
+    it->Seek(start);
+    if (!after.empty() && it->Valid() && it->key() == start) it->Next();
+    const auto& own = ordered_[cf];
+    auto o = own.upper_bound(after);
+    static const absl::btree_set<std::string, std::less<>> kNone;
+    const auto& inherited = parent_ != nullptr ? parent_->ordered_[cf] : kNone;
+    auto p = inherited.upper_bound(after);
+    while (out.size() < limit) {
+      std::optional<absl::string_view> next;
+      if (it->Valid()) next = View(it->key());
+      if (o != own.end() && (!next || *o < *next)) next = *o;
+      if (p != inherited.end() && (!next || *p < *next)) next = *p;
+      if (!next) break;
+      std::string key(*next);
+      if (it->Valid() && View(it->key()) == key) it->Next();
+      if (o != own.end() && *o == key) ++o;
+      if (p != inherited.end() && *p == key) ++p;
+      // The newest word on the key: this group, then the parent, then the
+      // database (which is where it came from if neither holds it).
+      const Slot* slot = Find(cf, key);
+      if (slot == nullptr && parent_ != nullptr) slot = parent_->Find(cf, key);
+      if (slot == nullptr || slot->value) out.push_back(std::move(key));
+    }
+    if (!it->status().ok()) Fail(FromRocks(it->status(), "scan"));
+    return out;
+  }
+
   // The group's writes as one batch, each column family's keys in order:
   // the memtable's skip list then inserts each key next to the one before
   // instead of searching from its head.
@@ -216,7 +252,7 @@ class Txn {
     std::optional<std::string> value;  // nullopt: absent (or deleted)
     bool written = false;
   };
-  static bool Ordered(Cf cf) { return cf == kEntries || cf == kLedgers; }
+  static bool Ordered(Cf cf) { return cf == kEntries || cf == kLedgers || cf == kDue; }
 
   const Slot* Find(Cf cf, absl::string_view key) const {
     auto it = views_[cf].find(key);
@@ -292,8 +328,6 @@ Entry ToEntry(const rec::Entry& e) {
   out.performed_abroad = e.performed_abroad();
   return out;
 }
-
-absl::string_view View(const rocksdb::Slice& s) { return absl::string_view(s.data(), s.size()); }
 
 absl::CivilDay Day(int64_t n) { return core::DayFromNumber(n); }
 
@@ -428,8 +462,8 @@ class RegisterImpl final : public Register {
   absl::StatusOr<std::vector<DueLedger>> ScanDue(const std::optional<DueLedger>& after,
                                                  size_t limit) override;
   absl::StatusOr<std::string> AllocateRunId() override;
-  void DecideAsync(RunInfo run, std::vector<DueLedger> ledgers, DecideFn decide,
-                   DecideDone done) override;
+  void DecideNextAsync(RunInfo run, std::shared_ptr<DueCursor> cursor, size_t limit,
+                       DecideFn decide, DecideDone done) override;
 
   uint64_t ApproximateSizeBytes() override {
     uint64_t v = 0;
@@ -498,8 +532,8 @@ class RegisterImpl final : public Register {
   ReportResult ApplyCancel(Txn& t, const std::string& provider_id, const std::string& report_id,
                            const std::string& reason);
   void ApplyReservation(Txn& t, const std::string& digits, bool reserved);
-  LedgerOutcome ApplyDecide(Txn& t, const RunInfo& run, uint64_t run_seq, const DueLedger& d,
-                            const DecideFn& decide);
+  LedgerOutcome ApplyDecide(Txn& t, const RunInfo& run, uint64_t run_seq,
+                            const std::string& due_key, DueLedger d, const DecideFn& decide);
 
   // Loads (or starts) a ledger summary and the state the job sees of it.
   core::LedgerState StateOf(int year, core::Scheme scheme, const rec::Ledger& l) const;
@@ -1158,16 +1192,17 @@ void RegisterImpl::ApplyReservation(Txn& t, const std::string& digits, bool rese
 }
 
 LedgerOutcome RegisterImpl::ApplyDecide(Txn& t, const RunInfo& run, uint64_t run_seq,
-                                        const DueLedger& d, const DecideFn& decide) {
+                                        const std::string& due_key, DueLedger ledger,
+                                        const DecideFn& decide) {
   LedgerOutcome out;
-  const std::string due_key = keys::Due(d.year, d.pseudonym, d.scheme);
-  if (!t.Get(kDue, due_key)) {  // decided already (by an earlier run or chunk)
-    out.skipped = true;
-    return out;
-  }
+  out.ledger = std::move(ledger);
+  const DueLedger& d = out.ledger;
+  // No opt-out check here: a reservation removes the person's markers in the
+  // same write, and no marker is set while it holds (Verify checks both), so
+  // the marker just taken is the proof. A marker without its ledger is a
+  // damaged register: nothing to decide, the marker goes.
   rec::Ledger l;
-  if (IsReserved(t, d.pseudonym) ||
-      !t.GetMsg(kLedgers, keys::Ledger(d.pseudonym, d.year, d.scheme), &l)) {
+  if (!t.GetMsg(kLedgers, keys::Ledger(d.pseudonym, d.year, d.scheme), &l)) {
     out.skipped = true;
     if (!run.dry_run) t.Delete(kDue, due_key);
     return out;
@@ -1208,8 +1243,8 @@ LedgerOutcome RegisterImpl::ApplyDecide(Txn& t, const RunInfo& run, uint64_t run
   return out;
 }
 
-void RegisterImpl::DecideAsync(RunInfo run, std::vector<DueLedger> ledgers, DecideFn decide,
-                               DecideDone done) {
+void RegisterImpl::DecideNextAsync(RunInfo run, std::shared_ptr<DueCursor> cursor, size_t limit,
+                                   DecideFn decide, DecideDone done) {
   uint64_t run_seq = 0;
   if (!run.dry_run) {
     auto seq = ParseRunId(run.run_id);
@@ -1219,22 +1254,39 @@ void RegisterImpl::DecideAsync(RunInfo run, std::vector<DueLedger> ledgers, Deci
     }
     run_seq = *seq;
   }
+  if (cursor == nullptr || limit == 0) {
+    std::move(done)(absl::InvalidArgumentError("issuance: a chunk needs a cursor and a limit > 0"));
+    return;
+  }
   auto outcomes = std::make_shared<std::vector<LedgerOutcome>>();
   Op op;
-  op.weight = std::max<size_t>(1, ledgers.size());
-  op.apply = [this, run = std::move(run), run_seq, ledgers = std::move(ledgers),
+  op.weight = limit;
+  op.apply = [this, run = std::move(run), run_seq, cursor = std::move(cursor), limit,
               decide = std::move(decide), outcomes](Txn& t) {
-    std::vector<std::string> due_keys, person_keys, ledger_keys;
-    for (const auto& d : ledgers) {
-      due_keys.push_back(keys::Due(d.year, d.pseudonym, d.scheme));
-      person_keys.push_back(d.pseudonym);
+    // The markers as every change queued before this chunk left them, the
+    // chunk queued just before included (it may not be on disk yet).
+    std::vector<std::string> due_keys = t.KeysAfter(kDue, cursor->after, limit);
+    if (!t.status().ok() || due_keys.empty()) return;
+    cursor->after = due_keys.back();
+    std::vector<DueLedger> ledgers;
+    std::vector<std::string> ledger_keys;
+    for (const std::string& k : due_keys) {
+      if (k.size() != keys::kDueKeySize) {
+        return t.Fail(absl::DataLossError("damaged due marker key"));
+      }
+      DueLedger d;
+      d.year = static_cast<int>(keys::GetU(k, 0, 2));
+      d.pseudonym = k.substr(2, kPseudonymBytes);
+      d.scheme = static_cast<core::Scheme>(keys::GetU(k, 2 + kPseudonymBytes, 1));
       ledger_keys.push_back(keys::Ledger(d.pseudonym, d.year, d.scheme));
+      ledgers.push_back(std::move(d));
     }
-    t.Prefetch(kDue, std::move(due_keys));
-    t.Prefetch(kPersons, std::move(person_keys));
     t.Prefetch(kLedgers, std::move(ledger_keys));
     outcomes->reserve(ledgers.size());
-    for (const auto& d : ledgers) outcomes->push_back(ApplyDecide(t, run, run_seq, d, decide));
+    for (size_t i = 0; i < ledgers.size(); ++i) {
+      outcomes->push_back(
+          ApplyDecide(t, run, run_seq, due_keys[i], std::move(ledgers[i]), decide));
+    }
   };
   op.complete = [outcomes, done = std::move(done)](absl::Status s) mutable {
     if (!s.ok()) {
@@ -1883,11 +1935,11 @@ absl::Status Register::SetReservation(std::string person_id, bool reserved) {
   return w.Wait();
 }
 
-absl::StatusOr<std::vector<LedgerOutcome>> Register::Decide(RunInfo run,
-                                                            std::vector<DueLedger> ledgers,
-                                                            DecideFn decide) {
+absl::StatusOr<std::vector<LedgerOutcome>> Register::DecideNext(RunInfo run,
+                                                                std::shared_ptr<DueCursor> cursor,
+                                                                size_t limit, DecideFn decide) {
   Waiter<absl::StatusOr<std::vector<LedgerOutcome>>> w;
-  DecideAsync(std::move(run), std::move(ledgers), std::move(decide), w.Callback());
+  DecideNextAsync(std::move(run), std::move(cursor), limit, std::move(decide), w.Callback());
   return w.Wait();
 }
 

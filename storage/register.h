@@ -163,8 +163,16 @@ struct DueLedger {
 
 // What happened to one due ledger in an issuance decision.
 struct LedgerOutcome {
-  bool skipped = false;  // person reserved, or marker stale: nothing decided
+  DueLedger ledger;
+  bool skipped = false;  // marker without its ledger (a damaged register): nothing decided
   core::IssuanceDecision decision;
+};
+
+// Where one run's walk over the due markers stands. Created empty (before the
+// first marker) by the job and handed to every DecideNextAsync of the run;
+// only the register's writer thread reads and moves it, in queue order.
+struct DueCursor {
+  std::string after;  // due key of the last ledger taken; "" = none yet
 };
 
 struct RunInfo {
@@ -256,19 +264,26 @@ class Register {
                                                          size_t limit) = 0;
   // A new run id, durable and unique ("run-000001", ...).
   virtual absl::StatusOr<std::string> AllocateRunId() = 0;
-  // For each ledger, on the writer thread: reads its state, calls decide(state)
-  // and applies the result in one atomic write with its peers: card (valid_from,
-  // valid_to, issued_on = run.as_of, basis = counted total), payout record
-  // tagged with run.run_id, refunded sum, and the due marker removed when the
-  // decision is done. With run.dry_run nothing is written. A reserved person's
-  // ledger is skipped and its marker removed (withdrawing the reservation puts
-  // it back).
+  // On the writer thread, when it reaches this call in its queue: takes the
+  // next `limit` due markers after `cursor` (in key order, as every change
+  // queued before this call left them), moves the cursor past them, and for
+  // each ledger reads its state, calls decide(state) and applies the result
+  // in one atomic write with its peers: card (valid_from, valid_to,
+  // issued_on = run.as_of, basis = counted total), payout record tagged with
+  // run.run_id, refunded sum, and the due marker removed when the decision is
+  // done. With run.dry_run nothing is written. A reserved person has no
+  // markers (reserving removes them, withdrawing puts them back), so nothing
+  // of theirs is taken. One outcome per marker taken, in key order; none when no marker
+  // is left after the cursor. Because each call starts where the call queued
+  // before it ended, a run may queue its next chunk before the previous one
+  // is on disk: chunk N+1 is then built while chunk N is being synced.
   using DecideFn = std::function<core::IssuanceDecision(const core::LedgerState&)>;
   using DecideDone = absl::AnyInvocable<void(absl::StatusOr<std::vector<LedgerOutcome>>) &&>;
-  virtual void DecideAsync(RunInfo run, std::vector<DueLedger> ledgers, DecideFn decide,
-                           DecideDone done) = 0;
-  absl::StatusOr<std::vector<LedgerOutcome>> Decide(RunInfo run, std::vector<DueLedger> ledgers,
-                                                    DecideFn decide);
+  virtual void DecideNextAsync(RunInfo run, std::shared_ptr<DueCursor> cursor, size_t limit,
+                               DecideFn decide, DecideDone done) = 0;
+  absl::StatusOr<std::vector<LedgerOutcome>> DecideNext(RunInfo run,
+                                                        std::shared_ptr<DueCursor> cursor,
+                                                        size_t limit, DecideFn decide);
 
   // ---- operations ----
   // Walks the whole register and checks its invariants: every ledger summary

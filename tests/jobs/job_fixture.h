@@ -48,19 +48,26 @@ inline const std::string kSecret(32, 'k');
 inline constexpr char kProvider[] = "1234567";
 
 // Forwards every call to a real Register. `before_decide` runs on the caller's
-// thread before a DecideAsync is forwarded (it may call the inner register's
-// blocking methods); `decide_fault` decides whether that DecideAsync fails
-// without writing (kBefore) or after its write committed (kAfter).
+// thread before a DecideNextAsync is forwarded (it may call the inner
+// register's blocking methods); `decide_fault` decides whether that call
+// fails without writing (kBefore) or after its write committed (kAfter).
+// After a fault every later call fails as well, as in a process that died.
+// The ledgers each forwarded call took are kept, by call, for taken().
 class HookedRegister final : public Register {
  public:
   enum class Fault { kNone, kBefore, kAfter };
 
   explicit HookedRegister(Register* inner) : inner_(inner) {}
 
-  // Called with the 0-based index of the DecideAsync call and its ledgers.
-  std::function<void(int call, const std::vector<storage::DueLedger>&)> before_decide;
+  // Called with the 0-based index of the DecideNextAsync call.
+  std::function<void(int call)> before_decide;
   std::function<Fault(int call)> decide_fault;
   int decide_calls() const { return calls_.load(); }
+  // The ledgers each call took (by call index; empty for a failed call).
+  std::map<int, std::vector<storage::DueLedger>> taken() const {
+    absl::MutexLock l(&mu_);
+    return taken_;
+  }
 
   void SubmitAsync(std::vector<core::CoPaymentInput> items, SubmitDone done) override {
     inner_->SubmitAsync(std::move(items), std::move(done));
@@ -107,22 +114,32 @@ class HookedRegister final : public Register {
     return inner_->ScanDue(after, limit);
   }
   absl::StatusOr<std::string> AllocateRunId() override { return inner_->AllocateRunId(); }
-  void DecideAsync(storage::RunInfo run, std::vector<storage::DueLedger> ledgers,
-                   DecideFn decide, DecideDone done) override {
+  void DecideNextAsync(storage::RunInfo run, std::shared_ptr<storage::DueCursor> cursor,
+                       size_t limit, DecideFn decide, DecideDone done) override {
     const int call = calls_.fetch_add(1);
-    if (before_decide) before_decide(call, ledgers);
-    const Fault fault = decide_fault ? decide_fault(call) : Fault::kNone;
+    if (before_decide) before_decide(call);
+    const Fault fault = dead_.load() ? Fault::kBefore
+                        : decide_fault ? decide_fault(call)
+                                       : Fault::kNone;
+    if (fault != Fault::kNone) dead_ = true;
     if (fault == Fault::kBefore) {
       std::move(done)(absl::UnavailableError("test: killed before this chunk's write"));
       return;
     }
     if (fault == Fault::kAfter) {
-      auto r = inner_->Decide(std::move(run), std::move(ledgers), std::move(decide));
+      auto r = inner_->DecideNext(std::move(run), std::move(cursor), limit, std::move(decide));
       EXPECT_TRUE(r.ok()) << r.status();
+      if (r.ok()) Record(call, *r);
       std::move(done)(absl::UnavailableError("test: killed after this chunk's write"));
       return;
     }
-    inner_->DecideAsync(std::move(run), std::move(ledgers), std::move(decide), std::move(done));
+    inner_->DecideNextAsync(
+        std::move(run), std::move(cursor), limit, std::move(decide),
+        [this, call, done = std::move(done)](
+            absl::StatusOr<std::vector<storage::LedgerOutcome>> r) mutable {
+          if (r.ok()) Record(call, *r);
+          std::move(done)(std::move(r));
+        });
   }
   absl::StatusOr<VerifyReport> Verify() override { return inner_->Verify(); }
   uint64_t ApproximateSizeBytes() override { return inner_->ApproximateSizeBytes(); }
@@ -133,8 +150,17 @@ class HookedRegister final : public Register {
   }
 
  private:
+  void Record(int call, const std::vector<storage::LedgerOutcome>& outcomes) {
+    absl::MutexLock l(&mu_);
+    auto& ledgers = taken_[call];
+    for (const auto& o : outcomes) ledgers.push_back(o.ledger);
+  }
+
   Register* const inner_;
   std::atomic<int> calls_{0};
+  std::atomic<bool> dead_{false};
+  mutable absl::Mutex mu_;
+  std::map<int, std::vector<storage::DueLedger>> taken_ ABSL_GUARDED_BY(mu_);
 };
 
 class JobTest : public ::testing::Test {

@@ -70,12 +70,15 @@ TEST_F(ResumeTest, KilledAfterSomeLedgersResumesWithoutPayingTwice) {
   ASSERT_EQ(due->size(), static_cast<size_t>(kPeople));
   auto run_id = reg_->AllocateRunId();
   ASSERT_TRUE(run_id.ok());
-  std::vector<storage::DueLedger> first_half(due->begin(), due->begin() + 4);
-  auto outcomes = reg_->Decide({*run_id, as_of, false}, first_half,
-                               [as_of](const core::LedgerState& s) {
-                                 return core::DecideIssuance(s, as_of);
-                               });
+  auto outcomes = reg_->DecideNext({*run_id, as_of, false}, std::make_shared<storage::DueCursor>(),
+                                   4, [as_of](const core::LedgerState& s) {
+                                     return core::DecideIssuance(s, as_of);
+                                   });
   ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  ASSERT_EQ(outcomes->size(), 4u);
+  for (size_t i = 0; i < outcomes->size(); ++i) {
+    EXPECT_EQ((*outcomes)[i].ledger.pseudonym, (*due)[i].pseudonym);  // the first four markers
+  }
   for (const auto& o : *outcomes) ASSERT_TRUE(o.decision.issue_card);
 
   Reopen();  // the kill: nothing of the job survives but what was written
@@ -162,7 +165,7 @@ TEST_F(ResumeTest, ReportsDuringARunAreInItOrInTheNext) {
   constexpr int kBefore = 3;  // chunks decided when the reports arrive
   constexpr Ore kExtra = 700;
   HookedRegister hooked(reg_.get());
-  hooked.before_decide = [&](int call, const std::vector<storage::DueLedger>&) {
+  hooked.before_decide = [&](int call) {
     if (call != kBefore) return;
     std::vector<core::CoPaymentInput> items;
     int n = 0;
@@ -215,7 +218,7 @@ TEST_F(ResumeTest, CrossingDuringARunIsIssuedOnce) {
   std::vector<std::string> newcomers;
   for (int i = 0; i < 6; ++i) newcomers.push_back(Person(900 + i));
   HookedRegister hooked(reg_.get());
-  hooked.before_decide = [&](int call, const std::vector<storage::DueLedger>&) {
+  hooked.before_decide = [&](int call) {
     if (call != 5) return;
     for (size_t i = 0; i < newcomers.size(); ++i) {
       Pay(newcomers[i], Day(2024, 3, 20), kCap2024 + 10);

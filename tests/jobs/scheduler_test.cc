@@ -119,7 +119,7 @@ TEST_F(SchedulerTest, SecondRunWhileOneIsInProgressIsAborted) {
   IssuanceJob job(&hooked, &rules_, &clock_);
   job.set_chunk_size(2);
   absl::Status second_status;
-  hooked.before_decide = [&](int call, const std::vector<storage::DueLedger>&) {
+  hooked.before_decide = [&](int call) {
     if (call != 0) return;
     std::thread other([&] { second_status = job.Run(Day(2024, 6, 1), false).status(); });
     other.join();
@@ -129,7 +129,7 @@ TEST_F(SchedulerTest, SecondRunWhileOneIsInProgressIsAborted) {
   EXPECT_EQ(second_status.code(), absl::StatusCode::kAborted) << second_status;
   EXPECT_EQ(first->cards_issued, 5);
   // A dry run is refused as well while a run holds the job.
-  hooked.before_decide = [&](int, const std::vector<storage::DueLedger>&) {
+  hooked.before_decide = [&](int) {
     std::thread other([&] { second_status = job.Run(Day(2024, 6, 1), true).status(); });
     other.join();
   };
@@ -158,7 +158,7 @@ TEST_F(SchedulerTest, ConcurrentRunsNeverDuplicateCardsOrPayouts) {
   std::atomic<int> in_run{0};
   std::atomic<bool> overlapped{false};
   HookedRegister hooked(reg_.get());
-  hooked.before_decide = [&](int, const std::vector<storage::DueLedger>&) {
+  hooked.before_decide = [&](int) {
     if (in_run.fetch_add(1) != 0) overlapped = true;
     absl::SleepFor(absl::Microseconds(200));
     in_run.fetch_sub(1);
@@ -201,7 +201,7 @@ TEST_F(SchedulerTest, ManualRunWhileScheduledRunHoldsTheJob) {
   IssuanceJob job(&hooked, &rules_, &clock_);
   absl::Notification entered, release;
   std::atomic<bool> held{false};
-  hooked.before_decide = [&](int, const std::vector<storage::DueLedger>&) {
+  hooked.before_decide = [&](int) {
     if (held.exchange(true)) return;  // hold only the first scheduled chunk
     entered.Notify();
     release.WaitForNotificationWithTimeout(kWaitLimit);
@@ -233,7 +233,7 @@ TEST_F(SchedulerTest, ScheduledTicksDuringAManualRunAreNotErrors) {
   IssuanceJob job(&hooked, &rules_, &clock_);
   absl::Notification release;
   absl::Notification manual_entered;
-  hooked.before_decide = [&](int call, const std::vector<storage::DueLedger>&) {
+  hooked.before_decide = [&](int call) {
     if (call == 0) {
       manual_entered.Notify();
       release.WaitForNotificationWithTimeout(kWaitLimit);
@@ -293,7 +293,7 @@ TEST_F(SchedulerTest, StopReturnsPromptly) {
   HookedRegister hooked(reg_.get());
   IssuanceJob job(&hooked, &rules_, &clock_);
   absl::Notification entered;
-  hooked.before_decide = [&](int call, const std::vector<storage::DueLedger>&) {
+  hooked.before_decide = [&](int call) {
     if (call == 0) {
       entered.Notify();
       absl::SleepFor(absl::Milliseconds(100));

@@ -738,40 +738,14 @@ void SimulationTest::RunIssuance(bool interrupted, bool reports_between_chunks) 
   std::set<std::string> decided;
   std::vector<std::thread> release;
   HookedRegister hooked(reg_.get());
-  hooked.before_decide = [&](int call, const std::vector<storage::DueLedger>& got) {
-    std::vector<LedgerKey> chunk_keys;
-    for (const LedgerKey& k : SortedDue()) {
-      if ((!cursor || OrderOf(k) > *cursor) && chunk_keys.size() < chunk) chunk_keys.push_back(k);
-    }
-    std::vector<std::string> want_names, got_names;
-    bool same = got.size() == chunk_keys.size();
-    for (size_t i = 0; i < chunk_keys.size(); ++i) {
-      const LedgerKey& k = chunk_keys[i];
-      want_names.push_back(absl::StrCat(Alias(k.person), " ", k.year, " ", Show(k.scheme)));
-      same = same && i < got.size() && got[i].year == k.year &&
-             got[i].pseudonym == pseudonyms_.at(k.person) && got[i].scheme == k.scheme;
-    }
-    for (const storage::DueLedger& d : got) {
-      std::string who = "unknown person";
-      for (const auto& [p, pseudonym] : pseudonyms_) {
-        if (pseudonym == d.pseudonym) who = Alias(p);
-      }
-      got_names.push_back(absl::StrCat(who, " ", d.year, " ", Show(d.scheme)));
-    }
-    if (!same) {
-      Diff(chunk_keys.empty() ? "" : chunk_keys[0].person,
-           absl::StrCat("chunk ", call, " of the run: model expects [",
-                        absl::StrJoin(want_names, "; "), "], the job took [",
-                        absl::StrJoin(got_names, "; "), "]"));
-    }
-    if (!got.empty()) {
-      const storage::DueLedger& last = got.back();
-      cursor = DueOrder{last.year, last.pseudonym, static_cast<int>(last.scheme)};
-    }
-    want.ledgers_examined += static_cast<int64_t>(got.size());
+  // What the model expects each call to take, by call; compared with what it
+  // took once the run is over (the calls complete on the register's thread).
+  std::map<int, std::vector<LedgerKey>> predicted;
+  hooked.before_decide = [&](int call) {
     if (reports_between_chunks && rng_->Chance(60)) {
       // What arrives now is in this run if its ledger sorts after the cursor,
-      // else in the next one. Changes not waited for share the chunk's group.
+      // else in the next one: the chunk queued next takes its markers only
+      // after these changes. Changes not waited for share the chunk's group.
       const std::string saved = op_;
       const bool same_group = rng_->Chance(50);
       std::shared_ptr<absl::Notification> gate;
@@ -793,6 +767,13 @@ void SimulationTest::RunIssuance(bool interrupted, bool reports_between_chunks) 
       coverage_.Add("changes between chunks", n);
     }
     if (call == fault_call && fault == Fault::kBefore) return;
+    std::vector<LedgerKey> chunk_keys;
+    for (const LedgerKey& k : SortedDue()) {
+      if ((!cursor || OrderOf(k) > *cursor) && chunk_keys.size() < chunk) chunk_keys.push_back(k);
+    }
+    predicted[call] = chunk_keys;
+    if (!chunk_keys.empty()) cursor = OrderOf(chunk_keys.back());
+    want.ledgers_examined += static_cast<int64_t>(chunk_keys.size());
     for (const LedgerKey& k : chunk_keys) {
       const ModelDecision d = model_->Decide(k, as_of, want.run_id, dry_run);
       if (d.skipped) continue;
@@ -826,6 +807,33 @@ void SimulationTest::RunIssuance(bool interrupted, bool reports_between_chunks) 
   absl::StatusOr<RunSummary> got = job.Run(as_of, dry_run);
   for (std::thread& t : release) t.join();
   AwaitPending();
+  const std::map<int, std::vector<storage::DueLedger>> taken = hooked.taken();
+  for (const auto& [call, chunk_keys] : predicted) {
+    static const std::vector<storage::DueLedger> kNothing;
+    auto it = taken.find(call);
+    const std::vector<storage::DueLedger>& took = it == taken.end() ? kNothing : it->second;
+    std::vector<std::string> want_names, got_names;
+    bool same = took.size() == chunk_keys.size();
+    for (size_t i = 0; i < chunk_keys.size(); ++i) {
+      const LedgerKey& k = chunk_keys[i];
+      want_names.push_back(absl::StrCat(Alias(k.person), " ", k.year, " ", Show(k.scheme)));
+      same = same && i < took.size() && took[i].year == k.year &&
+             took[i].pseudonym == pseudonyms_.at(k.person) && took[i].scheme == k.scheme;
+    }
+    for (const storage::DueLedger& d : took) {
+      std::string who = "unknown person";
+      for (const auto& [p, pseudonym] : pseudonyms_) {
+        if (pseudonym == d.pseudonym) who = Alias(p);
+      }
+      got_names.push_back(absl::StrCat(who, " ", d.year, " ", Show(d.scheme)));
+    }
+    if (!same) {
+      Diff(chunk_keys.empty() ? "" : chunk_keys[0].person,
+           absl::StrCat("chunk ", call, " of the run: model expects [",
+                        absl::StrJoin(want_names, "; "), "], the job took [",
+                        absl::StrJoin(got_names, "; "), "]"));
+    }
+  }
 
   if (faulted) {
     coverage_.Add("runs killed between chunks");

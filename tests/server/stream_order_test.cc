@@ -82,8 +82,8 @@ class ReorderingRegister final : public storage::Register {
     return absl::UnimplementedError("fake");
   }
   absl::StatusOr<std::string> AllocateRunId() override { return absl::UnimplementedError("fake"); }
-  void DecideAsync(storage::RunInfo, std::vector<storage::DueLedger>, DecideFn,
-                   DecideDone done) override {
+  void DecideNextAsync(storage::RunInfo, std::shared_ptr<storage::DueCursor>, size_t, DecideFn,
+                       DecideDone done) override {
     std::move(done)(absl::UnimplementedError("fake"));
   }
   absl::StatusOr<VerifyReport> Verify() override { return absl::UnimplementedError("fake"); }

@@ -214,10 +214,11 @@ TEST_F(RegisterTest, CancellationKeepsHistoryAndFlagsIssuedCard) {
   auto due = reg_->ScanDue(std::nullopt, 10);
   ASSERT_TRUE(due.ok());
   ASSERT_EQ(due->size(), 1u);
-  auto out =
-      reg_->Decide({*run, absl::CivilDay(2024, 5, 1), false}, *due, [](const core::LedgerState& s) {
-        return core::DecideIssuance(s, absl::CivilDay(2024, 5, 1));
-      });
+  auto out = reg_->DecideNext({*run, absl::CivilDay(2024, 5, 1), false},
+                              std::make_shared<storage::DueCursor>(), 10,
+                              [](const core::LedgerState& s) {
+                                return core::DecideIssuance(s, absl::CivilDay(2024, 5, 1));
+                              });
   ASSERT_TRUE(out.ok());
   ASSERT_TRUE((*out)[0].decision.issue_card);
   EXPECT_EQ(Ledger(alice_, 2024, Scheme::kTak).card->valid_from, absl::CivilDay(2024, 4, 1));
@@ -251,6 +252,59 @@ TEST_F(RegisterTest, DueMarkersFollowTheLedger) {
   ASSERT_EQ(reg_->ScanDue(std::nullopt, 10)->size(), 1u);
   reg_->Cancel("1234567", "b", "x").IgnoreError();
   EXPECT_TRUE(reg_->ScanDue(std::nullopt, 10)->empty());
+}
+
+// Chunks of one run queued back to back, none waited for: each takes the
+// markers after the ones the chunk before it took, as the writer reaches it,
+// even while the chunk before is not on disk yet; a chunk past the last
+// marker takes nothing. A wait-free dry run walks the same markers.
+TEST_F(RegisterTest, ChunksQueuedBackToBackTakeConsecutiveMarkers) {
+  constexpr int kPeople = 5;
+  for (int i = 0; i < kPeople; ++i) {
+    SubmitOne(Report(absl::StrCat("r", i), MakePersonId(1 + i, 4, 85, 0),
+                     absl::CivilDay(2024, 3, 1), 400000));
+  }
+  auto due = reg_->ScanDue(std::nullopt, 10);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), static_cast<size_t>(kPeople));
+  auto decide = [](const core::LedgerState& s) {
+    return core::DecideIssuance(s, absl::CivilDay(2024, 5, 1));
+  };
+  for (bool dry_run : {true, false}) {
+    SCOPED_TRACE(dry_run ? "dry run" : "run");
+    std::string run_id = "dry-run";
+    if (!dry_run) run_id = *reg_->AllocateRunId();
+    auto cursor = std::make_shared<DueCursor>();
+    constexpr int kChunks = 4;  // 2 + 2 + 1 + none
+    std::vector<absl::StatusOr<std::vector<LedgerOutcome>>> got(kChunks);
+    std::vector<absl::Notification> done(kChunks);
+    for (int c = 0; c < kChunks; ++c) {
+      reg_->DecideNextAsync({run_id, absl::CivilDay(2024, 5, 1), dry_run}, cursor, 2, decide,
+                            [&got, &done, c](absl::StatusOr<std::vector<LedgerOutcome>> r) {
+                              got[c] = std::move(r);
+                              done[c].Notify();
+                            });
+    }
+    std::vector<std::string> taken;
+    for (int c = 0; c < kChunks; ++c) {
+      done[c].WaitForNotification();
+      ASSERT_TRUE(got[c].ok()) << got[c].status();
+      EXPECT_EQ(got[c]->size(), c < 2 ? 2u : c == 2 ? 1u : 0u) << "chunk " << c;
+      for (const LedgerOutcome& o : *got[c]) {
+        EXPECT_FALSE(o.skipped);
+        EXPECT_TRUE(o.decision.issue_card);
+        taken.push_back(o.ledger.pseudonym);
+      }
+    }
+    ASSERT_EQ(taken.size(), static_cast<size_t>(kPeople));
+    for (int i = 0; i < kPeople; ++i) EXPECT_EQ(taken[i], (*due)[i].pseudonym) << i;
+    EXPECT_EQ(reg_->ScanDue(std::nullopt, 10)->size(), dry_run ? 5u : 0u);
+  }
+  EXPECT_THAT(reg_->DecideNext({"run-000009", absl::CivilDay(2024, 5, 1), false},
+                               std::make_shared<DueCursor>(), 0, decide)
+                  .status()
+                  .message(),
+              ::testing::HasSubstr("limit"));
 }
 
 TEST_F(RegisterTest, ReservationRefusesReportsHidesStatusAndParksMarkers) {
@@ -426,11 +480,13 @@ TEST_F(RegisterTest, VerifyIsCleanAfterEveryKindOfChange) {
   auto run = reg_->AllocateRunId();
   auto due = reg_->ScanDue(std::nullopt, 10);
   ASSERT_EQ(due->size(), 2u);
-  ASSERT_TRUE(reg_->Decide({*run, absl::CivilDay(2024, 5, 1), false}, *due,
-                           [](const core::LedgerState& s) {
-                             return core::DecideIssuance(s, absl::CivilDay(2024, 5, 1));
-                           })
-                  .ok());
+  auto decided = reg_->DecideNext({*run, absl::CivilDay(2024, 5, 1), false},
+                                  std::make_shared<storage::DueCursor>(), 10,
+                                  [](const core::LedgerState& s) {
+                                    return core::DecideIssuance(s, absl::CivilDay(2024, 5, 1));
+                                  });
+  ASSERT_TRUE(decided.ok());
+  ASSERT_EQ(decided->size(), 2u);
   ASSERT_TRUE(reg_->Cancel("1234567", "a", "x").ok());
   ASSERT_TRUE(reg_->SetReservation(bob_, true).ok());
   auto rep = reg_->Verify();
