@@ -286,6 +286,23 @@ TEST(DeployTest, GrafanaDashboard) {
   }
 }
 
+// The server's malloc is jemalloc's, for every library it loads (glibc's
+// arenas were a sixth of an issuance run's CPU): the dynamic linker's own
+// account of where libc's and OpenSSL's calls to malloc go.
+TEST(DeployTest, ServerMallocIsJemalloc) {
+  const std::string binary = FrikortdPath();
+  ASSERT_FALSE(binary.empty());
+  CommandResult run = Shell(absl::StrCat("LD_DEBUG=bindings ", binary, " --version 2>&1"));
+  ASSERT_EQ(run.code, 0) << run.output;
+  int to_jemalloc = 0;
+  for (absl::string_view line : absl::StrSplit(run.output, '\n')) {
+    if (!absl::StrContains(line, "normal symbol `malloc'")) continue;
+    EXPECT_THAT(std::string(line), HasSubstr("libjemalloc.so"));
+    if (absl::StrContains(line, "libjemalloc.so")) ++to_jemalloc;
+  }
+  EXPECT_GT(to_jemalloc, 0) << run.output.substr(0, 2000);
+}
+
 TEST(DeployTest, ContainerRuntimePackagesCoverTheBinariesLibraries) {
   std::ifstream in(Deploy("Containerfile"));
   std::stringstream text;
