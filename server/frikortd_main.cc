@@ -66,8 +66,8 @@ ABSL_FLAG(std::string, pseudonym_key_file, "",
           "file with the pseudonym secret (>= 32 bytes, mode 0600); empty = development mode, "
           "a secret is created in the data folder");
 ABSL_FLAG(std::string, rules_file, "deploy/rules.txt", "the rules table (caps per year)");
-ABSL_FLAG(int64_t, block_cache_mb, 64, "RocksDB block cache size, MiB");
-ABSL_FLAG(int64_t, write_buffer_mb, 32, "RocksDB write buffer size, MiB");
+ABSL_FLAG(int64_t, block_cache_mb, 512, "RocksDB block cache size, MiB");
+ABSL_FLAG(int64_t, write_buffer_mb, 256, "RocksDB write buffer size, MiB");
 ABSL_FLAG(bool, verify, false,
           "walk the register in --data_dir, check every invariant, print what was checked and "
           "every violation, and exit (0 = clean, 3 = violations); frikortd must not be running");

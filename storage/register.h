@@ -58,8 +58,8 @@ struct RegisterOptions {
   const core::Clock* clock = nullptr;       // not owned; must outlive the Register
   core::PersonIdOptions id_options;
   // Memory is bounded by these, not by data size.
-  uint64_t block_cache_bytes = 64ull << 20;
-  uint64_t write_buffer_bytes = 32ull << 20;
+  uint64_t block_cache_bytes = 512ull << 20;
+  uint64_t write_buffer_bytes = 256ull << 20;
   // Synced WAL on every group commit. Only tests that measure something else
   // may turn it off.
   bool sync_writes = true;
