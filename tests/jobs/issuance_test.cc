@@ -607,6 +607,38 @@ TEST_F(IssuanceTest, ReservationQueuedBeforeAChunkKeepsTheLedgerOutOfIt) {
   EXPECT_EQ(after.payout_total, 2000);
 }
 
+TEST_F(IssuanceTest, ReservationBetweenChunksTakesOutALedgerAheadOfTheCursor) {
+  // Two due people, one ledger per chunk. Before the second chunk is queued
+  // both opt out: the one decided by the first chunk keeps its card, the one
+  // still ahead of the cursor is not taken by this run.
+  const std::string p = Person(83), q = Person(84);
+  Pay(p, Day(2024, 3, 1), kCap2024 + 2000);
+  Pay(q, Day(2024, 3, 1), kCap2024 + 3000);
+  HookedRegister hooked(reg_.get());
+  hooked.before_decide = [&](int call) {
+    if (call != 1) return;
+    ASSERT_TRUE(reg_->SetReservation(p, true).ok());
+    ASSERT_TRUE(reg_->SetReservation(q, true).ok());
+  };
+  IssuanceJob job(&hooked, &rules_, &clock_);
+  job.set_chunk_size(1);
+  auto s = job.Run(Day(2024, 3, 10), false);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->ledgers_examined, 1);
+  EXPECT_EQ(s->cards_issued, 1);
+  EXPECT_EQ(s->payouts, 1);
+  ASSERT_EQ(Cards(2024).size(), 1u);
+  EXPECT_EQ(DueCount(), 0u);
+  ExpectConsistent();
+  // Withdrawn, the one left out is due again and decided by the next run.
+  ASSERT_TRUE(reg_->SetReservation(p, false).ok());
+  ASSERT_TRUE(reg_->SetReservation(q, false).ok());
+  RunSummary after = RunJob(Day(2024, 3, 20));
+  EXPECT_EQ(after.cards_issued, 1);
+  EXPECT_EQ(after.payout_total + s->payout_total, 5000);
+  EXPECT_EQ(Cards(2024).size(), 2u);
+}
+
 TEST_F(IssuanceTest, TwoCapYearSchemesAreIndependent) {
   const std::string p = Person(90);
   // Tak 1 (physician, patient travel) reaches 2369 NOK on 10 May, 300 NOK over.

@@ -255,9 +255,10 @@ TEST_F(RegisterTest, DueMarkersFollowTheLedger) {
 }
 
 // Chunks of one run queued back to back, none waited for: each takes the
-// markers after the ones the chunk before it took, as the writer reaches it,
-// even while the chunk before is not on disk yet; a chunk past the last
-// marker takes nothing. A wait-free dry run walks the same markers.
+// markers after the ones the chunk before it took, as the writer reaches it
+// (here mostly within one group; the simulation holds the commit thread to
+// build chunks on a group not yet on disk); a chunk past the last marker
+// takes nothing. A dry run walks the same markers and leaves them.
 TEST_F(RegisterTest, ChunksQueuedBackToBackTakeConsecutiveMarkers) {
   constexpr int kPeople = 5;
   for (int i = 0; i < kPeople; ++i) {
