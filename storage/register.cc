@@ -340,6 +340,16 @@ ReportResult Rejected(std::string report_id, core::RejectReason reason, std::str
   return r;
 }
 
+// The ledger a due marker names; nullopt for a damaged key.
+std::optional<DueLedger> ParseDueKey(absl::string_view k) {
+  if (k.size() != keys::kDueKeySize) return std::nullopt;
+  DueLedger d;
+  d.year = static_cast<int>(keys::GetU(k, 0, 2));
+  d.pseudonym = std::string(k.substr(2, kPseudonymBytes));
+  d.scheme = static_cast<core::Scheme>(keys::GetU(k, 2 + kPseudonymBytes, 1));
+  return d;
+}
+
 absl::StatusOr<uint64_t> ParseRunId(absl::string_view run_id) {
   uint64_t seq = 0;
   if (!absl::ConsumePrefix(&run_id, "run-") || run_id.empty() || !absl::SimpleAtoi(run_id, &seq) ||
@@ -1278,15 +1288,10 @@ void RegisterImpl::DecideNextAsync(RunInfo run, std::shared_ptr<DueCursor> curso
     std::vector<DueLedger> ledgers;
     std::vector<std::string> ledger_keys;
     for (const std::string& k : due_keys) {
-      if (k.size() != keys::kDueKeySize) {
-        return t.Fail(absl::DataLossError("damaged due marker key"));
-      }
-      DueLedger d;
-      d.year = static_cast<int>(keys::GetU(k, 0, 2));
-      d.pseudonym = k.substr(2, kPseudonymBytes);
-      d.scheme = static_cast<core::Scheme>(keys::GetU(k, 2 + kPseudonymBytes, 1));
-      ledger_keys.push_back(keys::Ledger(d.pseudonym, d.year, d.scheme));
-      ledgers.push_back(std::move(d));
+      std::optional<DueLedger> d = ParseDueKey(k);
+      if (!d) return t.Fail(absl::DataLossError("damaged due marker key"));
+      ledger_keys.push_back(keys::Ledger(d->pseudonym, d->year, d->scheme));
+      ledgers.push_back(*std::move(d));
     }
     t.Prefetch(kLedgers, std::move(ledger_keys));
     outcomes->reserve(ledgers.size());
@@ -1671,12 +1676,9 @@ absl::StatusOr<std::vector<DueLedger>> RegisterImpl::ScanDue(const std::optional
   for (it->Seek(start); it->Valid() && out.size() < limit; it->Next()) {
     absl::string_view k = View(it->key());
     if (after && k == start) continue;
-    if (k.size() != keys::kDueKeySize) return absl::DataLossError("damaged due marker key");
-    DueLedger d;
-    d.year = static_cast<int>(keys::GetU(k, 0, 2));
-    d.pseudonym = std::string(k.substr(2, kPseudonymBytes));
-    d.scheme = static_cast<core::Scheme>(keys::GetU(k, 2 + kPseudonymBytes, 1));
-    out.push_back(std::move(d));
+    std::optional<DueLedger> d = ParseDueKey(k);
+    if (!d) return absl::DataLossError("damaged due marker key");
+    out.push_back(*std::move(d));
   }
   if (!it->status().ok()) return FromRocks(it->status(), "scan");
   return out;
@@ -1842,17 +1844,15 @@ absl::StatusOr<Register::VerifyReport> RegisterImpl::Verify() {
   // Due markers must name a ledger.
   s = walk(kDue, [&](absl::string_view key, absl::string_view) -> absl::Status {
     ++rep.due_markers;
-    if (key.size() != keys::kDueKeySize) {
+    std::optional<DueLedger> d = ParseDueKey(key);
+    if (!d) {
       violation("damaged due marker key");
       return absl::OkStatus();
     }
-    const std::string pseudonym(key.substr(2, kPseudonymBytes));
-    const int year = static_cast<int>(keys::GetU(key, 0, 2));
-    const auto scheme = static_cast<core::Scheme>(keys::GetU(key, 2 + kPseudonymBytes, 1));
-    auto found = get(kLedgers, keys::Ledger(pseudonym, year, scheme), &v);
+    auto found = get(kLedgers, keys::Ledger(d->pseudonym, d->year, d->scheme), &v);
     if (!found.ok()) return found.status();
     if (!*found)
-      violation(absl::StrCat(who(pseudonym), " ", year, ": due marker without a ledger"));
+      violation(absl::StrCat(who(d->pseudonym), " ", d->year, ": due marker without a ledger"));
     return absl::OkStatus();
   });
   if (!s.ok()) return s;
