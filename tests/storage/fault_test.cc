@@ -52,6 +52,13 @@ uint64_t EnvNumber(const char* name, uint64_t fallback) {
   return v != nullptr && absl::SimpleAtoi(v, &n) ? n : fallback;
 }
 
+// Two reports of one person, 2,000 NOK each, in two groups: the first held
+// in its sync (on its way to disk) while the writer builds the second on top.
+struct HeldPair {
+  absl::StatusOr<std::vector<ReportResult>> first, second;
+  absl::Notification first_done, second_done;
+};
+
 class FaultTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -67,6 +74,7 @@ class FaultTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
 
+  void SubmitPairAcrossAHeldSync(HeldPair* pair);
   void Open(rocksdb::Env* env, bool sync = true) {
     reg_.reset();
     RegisterOptions o;
@@ -202,17 +210,21 @@ void SubmitInBackground(Register* reg, core::CoPaymentInput in,
   });
 }
 
+void FaultTest::SubmitPairAcrossAHeldSync(HeldPair* pair) {
+  fs_.HoldSyncs();
+  SubmitInBackground(reg_.get(), Report("a", 0, 60, 200000), &pair->first, &pair->first_done);
+  fs_.WaitForHeldSync();  // the first group is on its way to disk
+  SubmitInBackground(reg_.get(), Report("b", 0, 120, 200000), &pair->second, &pair->second_done);
+  absl::SleepFor(absl::Milliseconds(100));  // the writer builds the second group meanwhile
+}
+
 TEST_F(FaultTest, GroupBuiltDuringACommitSeesItsChanges) {
   Open(fs_.env());
-  fs_.HoldSyncs();
-  absl::StatusOr<std::vector<ReportResult>> first, second;
-  absl::Notification first_done, second_done;
+  HeldPair pair;
   // 2024 cap: 3165 NOK. The first report alone stays below it; the second
   // crosses it only if its group adds to the first one's unwritten total.
-  SubmitInBackground(reg_.get(), Report("a", 0, 60, 200000), &first, &first_done);
-  fs_.WaitForHeldSync();  // the first group is on its way to disk
-  SubmitInBackground(reg_.get(), Report("b", 0, 120, 200000), &second, &second_done);
-  absl::SleepFor(absl::Milliseconds(100));  // the writer builds the second group meanwhile
+  SubmitPairAcrossAHeldSync(&pair);
+  auto& [first, second, first_done, second_done] = pair;
   EXPECT_FALSE(first_done.HasBeenNotified());  // nothing is answered before its sync
   fs_.ReleaseSyncs();
   first_done.WaitForNotification();
@@ -232,13 +244,9 @@ TEST_F(FaultTest, GroupBuiltDuringACommitSeesItsChanges) {
 
 TEST_F(FaultTest, GroupBuiltOnAFailedWriteFailsWithIt) {
   Open(fs_.env());
-  fs_.HoldSyncs();
-  absl::StatusOr<std::vector<ReportResult>> first, second;
-  absl::Notification first_done, second_done;
-  SubmitInBackground(reg_.get(), Report("a", 0, 60, 200000), &first, &first_done);
-  fs_.WaitForHeldSync();
-  SubmitInBackground(reg_.get(), Report("b", 0, 120, 200000), &second, &second_done);
-  absl::SleepFor(absl::Milliseconds(100));
+  HeldPair pair;
+  SubmitPairAcrossAHeldSync(&pair);
+  auto& [first, second, first_done, second_done] = pair;
   fs_.FailWrites(true);  // the held sync fails when released
   fs_.ReleaseSyncs();
   first_done.WaitForNotification();
