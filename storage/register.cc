@@ -25,6 +25,7 @@
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
+#include "rocksdb/memtablerep.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
@@ -663,6 +664,10 @@ absl::Status RegisterImpl::OpenDb() {
   db_options.max_background_jobs = 2;
   if (options_.env != nullptr) db_options.env = options_.env;
   db_options.bytes_per_sync = 1 << 20;
+  // Required by the lookup log's unsorted memtable (below). Writes come from
+  // the register's committer and the lookup log's writer, one batch each, so
+  // a group rarely has two batches to insert side by side anyway.
+  db_options.allow_concurrent_memtable_write = false;
   // Memtables of all column families are charged to the block cache, so the
   // two flags bound memory whatever the data size.
   db_options.write_buffer_manager =
@@ -717,6 +722,17 @@ absl::Status RegisterImpl::OpenDb() {
     if (i == kEntries || i == kAudit) {
       // Per-person scans seek within one pseudonym: prefix blooms skip files.
       cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(kPseudonymBytes));
+    }
+    if (i == kAudit) {
+      // The lookup log is written once per lookup and read only when an
+      // operator lists one person's lookups. A skip list put each record's
+      // pseudonym-led (random) key in order at insert: a dozen cache misses
+      // per lookup, the largest single cost of a CheckExemption call. An
+      // unsorted memtable appends and sorts once, when flushed; a listing
+      // that meets the active memtable sorts a copy of it, so it is kept
+      // small (8 MiB, some 80,000 records).
+      cf.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+      cf.write_buffer_size = std::min<uint64_t>(cf.write_buffer_size, 8 << 20);
     }
     descs.emplace_back(kCfNames[i], cf);
   }

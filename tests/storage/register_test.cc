@@ -386,6 +386,35 @@ TEST_F(RegisterTest, LookupsAreLoggedNewestFirstAndPaged) {
   EXPECT_TRUE(reg_->ListLookups(bob_, 3, "")->items.empty());
 }
 
+// The log's memtable is unsorted (appended per lookup, sorted when flushed or
+// listed): a listing merges it with table files, in order, one person only.
+TEST_F(RegisterTest, LookupLogListsFlushedAndFreshRecordsInOrder) {
+  auto look = [&](const std::string& who, int i) {
+    clock_.Advance(absl::Seconds(1));
+    ASSERT_TRUE(reg_->CheckExemption(who, absl::CivilDay(2024, 6, 1), Category::kUnspecified,
+                                     absl::StrCat(who == alice_ ? "a" : "b", i))
+                    .ok());
+  };
+  for (int i = 0; i < 3; ++i) {
+    look(bob_, i);
+    look(alice_, i);
+  }
+  Reopen();  // the first three are now in a table file
+  for (int i = 3; i < 6; ++i) {
+    look(alice_, i);
+    look(bob_, i);
+  }
+  std::vector<std::string> callers;
+  std::string token;
+  do {
+    auto page = reg_->ListLookups(alice_, 2, token);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const auto& r : page->items) callers.push_back(r.caller);
+    token = page->next_page_token;
+  } while (!token.empty());
+  EXPECT_EQ(callers, (std::vector<std::string>{"a5", "a4", "a3", "a2", "a1", "a0"}));
+}
+
 TEST_F(RegisterTest, AsyncLookupsAnswerLikeSyncOnesAndAreLoggedFirst) {
   SubmitOne(Report("big", alice_, absl::CivilDay(2024, 3, 1), 400000));
   auto sync = reg_->CheckExemption(alice_, absl::CivilDay(2024, 6, 1), Category::kPhysician, "s");
