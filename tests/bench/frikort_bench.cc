@@ -45,6 +45,8 @@ ABSL_FLAG(int, clients, 4, "concurrent ingest clients");
 ABSL_FLAG(int, batch, 1000, "co-payments per batch");
 ABSL_FLAG(int, lookup_seconds, 5, "seconds per lookup measurement");
 ABSL_FLAG(int, in_flight, 64, "lookup calls in flight");
+ABSL_FLAG(bool, lookup_beside_ingest, false,
+          "run a batch feed through the register during the lookup windows");
 ABSL_FLAG(std::string, lookup_calls, "health,check",
           "which lookup calls to measure (one alone is for profiling it)");
 ABSL_FLAG(int, ledgers, 1000000, "due ledgers for the issuance run");
@@ -399,6 +401,24 @@ void Lookup() {
     return testutil::FromByteBuffer(resp);
   };
   const std::string health_request = testutil::EncodeStringField(1, "");
+  // With --lookup_beside_ingest, a batch feed runs through both kinds of
+  // window: one submitter, batches of 1,000, each synced, back to back.
+  std::atomic<bool> feed_stop{false};
+  std::atomic<int64_t> fed{0};
+  std::thread feed;
+  if (absl::GetFlag(FLAGS_lookup_beside_ingest)) {
+    feed = std::thread([&] {
+      for (int64_t seq = persons.size(); !feed_stop; seq += 1000) {
+        std::vector<core::CoPaymentInput> batch;
+        for (int64_t i = seq; i < seq + 1000; ++i) {
+          batch.push_back(ToInput(MakeCoPayment(persons[i % persons.size()], i, 100)));
+        }
+        if (auto r = s.reg->Submit(std::move(batch)); !r.ok()) Stack::Die(r.status());
+        fed += 1000;
+      }
+    });
+  }
+  const absl::Time feed_start = absl::Now();
   Samples noop, check;
   const std::vector<std::string> calls = absl::StrSplit(absl::GetFlag(FLAGS_lookup_calls), ',');
   const bool with_noop = absl::c_linear_search(calls, "health");
@@ -427,6 +447,12 @@ void Lookup() {
           }
         },
         &check);
+  }
+  if (feed.joinable()) {
+    feed_stop = true;
+    feed.join();
+    std::printf("  beside a batch feed of %.0f reports/s (Register::Submit, batches of 1,000)\n",
+                fed / absl::ToDoubleSeconds(absl::Now() - feed_start));
   }
   if (with_noop) {
     std::printf("  %-40s %10.0f calls/s  p50 %6.2f ms  p99 %6.2f ms\n", "Health/Check (no-op)",
