@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "rocksdb/env.h"
@@ -24,22 +25,32 @@ namespace fs = std::filesystem;
 // check value of the pseudonym key, hex.
 constexpr absl::string_view kMetadataFormat = "frikort-backup 1";
 constexpr absl::string_view kCheckPrefix = "secret_check ";
+constexpr absl::string_view kLogBackupPrefix = "lookup_log_backup ";
 // The one file a data folder may hold before a restore (development mode's key).
 constexpr char kDevKeyName[] = "pseudonym.key";
 
-std::string Metadata(absl::string_view secret_check) {
-  return absl::StrCat(kMetadataFormat, "\n", kCheckPrefix, absl::BytesToHexString(secret_check),
-                      "\n");
+// `log_backup`: the lookup log's backup taken with this one (0: none).
+std::string Metadata(absl::string_view secret_check, rocksdb::BackupID log_backup) {
+  std::string out = absl::StrCat(kMetadataFormat, "\n", kCheckPrefix,
+                                 absl::BytesToHexString(secret_check), "\n");
+  if (log_backup != 0) absl::StrAppend(&out, kLogBackupPrefix, log_backup, "\n");
+  return out;
+}
+
+// The value of the line starting with `prefix` in a backup's metadata; ""
+// if it has none.
+std::string FromMetadata(absl::string_view metadata, absl::string_view prefix) {
+  std::vector<absl::string_view> lines = absl::StrSplit(metadata, '\n');
+  if (lines.empty() || lines[0] != kMetadataFormat) return "";
+  for (absl::string_view line : lines) {
+    if (absl::ConsumePrefix(&line, prefix)) return std::string(line);
+  }
+  return "";
 }
 
 // The key check value recorded in a backup's metadata; "" if it has none.
 std::string CheckFromMetadata(absl::string_view metadata) {
-  std::vector<absl::string_view> lines = absl::StrSplit(metadata, '\n');
-  if (lines.empty() || lines[0] != kMetadataFormat) return "";
-  for (absl::string_view line : lines) {
-    if (absl::ConsumePrefix(&line, kCheckPrefix)) return absl::HexStringToBytes(line);
-  }
-  return "";
+  return absl::HexStringToBytes(FromMetadata(metadata, kCheckPrefix));
 }
 
 absl::Status FromRocksIo(const rocksdb::Status& s, absl::string_view what) {
@@ -93,32 +104,54 @@ absl::Status CheckRestoreTarget(const std::string& data_dir) {
   return absl::OkStatus();
 }
 
+// Restores the lookup log backup that the register's backup `info` names
+// into data_dir/lookup-log.
+absl::Status RestoreLookupLog(const std::string& backup_dir, const rocksdb::BackupInfo& info,
+                              const std::string& data_dir) {
+  const std::string id_text = FromMetadata(info.app_metadata, kLogBackupPrefix);
+  if (id_text.empty()) return absl::OkStatus();
+  rocksdb::BackupID id = 0;
+  if (!absl::SimpleAtoi(id_text, &id) || id == 0) {
+    return absl::DataLossError(absl::StrCat("restore_from ", backup_dir, ": backup ",
+                                            info.backup_id, " names a damaged lookup log backup"));
+  }
+  const std::string folder = (fs::path(backup_dir) / internal::kLookupLogDir).string();
+  rocksdb::BackupEngineReadOnly* raw = nullptr;
+  rocksdb::IOStatus s = rocksdb::BackupEngineReadOnly::Open(rocksdb::BackupEngineOptions(folder),
+                                                            rocksdb::Env::Default(), &raw);
+  if (!s.ok()) return FromRocksIo(s, absl::StrCat("restore_from ", folder));
+  std::unique_ptr<rocksdb::BackupEngineReadOnly> engine(raw);
+  const std::string target = (fs::path(data_dir) / internal::kLookupLogDir).string();
+  s = engine->RestoreDBFromBackup(rocksdb::RestoreOptions(), id, target, target);
+  if (!s.ok()) {
+    return FromRocksIo(s, absl::StrCat("restoring lookup log backup ", id, " from ", folder,
+                                       " into ", target, " failed"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 namespace internal {
 
-absl::StatusOr<BackupInfo> CreateBackup(rocksdb::DB* db, const std::string& data_dir,
-                                        const std::string& dest, absl::string_view secret_check) {
-  if (dest.empty() || dest[0] != '/') {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dest: '", dest, "' is not an absolute path on the server's host"));
-  }
-  const fs::path target = Normalized(dest);
-  if (IsInside(target, Normalized(data_dir))) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dest: ", dest, " is inside the data folder; back up to another folder"));
-  }
+namespace {
+
+// One database backed up into the engine folder `folder` (created if
+// missing), verified, with `metadata`.
+absl::StatusOr<rocksdb::BackupInfo> BackupInto(rocksdb::DB* db, const fs::path& folder,
+                                               const std::string& metadata, int* backups) {
   std::error_code ec;
-  fs::create_directories(target, ec);
+  fs::create_directories(folder, ec);
   if (ec) {
-    return absl::UnavailableError(absl::StrCat("dest: cannot create ", dest, ": ", ec.message()));
+    return absl::UnavailableError(
+        absl::StrCat("dest: cannot create ", folder.string(), ": ", ec.message()));
   }
-  rocksdb::BackupEngineOptions options(target.string());
+  rocksdb::BackupEngineOptions options(folder.string());
   options.sync = true;
   options.max_background_operations = 1;
   rocksdb::BackupEngine* raw = nullptr;
   rocksdb::IOStatus s = rocksdb::BackupEngine::Open(options, rocksdb::Env::Default(), &raw);
-  if (!s.ok()) return FromRocksIo(s, absl::StrCat("dest: cannot open backups in ", dest));
+  if (!s.ok()) return FromRocksIo(s, absl::StrCat("dest: cannot open backups in ", folder.string()));
   std::unique_ptr<rocksdb::BackupEngine> engine(raw);
 
   // Without a flush the engine copies the live WAL with the table files: one
@@ -129,17 +162,49 @@ absl::StatusOr<BackupInfo> CreateBackup(rocksdb::DB* db, const std::string& data
   create.decrease_background_thread_cpu_priority = true;
   create.background_thread_cpu_priority = rocksdb::CpuPriority::kLow;
   rocksdb::BackupID id = 0;
-  s = engine->CreateNewBackupWithMetadata(create, db, Metadata(secret_check), &id);
-  if (!s.ok()) return FromRocksIo(s, absl::StrCat("backup into ", dest, " failed"));
+  s = engine->CreateNewBackupWithMetadata(create, db, metadata, &id);
+  if (!s.ok()) return FromRocksIo(s, absl::StrCat("backup into ", folder.string(), " failed"));
   s = engine->VerifyBackup(id);
-  if (!s.ok()) return FromRocksIo(s, absl::StrCat("backup ", id, " in ", dest, " is damaged"));
-
+  if (!s.ok()) {
+    return FromRocksIo(s, absl::StrCat("backup ", id, " in ", folder.string(), " is damaged"));
+  }
   rocksdb::BackupInfo info;
   rocksdb::Status gs = engine->GetBackupInfo(id, &info);
-  if (!gs.ok()) return FromRocksIo(gs, absl::StrCat("backup ", id, " in ", dest));
+  if (!gs.ok()) return FromRocksIo(gs, absl::StrCat("backup ", id, " in ", folder.string()));
   std::vector<rocksdb::BackupInfo> all;
   engine->GetBackupInfo(&all);
-  return ToInfo(info, target.string(), static_cast<int>(all.size()));
+  *backups = static_cast<int>(all.size());
+  return info;
+}
+
+}  // namespace
+
+absl::StatusOr<BackupInfo> CreateBackup(rocksdb::DB* db, rocksdb::DB* log_db,
+                                        const std::string& data_dir, const std::string& dest,
+                                        absl::string_view secret_check) {
+  if (dest.empty() || dest[0] != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dest: '", dest, "' is not an absolute path on the server's host"));
+  }
+  const fs::path target = Normalized(dest);
+  if (IsInside(target, Normalized(data_dir))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dest: ", dest, " is inside the data folder; back up to another folder"));
+  }
+  // The lookup log first: the register's backup names it, so a restore
+  // never pairs a register with a lookup log backup that did not complete.
+  int log_backups = 0;
+  absl::StatusOr<rocksdb::BackupInfo> log =
+      BackupInto(log_db, target / kLookupLogDir, Metadata(secret_check, 0), &log_backups);
+  if (!log.ok()) return log.status();
+  int backups = 0;
+  absl::StatusOr<rocksdb::BackupInfo> main =
+      BackupInto(db, target, Metadata(secret_check, log->backup_id), &backups);
+  if (!main.ok()) return main.status();
+  BackupInfo out = ToInfo(*main, target.string(), backups);
+  out.size_bytes += log->size;
+  out.files += log->number_files;
+  return out;
 }
 
 }  // namespace internal
@@ -222,6 +287,11 @@ absl::StatusOr<Register::RestoreReport> Register::Restore(const std::string& bac
   if (!s.ok()) {
     return FromRocksIo(s, absl::StrCat("restoring backup ", info.backup_id, " from ", backup_dir,
                                        " into ", options.data_dir, " failed"));
+  }
+  // The lookup log backed up with it (none in backups made before the log had
+  // a database of its own: its records are then in the register's backup).
+  if (absl::Status log = RestoreLookupLog(backup_dir, info, options.data_dir); !log.ok()) {
+    return log;
   }
 
   absl::StatusOr<std::unique_ptr<Register>> reg = Open(options);

@@ -12,12 +12,19 @@
 
 namespace frikort::storage::internal {
 
-// Backs up the open `db` (whose folder is `data_dir`) into `dest`, recording
-// `secret_check` (Crypto::SecretCheck, which reveals nothing of the key) so a
-// restore can refuse a wrong key before it writes anything. The caller makes
-// sure no other backup runs at the same time.
-absl::StatusOr<BackupInfo> CreateBackup(rocksdb::DB* db, const std::string& data_dir,
-                                        const std::string& dest, absl::string_view secret_check);
+// The lookup log's own database, inside the data folder; its backups go to
+// the folder of that name inside a backup folder.
+inline constexpr char kLookupLogDir[] = "lookup-log";
+
+// Backs up the open `db` (whose folder is `data_dir`) into `dest`, and the
+// lookup log's `log_db` into dest/lookup-log first, recording `secret_check`
+// (Crypto::SecretCheck, which reveals nothing of the key) so a restore can
+// refuse a wrong key before it writes anything, and which lookup log backup
+// goes with the register's. The caller makes sure no other backup runs at
+// the same time.
+absl::StatusOr<BackupInfo> CreateBackup(rocksdb::DB* db, rocksdb::DB* log_db,
+                                        const std::string& data_dir, const std::string& dest,
+                                        absl::string_view secret_check);
 
 }  // namespace frikort::storage::internal
 

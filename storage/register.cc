@@ -5,6 +5,7 @@
 #include <atomic>
 #include <map>
 #include <deque>
+#include <filesystem>
 #include <memory>
 #include <thread>
 
@@ -377,6 +378,7 @@ class RegisterImpl final : public Register {
       audit_stop_ = true;
     }
     if (audit_writer_.joinable()) audit_writer_.join();
+    if (log_syncer_.joinable()) log_syncer_.join();
     {
       absl::MutexLock l(&mu_);
       stop_ = true;
@@ -389,6 +391,11 @@ class RegisterImpl final : public Register {
     if (db_ != nullptr) {
       db_->Close().PermitUncheckedError();
       delete db_;
+    }
+    if (log_db_ != nullptr) {
+      log_db_->SyncWAL().PermitUncheckedError();
+      log_db_->Close().PermitUncheckedError();
+      delete log_db_;
     }
   }
 
@@ -476,17 +483,12 @@ class RegisterImpl final : public Register {
   void DecideNextAsync(RunInfo run, std::shared_ptr<DueCursor> cursor, size_t limit,
                        DecideFn decide, DecideDone done) override;
 
+  // Both databases: the register's and the lookup log's.
   uint64_t ApproximateSizeBytes() override {
-    uint64_t v = 0;
-    db_->GetAggregatedIntProperty("rocksdb.total-sst-files-size", &v);
-    uint64_t mem = 0;
-    db_->GetAggregatedIntProperty("rocksdb.cur-size-all-mem-tables", &mem);
-    return v + mem;
+    return Summed("rocksdb.total-sst-files-size") + Summed("rocksdb.cur-size-all-mem-tables");
   }
   uint64_t PendingCompactionBytes() override {
-    uint64_t v = 0;
-    db_->GetAggregatedIntProperty("rocksdb.estimate-pending-compaction-bytes", &v);
-    return v;
+    return Summed("rocksdb.estimate-pending-compaction-bytes");
   }
   absl::StatusOr<VerifyReport> Verify() override;
   absl::Status Health() override {
@@ -499,7 +501,7 @@ class RegisterImpl final : public Register {
       return absl::AbortedError("a backup is already running; try again when it has finished");
     }
     absl::StatusOr<BackupInfo> info =
-        internal::CreateBackup(db_, options_.data_dir, dest_dir, crypto_.SecretCheck());
+        internal::CreateBackup(db_, log_db_, options_.data_dir, dest_dir, crypto_.SecretCheck());
     backup_mu_.Unlock();
     return info;
   }
@@ -599,6 +601,27 @@ class RegisterImpl final : public Register {
   const core::Clock& clock_;
   const Crypto crypto_;
   rocksdb::DB* db_ = nullptr;
+  // The lookup log, in a database of its own (data_dir/lookup-log): with its
+  // own WAL and write queue, a lookup's record never waits behind a group
+  // commit of reports. The register's `audit` family only holds records of
+  // registers created before the split, until OpenDb moves them.
+  rocksdb::DB* log_db_ = nullptr;
+  absl::Status MoveLegacyLookupLog();
+  // The lookup log's WAL is written unsynced (a record is in it before its
+  // lookup is answered, so it survives a crash of the process) and synced by
+  // this thread every kLogSyncInterval, so a power loss loses at most that
+  // much of the log. A failed sync refuses lookups from then on.
+  static constexpr absl::Duration kLogSyncInterval = absl::Milliseconds(200);
+  void LogSyncLoop();
+  std::thread log_syncer_;
+  uint64_t Summed(const std::string& property) {
+    uint64_t total = 0;
+    for (rocksdb::DB* db : {db_, log_db_}) {
+      uint64_t v = 0;
+      if (db != nullptr && db->GetAggregatedIntProperty(property, &v)) total += v;
+    }
+    return total;
+  }
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
   std::shared_ptr<rocksdb::Cache> cache_;
   std::atomic<uint64_t> audit_seq_{0};
@@ -615,6 +638,7 @@ class RegisterImpl final : public Register {
   absl::Mutex audit_mu_;
   std::vector<AuditOp> audit_queue_ ABSL_GUARDED_BY(audit_mu_);
   bool audit_stop_ ABSL_GUARDED_BY(audit_mu_) = false;
+  absl::Status log_sync_failure_ ABSL_GUARDED_BY(audit_mu_);
   std::thread audit_writer_;
 
   // A lookup's answer and its audit record, read but not yet logged.
@@ -664,9 +688,9 @@ absl::Status RegisterImpl::OpenDb() {
   db_options.max_background_jobs = 2;
   if (options_.env != nullptr) db_options.env = options_.env;
   db_options.bytes_per_sync = 1 << 20;
-  // Required by the lookup log's unsorted memtable (below). Writes come from
-  // the register's committer and the lookup log's writer, one batch each, so
-  // a group rarely has two batches to insert side by side anyway.
+  // Required by the lookup log's unsorted memtable (below). Each database has
+  // one writer thread (the register's committer, the lookup log's writer), so
+  // a write group rarely has two batches to insert side by side anyway.
   db_options.allow_concurrent_memtable_write = false;
   // Memtables of all column families are charged to the block cache, so the
   // two flags bound memory whatever the data size.
@@ -768,6 +792,18 @@ absl::Status RegisterImpl::OpenDb() {
         absl::StrCat("the pseudonym key does not match the one the register in ", options_.data_dir,
                      " was created with; refusing to open it with another key"));
   }
+  // The lookup log: the audit family's options (unsorted memtable, prefix
+  // blooms), the same cache and memtable budget, a WAL of its own.
+  rocksdb::Options log_options(db_options, descs[kAudit].options);
+  log_options.create_if_missing = true;
+  const std::string log_dir = (std::filesystem::path(options_.data_dir) / internal::kLookupLogDir).string();
+  s = rocksdb::DB::Open(log_options, log_dir, &log_db_);
+  if (!s.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot open the lookup log in ", log_dir, ": ", s.ToString()));
+  }
+  if (absl::Status moved = MoveLegacyLookupLog(); !moved.ok()) return moved;
+
   // Named, so `top -H` and a profile tell the register's threads apart.
   writer_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "frikort-writer");
@@ -777,11 +813,62 @@ absl::Status RegisterImpl::OpenDb() {
     pthread_setname_np(pthread_self(), "frikort-commit");
     CommitLoop();
   });
+  log_syncer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "frikort-logsync");
+    LogSyncLoop();
+  });
   audit_writer_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "frikort-audit");
     AuditLoop();
   });
   return absl::OkStatus();
+}
+
+// Registers created before the lookup log had a database of its own kept it
+// in the `audit` family. Its records are copied over and then deleted, a
+// batch at a time, each step synced: a crash in between copies a batch again
+// (the same keys and values), so nothing is lost or doubled.
+absl::Status RegisterImpl::MoveLegacyLookupLog() {
+  constexpr size_t kBatch = 10000;
+  rocksdb::WriteOptions synced;
+  synced.sync = true;
+  for (;;) {
+    rocksdb::ReadOptions ro;
+    ro.total_order_seek = true;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kAudit]));
+    rocksdb::WriteBatch copy, remove;
+    size_t n = 0;
+    for (it->SeekToFirst(); it->Valid() && n < kBatch; it->Next(), ++n) {
+      copy.Put(it->key(), it->value());
+      remove.Delete(cfs_[kAudit], it->key());
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "cannot read the old lookup log");
+    if (n == 0) return absl::OkStatus();
+    rocksdb::Status s = log_db_->Write(synced, &copy);
+    if (s.ok()) s = db_->Write(synced, &remove);
+    if (!s.ok()) return FromRocks(s, "cannot move the old lookup log to its own database");
+  }
+}
+
+void RegisterImpl::LogSyncLoop() {
+  rocksdb::SequenceNumber synced = log_db_->GetLatestSequenceNumber();
+  for (;;) {
+    {
+      absl::MutexLock l(&audit_mu_);
+      if (audit_mu_.AwaitWithTimeout(absl::Condition(&audit_stop_), kLogSyncInterval)) {
+        return;  // the destructor syncs once more after the last record
+      }
+    }
+    const rocksdb::SequenceNumber latest = log_db_->GetLatestSequenceNumber();
+    if (latest == synced) continue;
+    rocksdb::Status s = log_db_->SyncWAL();
+    if (!s.ok()) {
+      absl::MutexLock l(&audit_mu_);
+      log_sync_failure_ = FromRocks(s, "cannot sync the lookup log; lookups are refused");
+      return;
+    }
+    synced = latest;
+  }
 }
 
 void RegisterImpl::WriterLoop() {
@@ -1504,9 +1591,13 @@ absl::StatusOr<std::vector<SchemeExemption>> RegisterImpl::CheckExemption(
     absl::string_view caller) {
   absl::StatusOr<Evaluated> e = EvaluateExemption(person_id, date, category, caller);
   if (!e.ok()) return e.status();
+  {
+    absl::MutexLock l(&audit_mu_);
+    if (!log_sync_failure_.ok()) return log_sync_failure_;
+  }
   // Not synced on its own: it reaches the WAL (so survives a process crash)
-  // and is made durable by the next group commit.
-  rocksdb::Status s = db_->Put(rocksdb::WriteOptions(), cfs_[kAudit], e->audit_key, e->audit_value);
+  // and is synced by LogSyncLoop.
+  rocksdb::Status s = log_db_->Put(rocksdb::WriteOptions(), e->audit_key, e->audit_value);
   if (!s.ok()) return FromRocks(s, "cannot write the lookup log; the lookup is refused");
   return std::move(e->answer);
 }
@@ -1530,6 +1621,7 @@ void RegisterImpl::CheckExemptionAsync(absl::string_view person_id, absl::CivilD
 void RegisterImpl::AuditLoop() {
   for (;;) {
     std::vector<AuditOp> batch;
+    absl::Status sync_failure;
     {
       absl::MutexLock l(&audit_mu_);
       audit_mu_.Await(absl::Condition(
@@ -1539,12 +1631,13 @@ void RegisterImpl::AuditLoop() {
           this));
       if (audit_queue_.empty()) return;  // stopping, and every lookup answered
       batch.swap(audit_queue_);
+      sync_failure = log_sync_failure_;
     }
-    absl::Status status = ReadStatus();
+    absl::Status status = sync_failure.ok() ? ReadStatus() : sync_failure;
     if (status.ok()) {
       rocksdb::WriteBatch wb;
-      for (const AuditOp& op : batch) wb.Put(cfs_[kAudit], op.key, op.value);
-      status = FromRocks(db_->Write(rocksdb::WriteOptions(), &wb),
+      for (const AuditOp& op : batch) wb.Put(op.key, op.value);
+      status = FromRocks(log_db_->Write(rocksdb::WriteOptions(), &wb),
                          "cannot write the lookup log; the lookup is refused");
     }
     for (AuditOp& op : batch) {
@@ -1582,7 +1675,9 @@ absl::StatusOr<std::string> RegisterImpl::ScanPage(
   } else {
     ro.total_order_seek = true;
   }
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[cf]));
+  // The lookup log is read from its own database.
+  std::unique_ptr<rocksdb::Iterator> it(
+      cf == kAudit ? log_db_->NewIterator(ro) : db_->NewIterator(ro, cfs_[cf]));
   int n = 0;
   std::string last;
   for (it->Seek(start); it->Valid() && it->key().starts_with(prefix); it->Next()) {

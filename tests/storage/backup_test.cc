@@ -133,6 +133,30 @@ TEST_F(BackupTest, OnlineBackupRestoresToTheSameAnswers) {
   EXPECT_TRUE(reserved->reserved);
 }
 
+// The lookup log lives in a database of its own: it is backed up with the
+// register, and the restore brings back the log of the backup it restores.
+TEST_F(BackupTest, LookupLogIsBackedUpAndRestoredWithTheRegister) {
+  Submit(1, 0, 1);
+  auto look = [&](const std::string& caller) {
+    clock_.Advance(absl::Seconds(1));
+    ASSERT_TRUE(reg_->CheckExemption(testing::PersonN(1), absl::CivilDay(2024, 6, 1),
+                                     core::Category::kUnspecified, caller)
+                    .ok());
+  };
+  look("before-1");
+  look("before-2");
+  ASSERT_TRUE(reg_->Backup(Path("backups")).ok());
+  look("after");  // not in the backup
+  ASSERT_TRUE(Register::Restore(Path("backups"), At("restored")).ok());
+  absl::StatusOr<std::unique_ptr<Register>> copy = Register::Open(At("restored"));
+  ASSERT_TRUE(copy.ok()) << copy.status();
+  absl::StatusOr<Page<LookupRecord>> log = (*copy)->ListLookups(testing::PersonN(1), 100, "");
+  ASSERT_TRUE(log.ok()) << log.status();
+  std::vector<std::string> callers;
+  for (const LookupRecord& r : log->items) callers.push_back(r.caller);
+  EXPECT_EQ(callers, (std::vector<std::string>{"before-2", "before-1"}));
+}
+
 TEST_F(BackupTest, WrongKeyIsRefusedBeforeAnythingIsWritten) {
   Submit(1, 0, 2);
   ASSERT_TRUE(reg_->Backup(Path("backups")).ok());

@@ -322,5 +322,55 @@ TEST_F(FaultTest, WithoutSyncAPowerLossLosesAcknowledgedReports) {
   EXPECT_GT(lost, 0u);
 }
 
+// The lookup log's WAL is written unsynced and synced every 200 ms by its
+// own thread: lookups answered a second before the power goes are all there.
+TEST_F(FaultTest, LookupLogSurvivesAPowerLossAfterItsSyncInterval) {
+  FaultFs fs;
+  Open(fs.env());
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(absl::Seconds(1));
+    ASSERT_TRUE(reg_->CheckExemption(persons_[0], absl::CivilDay(2024, 6, 1),
+                                     core::Category::kUnspecified, absl::StrCat("desk", i))
+                    .ok());
+  }
+  absl::SleepFor(absl::Seconds(1));
+  fs.FailWrites(true);  // the power goes: nothing more reaches the disk
+  reg_.reset();
+  fs.DropUnsyncedData();
+  Open(nullptr);
+  auto log = reg_->ListLookups(persons_[0], 100, "");
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ(log->items.size(), 5u);
+}
+
+// A lookup log that cannot be synced refuses lookups (UNAVAILABLE, naming
+// the log) rather than answer ones it may lose.
+TEST_F(FaultTest, LookupLogThatCannotSyncRefusesLookups) {
+  FaultFs fs;
+  Open(fs.env());
+  auto look = [&] {
+    absl::Notification done;
+    absl::Status status;
+    reg_->CheckExemptionAsync(persons_[0], absl::CivilDay(2024, 6, 1),
+                              core::Category::kUnspecified, "desk",
+                              [&](absl::StatusOr<std::vector<SchemeExemption>> got) {
+                                status = got.status();
+                                done.Notify();
+                              });
+    done.WaitForNotification();
+    return status;
+  };
+  ASSERT_TRUE(look().ok());
+  fs.FailSyncs(true);
+  absl::SleepFor(absl::Seconds(1));  // the sync thread has tried and failed
+  absl::Status refused = look();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
+  EXPECT_THAT(refused.message(), ::testing::HasSubstr("lookup log"));
+  auto direct = reg_->CheckExemption(persons_[0], absl::CivilDay(2024, 6, 1),
+                                     core::Category::kUnspecified, "desk");
+  EXPECT_EQ(direct.status().code(), absl::StatusCode::kUnavailable) << direct.status();
+  reg_.reset();  // before the file system it writes through
+}
+
 }  // namespace
 }  // namespace frikort::storage

@@ -4,13 +4,17 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
+#include "storage/keys.h"
+#include "storage/records.pb.h"
 #include "storage/secret.h"
 #include "tests/testing/fixture.h"
 #include "tests/testing/ids.h"
@@ -350,12 +354,18 @@ TEST_F(RegisterTest, WrongSecretAndLockedFolderAreRefused) {
 
 TEST_F(RegisterTest, NoNationalIdInClearOnDisk) {
   SubmitOne(Report("a", alice_, absl::CivilDay(2024, 3, 1), 100));
+  ASSERT_TRUE(
+      reg_->CheckExemption(alice_, absl::CivilDay(2024, 6, 1), Category::kUnspecified, "d").ok());
   reg_.reset();
-  for (const auto& f : std::filesystem::directory_iterator(dir_)) {
+  int lookup_log_files = 0;  // the lookup log's database is read too
+  for (const auto& f : std::filesystem::recursive_directory_iterator(dir_)) {
+    if (!f.is_regular_file()) continue;
+    if (f.path().parent_path().filename() == "lookup-log") ++lookup_log_files;
     std::ifstream in(f.path(), std::ios::binary);
     std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     EXPECT_EQ(data.find(alice_), std::string::npos) << f.path();
   }
+  EXPECT_GT(lookup_log_files, 0);
 }
 
 TEST_F(RegisterTest, LookupsAreLoggedNewestFirstAndPaged) {
@@ -413,6 +423,56 @@ TEST_F(RegisterTest, LookupLogListsFlushedAndFreshRecordsInOrder) {
     token = page->next_page_token;
   } while (!token.empty());
   EXPECT_EQ(callers, (std::vector<std::string>{"a5", "a4", "a3", "a2", "a1", "a0"}));
+}
+
+// A register created before the lookup log had a database of its own kept
+// the log in its `audit` family: opening it moves those records over, once.
+TEST_F(RegisterTest, OldLookupLogMovesToItsOwnDatabaseOnce) {
+  const std::string pseudonym = absl::HexStringToBytes(reg_->AuditPseudonym(alice_));
+  ASSERT_EQ(pseudonym.size(), 32u);
+  ASSERT_TRUE(
+      reg_->CheckExemption(alice_, absl::CivilDay(2024, 6, 1), Category::kUnspecified, "new").ok());
+  reg_.reset();
+  auto with_old_family = [&](const std::function<void(rocksdb::DB*, rocksdb::ColumnFamilyHandle*)>&
+                                 fn) {
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (const std::string& name : testing::RegisterColumnFamilies()) {
+      descs.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir_, descs, &handles, &db).ok());
+    fn(db, handles.back());
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    delete db;
+  };
+  // Two records as the old register wrote them, a day apart.
+  with_old_family([&](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* audit) {
+    ASSERT_EQ(testing::RegisterColumnFamilies().back(), "audit");
+    for (int i = 0; i < 2; ++i) {
+      storage::records::Lookup record;
+      record.set_time_us(absl::ToUnixMicros(clock_.Now() - absl::Hours(48 - 24 * i)));
+      record.set_caller(absl::StrCat("old-", i));
+      record.set_date(core::DayNumber(absl::CivilDay(2024, 5, 1)));
+      ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), audit,
+                          keys::Audit(pseudonym, record.time_us(), 1000 + i),
+                          record.SerializeAsString())
+                      .ok());
+    }
+  });
+  Reopen();
+  Reopen();  // a second open finds nothing left to move
+  auto log = reg_->ListLookups(alice_, 100, "");
+  ASSERT_TRUE(log.ok()) << log.status();
+  std::vector<std::string> callers;
+  for (const auto& r : log->items) callers.push_back(r.caller);
+  EXPECT_EQ(callers, (std::vector<std::string>{"new", "old-1", "old-0"}));
+  reg_.reset();
+  with_old_family([&](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* audit) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), audit));
+    it->SeekToFirst();
+    EXPECT_FALSE(it->Valid()) << "the old family still holds records";
+  });
 }
 
 TEST_F(RegisterTest, AsyncLookupsAnswerLikeSyncOnesAndAreLoggedFirst) {

@@ -47,6 +47,9 @@ class FaultFs : public rocksdb::FileSystemWrapper {
 
   void FailWrites(bool fail) { failing_ = fail; }
   bool failing() const { return failing_; }
+  // Only syncs fail (a disk that takes writes into its cache but cannot
+  // flush it).
+  void FailSyncs(bool fail) { failing_syncs_ = fail; }
 
   // While held, every Sync/Fsync waits (before it syncs or fails) until
   // ReleaseSyncs(). WaitForHeldSync() returns once a sync is waiting.
@@ -186,14 +189,14 @@ class FaultFs : public rocksdb::FileSystemWrapper {
     }
     rocksdb::IOStatus Sync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
       fs_->WaitWhileHeld();
-      if (fs_->failing_) return NoSpace();
+      if (fs_->failing_ || fs_->failing_syncs_) return NoSpace();
       rocksdb::IOStatus s = target()->Sync(o, dbg);
       if (s.ok()) fs_->Synced(name_);
       return s;
     }
     rocksdb::IOStatus Fsync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
       fs_->WaitWhileHeld();
-      if (fs_->failing_) return NoSpace();
+      if (fs_->failing_ || fs_->failing_syncs_) return NoSpace();
       rocksdb::IOStatus s = target()->Fsync(o, dbg);
       if (s.ok()) fs_->Synced(name_);
       return s;
@@ -240,6 +243,7 @@ class FaultFs : public rocksdb::FileSystemWrapper {
   }
 
   std::atomic<bool> failing_{false};
+  std::atomic<bool> failing_syncs_{false};
   std::mutex hold_mu_;
   std::condition_variable hold_cv_;
   bool holding_ = false;  // guarded by hold_mu_
