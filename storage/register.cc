@@ -851,7 +851,10 @@ absl::Status RegisterImpl::MoveLegacyLookupLog() {
 }
 
 void RegisterImpl::LogSyncLoop() {
-  rocksdb::SequenceNumber synced = log_db_->GetLatestSequenceNumber();
+  // From zero, not from the sequence when this thread first runs: records
+  // written before it was scheduled (or recovered from an unsynced WAL tail
+  // still in the page cache) are synced on its first tick.
+  rocksdb::SequenceNumber synced = 0;
   for (;;) {
     {
       absl::MutexLock l(&audit_mu_);

@@ -32,6 +32,7 @@
 #include "core/rules.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "storage/backup.h"
 #include "storage/register.h"
 #include "tests/testing/fault_fs.h"
 #include "tests/testing/fixture.h"
@@ -322,8 +323,9 @@ TEST_F(FaultTest, WithoutSyncAPowerLossLosesAcknowledgedReports) {
   EXPECT_GT(lost, 0u);
 }
 
-// The lookup log's WAL is written unsynced and synced every 200 ms by its
-// own thread: lookups answered a second before the power goes are all there.
+// The lookup log's WAL is written unsynced and synced by its own thread,
+// with no further write or close to prompt it: once that thread has run,
+// lookups answered before the power goes are all there.
 TEST_F(FaultTest, LookupLogSurvivesAPowerLossAfterItsSyncInterval) {
   FaultFs fs;
   Open(fs.env());
@@ -333,7 +335,12 @@ TEST_F(FaultTest, LookupLogSurvivesAPowerLossAfterItsSyncInterval) {
                                      core::Category::kUnspecified, absl::StrCat("desk", i))
                     .ok());
   }
-  absl::SleepFor(absl::Seconds(1));
+  // Waits for the sync thread (every 200 ms; generous for a loaded machine).
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (fs.UnsyncedBytes(internal::kLookupLogDir) > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(fs.UnsyncedBytes(internal::kLookupLogDir), 0u) << "the lookup log was never synced";
   fs.FailWrites(true);  // the power goes: nothing more reaches the disk
   reg_.reset();
   fs.DropUnsyncedData();

@@ -67,6 +67,17 @@ class FaultFs : public rocksdb::FileSystemWrapper {
     hold_cv_.wait(l, [this] { return held_ > 0; });
   }
 
+  // Bytes written but not yet synced, over the files whose path contains
+  // `part`.
+  uint64_t UnsyncedBytes(const std::string& part) {
+    std::lock_guard<std::mutex> l(mu_);
+    uint64_t total = 0;
+    for (const auto& [name, state] : files_) {
+      if (name.find(part) != std::string::npos) total += state.size - state.synced;
+    }
+    return total;
+  }
+
   // Cuts every file written through this file system back to its last synced
   // length. Only when no database is open on it.
   void DropUnsyncedData() {
