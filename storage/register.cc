@@ -491,9 +491,14 @@ class RegisterImpl final : public Register {
     return Summed("rocksdb.estimate-pending-compaction-bytes");
   }
   absl::StatusOr<VerifyReport> Verify() override;
+  // The register's failure, else the lookup log's: either way the register
+  // no longer serves all it should, and the health check says so.
   absl::Status Health() override {
-    absl::MutexLock l(&mu_);
-    return failure_;
+    {
+      absl::MutexLock l(&mu_);
+      if (!failure_.ok()) return failure_;
+    }
+    return LogFailure();
   }
   absl::StatusOr<BackupInfo> Backup(const std::string& dest_dir) override {
     if (absl::Status s = ReadStatus(); !s.ok()) return s;
@@ -638,7 +643,24 @@ class RegisterImpl final : public Register {
   absl::Mutex audit_mu_;
   std::vector<AuditOp> audit_queue_ ABSL_GUARDED_BY(audit_mu_);
   bool audit_stop_ ABSL_GUARDED_BY(audit_mu_) = false;
-  absl::Status log_sync_failure_ ABSL_GUARDED_BY(audit_mu_);
+  // The lookup log's first failed write or sync: from then on every lookup
+  // is refused (an answer is never given without its record) until restart.
+  absl::Status log_failure_ ABSL_GUARDED_BY(audit_mu_);
+  std::atomic<bool> log_failed_{false};  // log_failure_ is set (read unlocked)
+  absl::Status LogFailure() {
+    if (!log_failed_.load(std::memory_order_acquire)) return absl::OkStatus();
+    absl::MutexLock l(&audit_mu_);
+    return log_failure_;
+  }
+  // Records `s` as the log's failure if it is the first; returns it.
+  absl::Status LogFailed(absl::Status s) {
+    absl::MutexLock l(&audit_mu_);
+    if (log_failure_.ok()) {
+      log_failure_ = std::move(s);
+      log_failed_.store(true, std::memory_order_release);
+    }
+    return log_failure_;
+  }
   std::thread audit_writer_;
 
   // A lookup's answer and its audit record, read but not yet logged.
@@ -873,8 +895,7 @@ void RegisterImpl::LogSyncLoop() {
     if (latest == synced) continue;
     rocksdb::Status s = log_db_->SyncWAL();
     if (!s.ok()) {
-      absl::MutexLock l(&audit_mu_);
-      log_sync_failure_ = FromRocks(s, "cannot sync the lookup log; lookups are refused");
+      LogFailed(FromRocks(s, "cannot sync the lookup log; lookups are refused"));
       return;
     }
     synced = latest;
@@ -1601,14 +1622,11 @@ absl::StatusOr<std::vector<SchemeExemption>> RegisterImpl::CheckExemption(
     absl::string_view caller) {
   absl::StatusOr<Evaluated> e = EvaluateExemption(person_id, date, category, caller);
   if (!e.ok()) return e.status();
-  {
-    absl::MutexLock l(&audit_mu_);
-    if (!log_sync_failure_.ok()) return log_sync_failure_;
-  }
+  if (absl::Status failed = LogFailure(); !failed.ok()) return failed;
   // Not synced on its own: it reaches the WAL (so survives a process crash)
   // and is synced by LogSyncLoop.
   rocksdb::Status s = log_db_->Put(rocksdb::WriteOptions(), e->audit_key, e->audit_value);
-  if (!s.ok()) return FromRocks(s, "cannot write the lookup log; the lookup is refused");
+  if (!s.ok()) return LogFailed(FromRocks(s, "cannot write the lookup log; lookups are refused"));
   return std::move(e->answer);
 }
 
@@ -1631,7 +1649,6 @@ void RegisterImpl::CheckExemptionAsync(absl::string_view person_id, absl::CivilD
 void RegisterImpl::AuditLoop() {
   for (;;) {
     std::vector<AuditOp> batch;
-    absl::Status sync_failure;
     {
       absl::MutexLock l(&audit_mu_);
       audit_mu_.Await(absl::Condition(
@@ -1641,14 +1658,14 @@ void RegisterImpl::AuditLoop() {
           this));
       if (audit_queue_.empty()) return;  // stopping, and every lookup answered
       batch.swap(audit_queue_);
-      sync_failure = log_sync_failure_;
     }
-    absl::Status status = sync_failure.ok() ? ReadStatus() : sync_failure;
+    absl::Status status = LogFailure();
+    if (status.ok()) status = ReadStatus();
     if (status.ok()) {
       rocksdb::WriteBatch wb;
       for (const AuditOp& op : batch) wb.Put(op.key, op.value);
-      status = FromRocks(log_db_->Write(rocksdb::WriteOptions(), &wb),
-                         "cannot write the lookup log; the lookup is refused");
+      rocksdb::Status s = log_db_->Write(rocksdb::WriteOptions(), &wb);
+      if (!s.ok()) status = LogFailed(FromRocks(s, "cannot write the lookup log; lookups are refused"));
     }
     for (AuditOp& op : batch) {
       if (status.ok()) {

@@ -323,7 +323,8 @@ class Register {
   // Approximate on-disk size and pending compaction bytes (for metrics).
   virtual uint64_t ApproximateSizeBytes() = 0;
   virtual uint64_t PendingCompactionBytes() = 0;
-  // Ok while the register can serve; Unavailable after a failed write.
+  // Ok while the register can serve; Unavailable after a failed write or
+  // sync of the register or of its lookup log (until restart).
   virtual absl::Status Health() = 0;
   // The person's pseudonym in hex, for audit logs that must not hold the
   // national id in clear; "" for an invalid id (and from registers that keep

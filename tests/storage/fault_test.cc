@@ -382,6 +382,16 @@ TEST_F(FaultTest, LookupLogThatCannotSyncRefusesLookups) {
   auto direct = reg_->CheckExemption(persons_[0], absl::CivilDay(2024, 6, 1),
                                      core::Category::kUnspecified, "desk");
   EXPECT_EQ(direct.status().code(), absl::StatusCode::kUnavailable) << direct.status();
+  // The health check says so (operators and load balancers see it) ...
+  absl::Status health = reg_->Health();
+  EXPECT_EQ(health.code(), absl::StatusCode::kUnavailable) << health;
+  EXPECT_THAT(health.message(), ::testing::HasSubstr("lookup log"));
+  // ... and it stays so when the disk recovers: a record may be lost, so the
+  // register is restarted (and the cause looked at) before lookups resume.
+  fs.FailSyncs(false);
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(look().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(reg_->Health().code(), absl::StatusCode::kUnavailable);
   reg_.reset();  // before the file system it writes through
 }
 
