@@ -23,7 +23,11 @@ namespace fs = std::filesystem;
 
 // The application metadata stored with every backup: a format line and the
 // check value of the pseudonym key, hex.
+// Format 2: the register's lookup log is backed up beside it (its backup id
+// on a `lookup_log_backup` line); frikortd builds that read only format 1
+// refuse it rather than restore the register without its log.
 constexpr absl::string_view kMetadataFormat = "frikort-backup 1";
+constexpr absl::string_view kMetadataFormatWithLog = "frikort-backup 2";
 constexpr absl::string_view kCheckPrefix = "secret_check ";
 constexpr absl::string_view kLogBackupPrefix = "lookup_log_backup ";
 // The one file a data folder may hold before a restore (development mode's key).
@@ -31,7 +35,8 @@ constexpr char kDevKeyName[] = "pseudonym.key";
 
 // `log_backup`: the lookup log's backup taken with this one (0: none).
 std::string Metadata(absl::string_view secret_check, rocksdb::BackupID log_backup) {
-  std::string out = absl::StrCat(kMetadataFormat, "\n", kCheckPrefix,
+  std::string out = absl::StrCat(log_backup != 0 ? kMetadataFormatWithLog : kMetadataFormat,
+                                 "\n", kCheckPrefix,
                                  absl::BytesToHexString(secret_check), "\n");
   if (log_backup != 0) absl::StrAppend(&out, kLogBackupPrefix, log_backup, "\n");
   return out;
@@ -41,7 +46,9 @@ std::string Metadata(absl::string_view secret_check, rocksdb::BackupID log_backu
 // if it has none.
 std::string FromMetadata(absl::string_view metadata, absl::string_view prefix) {
   std::vector<absl::string_view> lines = absl::StrSplit(metadata, '\n');
-  if (lines.empty() || lines[0] != kMetadataFormat) return "";
+  if (lines.empty() || (lines[0] != kMetadataFormat && lines[0] != kMetadataFormatWithLog)) {
+    return "";
+  }
   for (absl::string_view line : lines) {
     if (absl::ConsumePrefix(&line, prefix)) return std::string(line);
   }
@@ -104,17 +111,41 @@ absl::Status CheckRestoreTarget(const std::string& data_dir) {
   return absl::OkStatus();
 }
 
-// Restores the lookup log backup that the register's backup `info` names
-// into data_dir/lookup-log.
-absl::Status RestoreLookupLog(const std::string& backup_dir, const rocksdb::BackupInfo& info,
-                              const std::string& data_dir) {
+// The lookup log backup that the register's backup `info` names, checked
+// (every file there, of the recorded size) before anything is restored: 0
+// for backups made before the log had a database of its own.
+absl::StatusOr<rocksdb::BackupID> CheckedLookupLogBackup(const std::string& backup_dir,
+                                                         const rocksdb::BackupInfo& info) {
   const std::string id_text = FromMetadata(info.app_metadata, kLogBackupPrefix);
-  if (id_text.empty()) return absl::OkStatus();
+  const bool with_log = absl::StartsWith(info.app_metadata, kMetadataFormatWithLog);
+  if (id_text.empty() && !with_log) return 0;
   rocksdb::BackupID id = 0;
   if (!absl::SimpleAtoi(id_text, &id) || id == 0) {
     return absl::DataLossError(absl::StrCat("restore_from ", backup_dir, ": backup ",
-                                            info.backup_id, " names a damaged lookup log backup"));
+                                            info.backup_id,
+                                            " names no readable lookup log backup. Nothing was "
+                                            "written"));
   }
+  const std::string folder = (fs::path(backup_dir) / internal::kLookupLogDir).string();
+  rocksdb::BackupEngineReadOnly* raw = nullptr;
+  rocksdb::IOStatus s = rocksdb::BackupEngineReadOnly::Open(rocksdb::BackupEngineOptions(folder),
+                                                            rocksdb::Env::Default(), &raw);
+  if (s.ok()) {
+    std::unique_ptr<rocksdb::BackupEngineReadOnly> engine(raw);
+    s = engine->VerifyBackup(id);
+  }
+  if (!s.ok()) {
+    return absl::DataLossError(absl::StrCat(
+        "restore_from ", backup_dir, ": the lookup log backup ", id, " in ", folder,
+        " that backup ", info.backup_id, " needs is missing or damaged (", s.ToString(),
+        "). Nothing was written"));
+  }
+  return id;
+}
+
+// Restores lookup log backup `id` (checked above) into data_dir/lookup-log.
+absl::Status RestoreLookupLog(const std::string& backup_dir, rocksdb::BackupID id,
+                              const std::string& data_dir) {
   const std::string folder = (fs::path(backup_dir) / internal::kLookupLogDir).string();
   rocksdb::BackupEngineReadOnly* raw = nullptr;
   rocksdb::IOStatus s = rocksdb::BackupEngineReadOnly::Open(rocksdb::BackupEngineOptions(folder),
@@ -258,6 +289,8 @@ absl::StatusOr<Register::RestoreReport> Register::Restore(const std::string& bac
         "); restore needs the key that register was created with. Nothing was written"));
   }
   if (absl::Status t = CheckRestoreTarget(options.data_dir); !t.ok()) return t;
+  absl::StatusOr<rocksdb::BackupID> log_backup = CheckedLookupLogBackup(backup_dir, info);
+  if (!log_backup.ok()) return log_backup.status();
   fs::create_directories(options.data_dir, ec);
   if (ec) {
     return absl::FailedPreconditionError(
@@ -290,8 +323,11 @@ absl::StatusOr<Register::RestoreReport> Register::Restore(const std::string& bac
   }
   // The lookup log backed up with it (none in backups made before the log had
   // a database of its own: its records are then in the register's backup).
-  if (absl::Status log = RestoreLookupLog(backup_dir, info, options.data_dir); !log.ok()) {
-    return log;
+  if (*log_backup != 0) {
+    if (absl::Status log = RestoreLookupLog(backup_dir, *log_backup, options.data_dir);
+        !log.ok()) {
+      return log;
+    }
   }
 
   absl::StatusOr<std::unique_ptr<Register>> reg = Open(options);

@@ -58,7 +58,9 @@ enum Cf {
 const char* const kCfNames[kNumCf] = {"default", "persons", "entries", "reports", "ledgers",
                                       "due",     "cards",   "payouts", "audit"};
 
-constexpr int64_t kSchemaVersion = 1;
+// 1: the lookup log in the `audit` family. 2: the lookup log in a database
+// of its own (DATA_DIR/lookup-log), which must then be there.
+constexpr int64_t kSchemaVersion = 2;
 constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
 
@@ -801,18 +803,27 @@ absl::Status RegisterImpl::OpenDb() {
   s = db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], "secret_check", &check);
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  if (s.IsNotFound()) {
-    rocksdb::WriteBatch b;
-    b.Put(cfs_[kMeta], "secret_check", crypto_.SecretCheck());
-    b.Put(cfs_[kMeta], "schema_version", absl::StrCat(kSchemaVersion));
-    s = db_->Write(wo, &b);
-    if (!s.ok()) return FromRocks(s, "cannot initialise the register");
-  } else if (!s.ok()) {
-    return FromRocks(s, "cannot read the register's metadata");
-  } else if (check != crypto_.SecretCheck()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the pseudonym key does not match the one the register in ", options_.data_dir,
-                     " was created with; refusing to open it with another key"));
+  const bool fresh = s.IsNotFound();
+  int64_t version = kSchemaVersion;
+  if (!fresh && !s.ok()) return FromRocks(s, "cannot read the register's metadata");
+  if (!fresh) {
+    if (check != crypto_.SecretCheck()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the pseudonym key does not match the one the register in ", options_.data_dir,
+          " was created with; refusing to open it with another key"));
+    }
+    std::string text;
+    s = db_->Get(rocksdb::ReadOptions(), cfs_[kMeta], "schema_version", &text);
+    if (!s.ok() || !absl::SimpleAtoi(text, &version) || version < 1) {
+      return absl::DataLossError(absl::StrCat("the register in ", options_.data_dir,
+                                              " has no readable schema version (",
+                                              s.ok() ? text : s.ToString(), ")"));
+    }
+    if (version > kSchemaVersion) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the register in ", options_.data_dir, " has schema version ", version,
+          ", newer than this frikortd's (", kSchemaVersion, "); use the frikortd that wrote it"));
+    }
   }
   // The lookup log: the audit family's options (unsorted memtable, prefix
   // blooms), the same block cache, a WAL of its own, and a memtable budget of
@@ -823,15 +834,35 @@ absl::Status RegisterImpl::OpenDb() {
   rocksdb::Options log_options(db_options, descs[kAudit].options);
   log_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(
       2 * descs[kAudit].options.write_buffer_size, cache_);
-  log_options.create_if_missing = true;
   const std::string log_dir =
       (std::filesystem::path(options_.data_dir) / internal::kLookupLogDir).string();
+  // From schema 2 on the log was created with the register (or moved out of
+  // it): missing, it was lost (a copy or restore without it), and opening
+  // would start an empty one and hide the loss.
+  log_options.create_if_missing = fresh || version < 2;
+  if (!log_options.create_if_missing &&
+      !std::filesystem::exists(std::filesystem::path(log_dir) / "CURRENT")) {
+    return absl::DataLossError(absl::StrCat(
+        "the register in ", options_.data_dir, " keeps its lookup log in ", log_dir,
+        ", which is missing; restore the register and its lookup log together from a backup"));
+  }
   s = rocksdb::DB::Open(log_options, log_dir, &log_db_);
   if (!s.ok()) {
     return absl::UnavailableError(
         absl::StrCat("cannot open the lookup log in ", log_dir, ": ", s.ToString()));
   }
-  if (absl::Status moved = MoveLegacyLookupLog(); !moved.ok()) return moved;
+  if (fresh) {
+    // Only now, with the lookup log created: a crash before this starts over.
+    rocksdb::WriteBatch b;
+    b.Put(cfs_[kMeta], "secret_check", crypto_.SecretCheck());
+    b.Put(cfs_[kMeta], "schema_version", absl::StrCat(kSchemaVersion));
+    s = db_->Write(wo, &b);
+    if (!s.ok()) return FromRocks(s, "cannot initialise the register");
+  } else if (version < 2) {
+    if (absl::Status moved = MoveLegacyLookupLog(); !moved.ok()) return moved;
+    s = db_->Put(wo, cfs_[kMeta], "schema_version", absl::StrCat(kSchemaVersion));
+    if (!s.ok()) return FromRocks(s, "cannot record the register's schema version");
+  }
 
   // Named, so `top -H` and a profile tell the register's threads apart.
   writer_ = std::thread([this] {
@@ -861,13 +892,17 @@ absl::Status RegisterImpl::MoveLegacyLookupLog() {
   constexpr size_t kBatch = 10000;
   rocksdb::WriteOptions synced;
   synced.sync = true;
+  rocksdb::ReadOptions ro;
+  ro.total_order_seek = true;
+  // One iterator for the whole move: it reads its own snapshot, so it never
+  // walks the tombstones of the steps before (a new one per step did: each
+  // step slower than the last).
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kAudit]));
+  it->SeekToFirst();
   for (;;) {
-    rocksdb::ReadOptions ro;
-    ro.total_order_seek = true;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cfs_[kAudit]));
     rocksdb::WriteBatch copy, remove;
     size_t n = 0;
-    for (it->SeekToFirst(); it->Valid() && n < kBatch; it->Next(), ++n) {
+    for (; it->Valid() && n < kBatch; it->Next(), ++n) {
       copy.Put(it->key(), it->value());
       remove.Delete(cfs_[kAudit], it->key());
     }

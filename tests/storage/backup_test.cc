@@ -10,6 +10,9 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "rocksdb/db.h"
+#include "rocksdb/utilities/backup_engine.h"
+#include "storage/backup.h"
 #include "storage/register.h"
 #include "tests/testing/ids.h"
 
@@ -147,6 +150,23 @@ TEST_F(BackupTest, LookupLogIsBackedUpAndRestoredWithTheRegister) {
   look("before-2");
   ASSERT_TRUE(reg_->Backup(Path("backups")).ok());
   look("after");  // not in the backup
+  // A lookup log backup that no register backup names (as a backup that
+  // failed after its log was copied leaves): the restore takes the named one,
+  // not the newest.
+  {
+    rocksdb::Options scratch_options;
+    scratch_options.create_if_missing = true;
+    rocksdb::DB* scratch = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(scratch_options, Path("scratch"), &scratch).ok());
+    std::unique_ptr<rocksdb::DB> owned(scratch);
+    rocksdb::BackupEngine* raw = nullptr;
+    ASSERT_TRUE(rocksdb::BackupEngine::Open(
+                    rocksdb::BackupEngineOptions(Path("backups/lookup-log")),
+                    rocksdb::Env::Default(), &raw)
+                    .ok());
+    std::unique_ptr<rocksdb::BackupEngine> engine(raw);
+    ASSERT_TRUE(engine->CreateNewBackup(scratch).ok());
+  }
   ASSERT_TRUE(Register::Restore(Path("backups"), At("restored")).ok());
   absl::StatusOr<std::unique_ptr<Register>> copy = Register::Open(At("restored"));
   ASSERT_TRUE(copy.ok()) << copy.status();
@@ -155,6 +175,18 @@ TEST_F(BackupTest, LookupLogIsBackedUpAndRestoredWithTheRegister) {
   std::vector<std::string> callers;
   for (const LookupRecord& r : log->items) callers.push_back(r.caller);
   EXPECT_EQ(callers, (std::vector<std::string>{"before-2", "before-1"}));
+}
+
+TEST_F(BackupTest, BackupWithoutItsLookupLogIsRefusedBeforeAnythingIsWritten) {
+  Submit(1, 0, 1);
+  ASSERT_TRUE(reg_->Backup(Path("backups")).ok());
+  fs::remove_all(fs::path(Path("backups")) / internal::kLookupLogDir);
+  absl::StatusOr<Register::RestoreReport> r = Register::Restore(Path("backups"), At("restored"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << r.status();
+  EXPECT_THAT(r.status().message(), HasSubstr("lookup log backup 1"));
+  EXPECT_THAT(r.status().message(), HasSubstr("Nothing was written"));
+  EXPECT_FALSE(fs::exists(Path("restored")));
 }
 
 TEST_F(BackupTest, WrongKeyIsRefusedBeforeAnythingIsWritten) {

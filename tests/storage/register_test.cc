@@ -448,27 +448,39 @@ TEST_F(RegisterTest, OldLookupLogMovesToItsOwnDatabaseOnce) {
     for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
     delete db;
   };
-  // Two records as the old register wrote them, a day apart.
+  // A register of schema 1, its lookup log in the `audit` family: records
+  // as the old register wrote them, a second apart, more than two of the
+  // move's steps (10,000 each). (The one lookup made above, already in the
+  // new database, is what a move cut short by a crash leaves behind.)
+  constexpr int kOld = 25000;
   with_old_family([&](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* audit) {
     ASSERT_EQ(testing::RegisterColumnFamilies().back(), "audit");
-    for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "schema_version", "1").ok());
+    rocksdb::WriteBatch batch;
+    for (int i = 0; i < kOld; ++i) {
       storage::records::Lookup record;
-      record.set_time_us(absl::ToUnixMicros(clock_.Now() - absl::Hours(48 - 24 * i)));
+      record.set_time_us(absl::ToUnixMicros(clock_.Now() - absl::Seconds(kOld + 10 - i)));
       record.set_caller(absl::StrCat("old-", i));
       record.set_date(core::DayNumber(absl::CivilDay(2024, 5, 1)));
-      ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), audit,
-                          keys::Audit(pseudonym, record.time_us(), 1000 + i),
-                          record.SerializeAsString())
-                      .ok());
+      batch.Put(audit, keys::Audit(pseudonym, record.time_us(), 1000 + i),
+                record.SerializeAsString());
     }
+    ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &batch).ok());
   });
   Reopen();
   Reopen();  // a second open finds nothing left to move
-  auto log = reg_->ListLookups(alice_, 100, "");
-  ASSERT_TRUE(log.ok()) << log.status();
   std::vector<std::string> callers;
-  for (const auto& r : log->items) callers.push_back(r.caller);
-  EXPECT_EQ(callers, (std::vector<std::string>{"new", "old-1", "old-0"}));
+  std::string token;
+  do {
+    auto page = reg_->ListLookups(alice_, 1000, token);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const auto& r : page->items) callers.push_back(r.caller);
+    token = page->next_page_token;
+  } while (!token.empty());
+  ASSERT_EQ(callers.size(), kOld + 1u);
+  EXPECT_EQ(callers[0], "new");
+  EXPECT_EQ(callers[1], absl::StrCat("old-", kOld - 1));
+  EXPECT_EQ(callers[kOld], "old-0");
   reg_.reset();
   with_old_family([&](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* audit) {
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), audit));
@@ -506,6 +518,20 @@ TEST_F(RegisterTest, LookupsAfterAFeedDoNotFlushTheLookupLogEach) {
     tables += e.path().extension() == ".sst";
   }
   EXPECT_LE(tables, 1);
+}
+
+// From schema 2 a register without its lookup-log folder (copied or
+// restored without it) is refused, not given a new empty log.
+TEST_F(RegisterTest, MissingLookupLogIsRefusedNotRecreated) {
+  ASSERT_TRUE(
+      reg_->CheckExemption(alice_, absl::CivilDay(2024, 6, 1), Category::kUnspecified, "d").ok());
+  reg_.reset();
+  std::filesystem::remove_all(dir_ / internal::kLookupLogDir);
+  auto r = Register::Open(Options(kSecret));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << r.status();
+  EXPECT_THAT(r.status().message(), ::testing::HasSubstr("lookup-log, which is missing"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / internal::kLookupLogDir));
 }
 
 TEST_F(RegisterTest, AsyncLookupsAnswerLikeSyncOnesAndAreLoggedFirst) {
