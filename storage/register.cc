@@ -930,7 +930,7 @@ void RegisterImpl::LogSyncLoop() {
     if (latest == synced) continue;
     rocksdb::Status s = log_db_->SyncWAL();
     if (!s.ok()) {
-      LogFailed(FromRocks(s, "cannot sync the lookup log; lookups are refused"));
+      LogFailed(FromRocks(s, "cannot sync the lookup log; lookups are refused")).IgnoreError();
       return;
     }
     synced = latest;
