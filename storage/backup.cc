@@ -112,51 +112,50 @@ absl::Status CheckRestoreTarget(const std::string& data_dir) {
 }
 
 // The lookup log backup that the register's backup `info` names, checked
-// (every file there, of the recorded size) before anything is restored: 0
-// for backups made before the log had a database of its own.
-absl::StatusOr<rocksdb::BackupID> CheckedLookupLogBackup(const std::string& backup_dir,
-                                                         const rocksdb::BackupInfo& info) {
+// (every file there, of the recorded size) before anything is restored. No
+// engine for backups made before the log had a database of its own.
+struct LookupLogBackup {
+  std::unique_ptr<rocksdb::BackupEngineReadOnly> engine;
+  rocksdb::BackupID id = 0;
+  std::string folder;
+};
+
+absl::StatusOr<LookupLogBackup> CheckedLookupLogBackup(const std::string& backup_dir,
+                                                       const rocksdb::BackupInfo& info) {
+  LookupLogBackup out;
   const std::string id_text = FromMetadata(info.app_metadata, kLogBackupPrefix);
   const bool with_log = absl::StartsWith(info.app_metadata, kMetadataFormatWithLog);
-  if (id_text.empty() && !with_log) return 0;
-  rocksdb::BackupID id = 0;
-  if (!absl::SimpleAtoi(id_text, &id) || id == 0) {
+  if (id_text.empty() && !with_log) return out;
+  if (!absl::SimpleAtoi(id_text, &out.id) || out.id == 0) {
     return absl::DataLossError(absl::StrCat("restore_from ", backup_dir, ": backup ",
                                             info.backup_id,
                                             " names no readable lookup log backup. Nothing was "
                                             "written"));
   }
-  const std::string folder = (fs::path(backup_dir) / internal::kLookupLogDir).string();
+  out.folder = (fs::path(backup_dir) / internal::kLookupLogDir).string();
   rocksdb::BackupEngineReadOnly* raw = nullptr;
-  rocksdb::IOStatus s = rocksdb::BackupEngineReadOnly::Open(rocksdb::BackupEngineOptions(folder),
-                                                            rocksdb::Env::Default(), &raw);
-  if (s.ok()) {
-    std::unique_ptr<rocksdb::BackupEngineReadOnly> engine(raw);
-    s = engine->VerifyBackup(id);
-  }
+  rocksdb::IOStatus s = rocksdb::BackupEngineReadOnly::Open(
+      rocksdb::BackupEngineOptions(out.folder), rocksdb::Env::Default(), &raw);
+  out.engine.reset(raw);
+  if (s.ok()) s = out.engine->VerifyBackup(out.id);
   if (!s.ok()) {
     return absl::DataLossError(absl::StrCat(
-        "restore_from ", backup_dir, ": the lookup log backup ", id, " in ", folder,
+        "restore_from ", backup_dir, ": the lookup log backup ", out.id, " in ", out.folder,
         " that backup ", info.backup_id, " needs is missing or damaged (", s.ToString(),
         "). Nothing was written"));
   }
-  return id;
+  return out;
 }
 
-// Restores lookup log backup `id` (checked above) into data_dir/lookup-log.
-absl::Status RestoreLookupLog(const std::string& backup_dir, rocksdb::BackupID id,
-                              const std::string& data_dir) {
-  const std::string folder = (fs::path(backup_dir) / internal::kLookupLogDir).string();
-  rocksdb::BackupEngineReadOnly* raw = nullptr;
-  rocksdb::IOStatus s = rocksdb::BackupEngineReadOnly::Open(rocksdb::BackupEngineOptions(folder),
-                                                            rocksdb::Env::Default(), &raw);
-  if (!s.ok()) return FromRocksIo(s, absl::StrCat("restore_from ", folder));
-  std::unique_ptr<rocksdb::BackupEngineReadOnly> engine(raw);
+// Restores the checked lookup log backup into data_dir/lookup-log.
+absl::Status RestoreLookupLog(const LookupLogBackup& log, const std::string& data_dir) {
+  if (log.engine == nullptr) return absl::OkStatus();
   const std::string target = (fs::path(data_dir) / internal::kLookupLogDir).string();
-  s = engine->RestoreDBFromBackup(rocksdb::RestoreOptions(), id, target, target);
+  rocksdb::IOStatus s =
+      log.engine->RestoreDBFromBackup(rocksdb::RestoreOptions(), log.id, target, target);
   if (!s.ok()) {
-    return FromRocksIo(s, absl::StrCat("restoring lookup log backup ", id, " from ", folder,
-                                       " into ", target, " failed"));
+    return FromRocksIo(s, absl::StrCat("restoring lookup log backup ", log.id, " from ",
+                                       log.folder, " into ", target, " failed"));
   }
   return absl::OkStatus();
 }
@@ -289,7 +288,7 @@ absl::StatusOr<Register::RestoreReport> Register::Restore(const std::string& bac
         "); restore needs the key that register was created with. Nothing was written"));
   }
   if (absl::Status t = CheckRestoreTarget(options.data_dir); !t.ok()) return t;
-  absl::StatusOr<rocksdb::BackupID> log_backup = CheckedLookupLogBackup(backup_dir, info);
+  absl::StatusOr<LookupLogBackup> log_backup = CheckedLookupLogBackup(backup_dir, info);
   if (!log_backup.ok()) return log_backup.status();
   fs::create_directories(options.data_dir, ec);
   if (ec) {
@@ -323,11 +322,8 @@ absl::StatusOr<Register::RestoreReport> Register::Restore(const std::string& bac
   }
   // The lookup log backed up with it (none in backups made before the log had
   // a database of its own: its records are then in the register's backup).
-  if (*log_backup != 0) {
-    if (absl::Status log = RestoreLookupLog(backup_dir, *log_backup, options.data_dir);
-        !log.ok()) {
-      return log;
-    }
+  if (absl::Status restored = RestoreLookupLog(*log_backup, options.data_dir); !restored.ok()) {
+    return restored;
   }
 
   absl::StatusOr<std::unique_ptr<Register>> reg = Open(options);

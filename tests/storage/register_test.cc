@@ -94,6 +94,22 @@ class RegisterTest : public ::testing::Test {
     return {};
   }
 
+  // The callers of every lookup of `person`, newest first, read page by page.
+  std::vector<std::string> AllLookupCallers(const std::string& person, int page_size) {
+    std::vector<std::string> callers;
+    std::string token;
+    do {
+      auto page = reg_->ListLookups(person, page_size, token);
+      if (!page.ok()) {
+        ADD_FAILURE() << page.status();
+        break;
+      }
+      for (const auto& r : page->items) callers.push_back(r.caller);
+      token = page->next_page_token;
+    } while (!token.empty());
+    return callers;
+  }
+
   core::RulesTable rules_;
   core::FakeClock clock_{
       absl::FromCivil(absl::CivilSecond(2024, 12, 1, 12, 0, 0), absl::UTCTimeZone())};
@@ -416,14 +432,7 @@ TEST_F(RegisterTest, LookupLogListsFlushedAndFreshRecordsInOrder) {
     look(alice_, i);
     look(bob_, i);
   }
-  std::vector<std::string> callers;
-  std::string token;
-  do {
-    auto page = reg_->ListLookups(alice_, 2, token);
-    ASSERT_TRUE(page.ok()) << page.status();
-    for (const auto& r : page->items) callers.push_back(r.caller);
-    token = page->next_page_token;
-  } while (!token.empty());
+  std::vector<std::string> callers = AllLookupCallers(alice_, 2);
   EXPECT_EQ(callers, (std::vector<std::string>{"a5", "a4", "a3", "a2", "a1", "a0"}));
 }
 
@@ -469,14 +478,7 @@ TEST_F(RegisterTest, OldLookupLogMovesToItsOwnDatabaseOnce) {
   });
   Reopen();
   Reopen();  // a second open finds nothing left to move
-  std::vector<std::string> callers;
-  std::string token;
-  do {
-    auto page = reg_->ListLookups(alice_, 1000, token);
-    ASSERT_TRUE(page.ok()) << page.status();
-    for (const auto& r : page->items) callers.push_back(r.caller);
-    token = page->next_page_token;
-  } while (!token.empty());
+  std::vector<std::string> callers = AllLookupCallers(alice_, 1000);
   ASSERT_EQ(callers.size(), kOld + 1u);
   EXPECT_EQ(callers[0], "new");
   EXPECT_EQ(callers[1], absl::StrCat("old-", kOld - 1));
