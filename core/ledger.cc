@@ -84,4 +84,21 @@ bool NeedsIssuanceWork(const LedgerState& state) {
          0;
 }
 
+DecisionEffect EffectOf(const LedgerState& state, const IssuanceDecision& decision,
+                        absl::CivilDay as_of) {
+  DecisionEffect e;
+  if (decision.issue_card) {
+    e.card = CardFields{decision.valid_from, decision.valid_to, as_of, state.counted_total,
+                        /*under_review=*/false};
+  }
+  e.payout = std::max<Ore>(0, decision.refund.payout);
+  e.refunded_after = state.refunded + e.payout;
+  e.clear_due = decision.done;
+  return e;
+}
+
+bool CardNeedsReview(Ore counted_total, Ore cap, Ore refunded) {
+  return counted_total < cap || refunded > counted_total - cap;
+}
+
 }  // namespace frikort::core

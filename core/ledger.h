@@ -68,6 +68,32 @@ IssuanceDecision DecideIssuance(const LedgerState& state, absl::CivilDay as_of);
 // card with a payable excess. Matches DecideIssuance's notion of work.
 bool NeedsIssuanceWork(const LedgerState& state);
 
+// The card a decision issues, as the register stores it.
+struct CardFields {
+  absl::CivilDay valid_from;
+  absl::CivilDay valid_to;
+  absl::CivilDay issued_on;
+  Ore basis_total = 0;  // the counted total the card was issued on
+  bool under_review = false;
+};
+
+// What the register writes for one ledger's decision, taken on `as_of`:
+// the card (when one is issued), the payout (when > 0), the ledger's
+// refunded sum afterwards, and whether its due marker goes.
+struct DecisionEffect {
+  std::optional<CardFields> card;
+  Ore payout = 0;
+  Ore refunded_after = 0;
+  bool clear_due = false;
+};
+DecisionEffect EffectOf(const LedgerState& state, const IssuanceDecision& decision,
+                        absl::CivilDay as_of);
+
+// The review rule: an issued card is flagged for an operator (never revoked)
+// once corrections take its ledger's counted total below the cap, or below
+// the cap plus what was already refunded.
+bool CardNeedsReview(Ore counted_total, Ore cap, Ore refunded);
+
 }  // namespace frikort::core
 
 #endif  // FRIKORT_CORE_LEDGER_H_

@@ -1,12 +1,12 @@
-// The register's state in RocksDB and its one write path.
+// The register: the national co-payment ledger behind one interface.
 //
-// Register owns the database. Every change (reports, payment updates,
+// Register owns its store (storage/store.h; RocksDB by default). Every change (reports, payment updates,
 // cancellations, reservations, issuance decisions) is an operation queued to a
 // single writer thread, which applies all queued operations in arrival order
 // into one group (reading its own uncommitted writes); a commit thread writes
 // each group with one synced write (group commit) and only then completes its
 // operations' callbacks, in order, while the writer builds the next group on
-// top of the one being synced. So:
+// top of the one being synced (storage/pipeline.h). So:
 //  - writes to one person are serialized (one writer), each report is atomic
 //    (a WriteBatch never lands half), many callers share one fsync;
 //  - an operation whose callback reported success survives kill -9 and a power
@@ -40,10 +40,7 @@
 #include "core/national_id.h"
 #include "core/rules.h"
 #include "core/types.h"
-
-namespace rocksdb {
-class Env;
-}  // namespace rocksdb
+#include "storage/store.h"
 
 namespace frikort::storage {
 
@@ -65,9 +62,10 @@ struct RegisterOptions {
   bool sync_writes = true;
   // Upper bound of reports applied in one group commit.
   int max_group_reports = 20000;
-  // The RocksDB environment (files, threads); nullptr = the default. Not
-  // owned. Tests pass one that injects I/O faults or drops unsynced data.
-  rocksdb::Env* env = nullptr;
+  // Opens the store the register keeps its records in; unset = the RocksDB
+  // store in data_dir, bounded by the two memory options above. Tests pass
+  // one over a file system that injects faults or drops unsynced data.
+  std::function<absl::StatusOr<std::unique_ptr<Store>>(const RegisterOptions&)> open_store;
 };
 
 // One report's answer, mirroring the contract's ReportResult.
@@ -179,16 +177,6 @@ struct RunInfo {
   std::string run_id;
   absl::CivilDay as_of;
   bool dry_run = false;
-};
-
-// One backup in a backup folder (see Register::Backup).
-struct BackupInfo {
-  uint32_t backup_id = 0;  // 1, 2, ... within the folder
-  std::string dest;
-  absl::Time created;
-  uint64_t size_bytes = 0;  // this backup's files, some shared with earlier backups
-  uint32_t files = 0;
-  int backups_in_dest = 0;
 };
 
 class Register {

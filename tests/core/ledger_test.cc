@@ -280,5 +280,56 @@ TEST(DecideIssuanceTest, CardAlreadyIssuedIsNotReissued) {
   EXPECT_TRUE(d.done);
 }
 
+TEST(EffectOfTest, ANewCardIsDatedByTheRunAndBasedOnTheCountedTotal) {
+  LedgerState s = State2024();
+  s.counted_total = Nok(3165) + Nok(40);
+  s.cap_reached_on = absl::CivilDay(2024, 3, 7);
+  const absl::CivilDay as_of(2024, 3, 20);
+  const IssuanceDecision d = DecideIssuance(s, as_of);
+  const DecisionEffect e = EffectOf(s, d, as_of);
+  ASSERT_TRUE(e.card.has_value());
+  EXPECT_EQ(e.card->valid_from, absl::CivilDay(2024, 3, 7));
+  EXPECT_EQ(e.card->valid_to, absl::CivilDay(2024, 12, 31));
+  EXPECT_EQ(e.card->issued_on, as_of);
+  EXPECT_EQ(e.card->basis_total, s.counted_total);
+  EXPECT_FALSE(e.card->under_review);
+  EXPECT_EQ(e.payout, Nok(40));  // every krone from 2022
+  EXPECT_EQ(e.refunded_after, Nok(40));
+  EXPECT_TRUE(e.clear_due);
+}
+
+TEST(EffectOfTest, ARefundOnAnIssuedCardAddsToWhatWasRefunded) {
+  LedgerState s = State2024();
+  s.counted_total = Nok(3165) + Nok(100);
+  s.cap_reached_on = absl::CivilDay(2024, 3, 7);
+  s.has_card = true;
+  s.refunded = Nok(60);
+  const absl::CivilDay as_of(2024, 6, 1);
+  const DecisionEffect e = EffectOf(s, DecideIssuance(s, as_of), as_of);
+  EXPECT_FALSE(e.card.has_value()) << "an issued card is not issued again";
+  EXPECT_EQ(e.payout, Nok(40));
+  EXPECT_EQ(e.refunded_after, Nok(100));
+}
+
+TEST(EffectOfTest, AFutureCrossingWritesNothingAndKeepsTheMarker) {
+  LedgerState s = State2024();
+  s.counted_total = Nok(3165);
+  s.cap_reached_on = absl::CivilDay(2024, 1, 1);
+  const absl::CivilDay as_of(2023, 12, 20);
+  const DecisionEffect e = EffectOf(s, DecideIssuance(s, as_of), as_of);
+  EXPECT_FALSE(e.card.has_value());
+  EXPECT_EQ(e.payout, 0);
+  EXPECT_EQ(e.refunded_after, 0);
+  EXPECT_FALSE(e.clear_due);
+}
+
+TEST(CardNeedsReviewTest, BelowTheCapOrBelowWhatWasRefunded) {
+  const Ore cap = Nok(3165);
+  EXPECT_FALSE(CardNeedsReview(cap, cap, 0));
+  EXPECT_TRUE(CardNeedsReview(cap - 1, cap, 0));
+  EXPECT_FALSE(CardNeedsReview(cap + Nok(50), cap, Nok(50)));
+  EXPECT_TRUE(CardNeedsReview(cap + Nok(49), cap, Nok(50)));
+}
+
 }  // namespace
 }  // namespace frikort::core

@@ -32,6 +32,7 @@
 #include "jobs/issuance.h"
 #include "server/server.h"
 #include "storage/register.h"
+#include "tests/testing/fault_fs.h"
 
 namespace frikort::testutil {
 
@@ -295,7 +296,7 @@ class ServerTest : public ::testing::Test {
     options.rules = rules_.get();
     options.clock = clock_.get();
     options.id_options.allow_synthetic = false;
-    options.env = RegisterEnv();
+    options.open_store = frikort::testing::RocksStoreOn(RegisterEnv());
     absl::StatusOr<std::unique_ptr<storage::Register>> reg = storage::Register::Open(options);
     ASSERT_TRUE(reg.ok()) << reg.status();
     reg_ = *std::move(reg);

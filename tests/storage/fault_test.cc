@@ -42,6 +42,7 @@ namespace frikort::storage {
 namespace {
 
 using ::frikort::testing::FaultFs;
+using ::frikort::testing::RocksStoreOn;
 using ::frikort::testing::MakePersonId;
 
 const std::string kSecret(32, 'f');
@@ -83,7 +84,7 @@ class FaultTest : public ::testing::Test {
     o.secret = kSecret;
     o.rules = &rules_;
     o.clock = &clock_;
-    o.env = env;
+    o.open_store = RocksStoreOn(env);
     o.sync_writes = sync;
     auto r = Register::Open(o);
     ASSERT_TRUE(r.ok()) << r.status();
@@ -274,7 +275,7 @@ TEST_F(FaultTest, FullDiskAtOpenIsOneClearError) {
   o.secret = kSecret;
   o.rules = &rules_;
   o.clock = &clock_;
-  o.env = fs.env();
+  o.open_store = RocksStoreOn(fs.env());
   auto r = Register::Open(o);
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("no space"));

@@ -7,7 +7,7 @@
 //    bytes are on the platter);
 //  - holds every sync until released (a slow disk), so a test can act while
 //    a write is on its way.
-// Usage: FaultFs fs; options.env = fs.env(); ... fs.FailWrites(true);
+// Usage: FaultFs fs; options.open_store = RocksStoreOn(fs.env()); ... fs.FailWrites(true);
 // close the register; fs.DropUnsyncedData(); reopen with the default env.
 #ifndef FRIKORT_TESTS_TESTING_FAULT_FS_H_
 #define FRIKORT_TESTS_TESTING_FAULT_FS_H_
@@ -26,6 +26,8 @@
 
 #include "rocksdb/env.h"
 #include "rocksdb/file_system.h"
+#include "storage/register.h"
+#include "storage/rocks_store.h"
 
 namespace frikort::testing {
 
@@ -33,7 +35,8 @@ class FaultFs : public rocksdb::FileSystemWrapper {
  public:
   FaultFs() : rocksdb::FileSystemWrapper(rocksdb::FileSystem::Default()) {}
 
-  // The Env to put in RegisterOptions::env; valid while this object lives.
+  // The Env to open the register's store with (RocksStoreOn); valid while
+  // this object lives.
   // (Built on first use: the Env holds a shared_ptr to this file system.)
   rocksdb::Env* env() {
     if (env_ == nullptr) {
@@ -263,6 +266,18 @@ class FaultFs : public rocksdb::FileSystemWrapper {
   std::map<std::string, FileState> files_;  // guarded by mu_
   std::unique_ptr<rocksdb::Env> env_;
 };
+
+// RegisterOptions::open_store for the RocksDB store over `env` (nullptr =
+// the default), with the register's options otherwise.
+inline std::function<absl::StatusOr<std::unique_ptr<storage::Store>>(
+    const storage::RegisterOptions&)>
+RocksStoreOn(rocksdb::Env* env) {
+  return [env](const storage::RegisterOptions& options) {
+    storage::RocksStoreOptions rocks = storage::RocksStoreOptionsFrom(options);
+    rocks.env = env;
+    return storage::OpenRocksStore(rocks);
+  };
+}
 
 }  // namespace frikort::testing
 

@@ -1,0 +1,149 @@
+#include "storage/records.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "storage/crypto.h"
+#include "storage/keys.h"
+
+namespace frikort::storage {
+namespace {
+
+std::string LedgerKey(const LedgerId& id) { return keys::Ledger(id.pseudonym, id.year, id.scheme); }
+std::string DueKey(const LedgerId& id) { return keys::Due(id.year, id.pseudonym, id.scheme); }
+
+}  // namespace
+
+EntryKey EntryKeyOf(absl::string_view pseudonym, const rec::Entry& e) {
+  return keys::Entry(pseudonym, e.year(), e.service_time_us(), e.provider_id(), e.report_id());
+}
+
+absl::string_view EntryOwner(absl::string_view entry_key) {
+  return entry_key.substr(0, kPseudonymBytes);
+}
+
+std::optional<LedgerId> ParseDueKey(absl::string_view k) {
+  if (k.size() != keys::kDueKeySize) return std::nullopt;
+  LedgerId d;
+  d.year = static_cast<int>(keys::GetU(k, 0, 2));
+  d.pseudonym = std::string(k.substr(2, kPseudonymBytes));
+  d.scheme = static_cast<core::Scheme>(keys::GetU(k, 2 + kPseudonymBytes, 1));
+  return d;
+}
+
+bool Records::GetPerson(absl::string_view pseudonym, rec::Person* p) {
+  return o_.GetMsg(Table::kPersons, pseudonym, p);
+}
+void Records::PutPerson(absl::string_view pseudonym, const rec::Person& p) {
+  o_.PutMsg(Table::kPersons, pseudonym, p);
+}
+
+bool Records::GetReport(absl::string_view provider_id, absl::string_view report_id,
+                        rec::ReportIndex* index) {
+  return o_.GetMsg(Table::kReports, keys::Report(provider_id, report_id), index);
+}
+void Records::PutReport(absl::string_view provider_id, absl::string_view report_id,
+                        const rec::ReportIndex& index) {
+  o_.PutMsg(Table::kReports, keys::Report(provider_id, report_id), index);
+}
+
+bool Records::GetEntry(const EntryKey& key, rec::Entry* e) {
+  return o_.GetMsg(Table::kEntries, key, e);
+}
+void Records::PutEntry(const EntryKey& key, const rec::Entry& e) {
+  o_.PutMsg(Table::kEntries, key, e);
+}
+
+void Records::ForEachEntry(absl::string_view pseudonym, int year,
+                           const std::function<void(const EntryKey&, const rec::Entry&)>& visit) {
+  rec::Entry e;
+  EntryKey key;
+  o_.Scan(Table::kEntries, keys::PersonYear(pseudonym, year),
+          [&](absl::string_view k, absl::string_view value) {
+            if (failed()) return;
+            if (!e.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+              return Fail(absl::DataLossError("damaged entry record"));
+            }
+            key.assign(k.data(), k.size());
+            visit(key, e);
+          });
+}
+
+bool Records::GetLedger(const LedgerId& id, rec::Ledger* l) {
+  return o_.GetMsg(Table::kLedgers, LedgerKey(id), l);
+}
+void Records::PutLedger(const LedgerId& id, const rec::Ledger& l) {
+  o_.PutMsg(Table::kLedgers, LedgerKey(id), l);
+}
+void Records::PrefetchLedgers(const std::vector<LedgerId>& ids) {
+  std::vector<std::string> wanted;
+  wanted.reserve(ids.size());
+  for (const LedgerId& id : ids) wanted.push_back(LedgerKey(id));
+  o_.Prefetch(Table::kLedgers, std::move(wanted));
+}
+
+void Records::ForEachLedger(absl::string_view pseudonym,
+                            const std::function<void(const LedgerId&, const rec::Ledger&)>& visit) {
+  std::vector<std::pair<LedgerId, rec::Ledger>> found;
+  o_.Scan(Table::kLedgers, pseudonym, [&](absl::string_view key, absl::string_view value) {
+    if (failed()) return;
+    rec::Ledger l;
+    if (!l.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+      return Fail(absl::DataLossError("damaged ledger record"));
+    }
+    LedgerId id;
+    id.pseudonym = std::string(pseudonym);
+    id.year = static_cast<int>(keys::GetU(key, kPseudonymBytes, 2));
+    id.scheme = static_cast<core::Scheme>(keys::GetU(key, kPseudonymBytes + 2, 1));
+    found.emplace_back(std::move(id), std::move(l));
+  });
+  if (failed()) return;
+  // Visited after the scan: a visitor may write to the ledgers' table.
+  for (const auto& [id, l] : found) visit(id, l);
+}
+
+void Records::SetDue(const LedgerId& id) { o_.Put(Table::kDue, DueKey(id), ""); }
+void Records::ClearDue(const LedgerId& id) { o_.Delete(Table::kDue, DueKey(id)); }
+
+std::vector<LedgerId> Records::DueAfter(absl::string_view after, size_t limit,
+                                        std::string* last) {
+  std::vector<LedgerId> out;
+  std::vector<std::string> due_keys = o_.KeysAfter(Table::kDue, after, limit);
+  if (failed() || due_keys.empty()) return out;
+  out.reserve(due_keys.size());
+  for (const std::string& k : due_keys) {
+    std::optional<LedgerId> d = ParseDueKey(k);
+    if (!d) {
+      Fail(absl::DataLossError("damaged due marker key"));
+      return {};
+    }
+    out.push_back(*std::move(d));
+  }
+  *last = std::move(due_keys.back());
+  return out;
+}
+
+void Records::PutCard(const LedgerId& id, const rec::Card& card) {
+  rec::CardIndex ci;
+  ci.set_pseudonym(id.pseudonym);
+  ci.set_year(id.year);
+  ci.set_scheme(static_cast<int>(id.scheme));
+  *ci.mutable_card() = card;
+  o_.PutMsg(Table::kCards, keys::Card(id.year, card.issued_on(), id.pseudonym, id.scheme), ci);
+}
+
+void Records::PutPayout(uint64_t run_seq, const rec::Payout& p) {
+  const auto scheme = static_cast<core::Scheme>(p.scheme());
+  o_.PutMsg(Table::kPayouts, keys::PayoutByYear(p.year(), run_seq, p.pseudonym(), scheme), p);
+  o_.PutMsg(Table::kPayouts, keys::PayoutByRun(run_seq, p.year(), p.pseudonym(), scheme), p);
+}
+
+uint64_t Records::RunCounter() {
+  uint64_t current = 0;
+  if (auto v = o_.Get(Table::kMeta, "run_counter"); v && !absl::SimpleAtoi(*v, &current)) {
+    Fail(absl::DataLossError("damaged run counter"));
+  }
+  return current;
+}
+void Records::PutRunCounter(uint64_t n) { o_.Put(Table::kMeta, "run_counter", absl::StrCat(n)); }
+
+}  // namespace frikort::storage

@@ -1,0 +1,113 @@
+// The Register over a Store (LevelDB's db_impl): it owns the store, the write
+// pipeline, the lookup log and the state machine, and wires them together.
+// Its methods live by job: register.cc (opening, the write path), reads.cc
+// (ledgers, lookups, listings), verify.cc (the invariants). Internal to
+// storage/.
+#ifndef FRIKORT_STORAGE_REGISTER_IMPL_H_
+#define FRIKORT_STORAGE_REGISTER_IMPL_H_
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "storage/crypto.h"
+#include "storage/lookup_log.h"
+#include "storage/pipeline.h"
+#include "storage/register.h"
+#include "storage/state_machine.h"
+#include "storage/store.h"
+
+namespace frikort::storage::internal {
+
+class RegisterImpl final : public Register {
+ public:
+  RegisterImpl(const RegisterOptions& options, Crypto crypto, std::unique_ptr<Store> store);
+  // Finishes queued lookups and changes, then closes the store.
+  ~RegisterImpl() override = default;
+
+  // Checks (or, for a new register, records) the pseudonym key, then starts
+  // the threads.
+  absl::Status Start();
+
+  // ---- write path (register.cc) ----
+  void SubmitAsync(std::vector<core::CoPaymentInput> items, SubmitDone done) override;
+  void UpdatePaymentAsync(std::string provider_id, std::string report_id, int payment,
+                          ResultDone done) override;
+  void CancelAsync(std::string provider_id, std::string report_id, std::string reason,
+                   ResultDone done) override;
+  void SetReservationAsync(std::string person_id, bool reserved,
+                           absl::AnyInvocable<void(absl::Status) &&> done) override;
+  absl::StatusOr<std::string> AllocateRunId() override;
+  void DecideNextAsync(RunInfo run, std::shared_ptr<DueCursor> cursor, size_t limit,
+                       DecideFn decide, DecideDone done) override;
+
+  // ---- reads (reads.cc) ----
+  absl::StatusOr<LedgerView> GetLedger(absl::string_view person_id, int year) override;
+  absl::StatusOr<std::vector<SchemeExemption>> CheckExemption(absl::string_view person_id,
+                                                              absl::CivilDay date,
+                                                              core::Category category,
+                                                              absl::string_view caller) override;
+  void CheckExemptionAsync(absl::string_view person_id, absl::CivilDay date,
+                           core::Category category, absl::string_view caller,
+                           ExemptionDone done) override;
+  absl::StatusOr<Page<LookupRecord>> ListLookups(absl::string_view person_id, int page_size,
+                                                 absl::string_view page_token) override;
+  absl::StatusOr<Page<Card>> ListFreeCards(int year, std::optional<absl::CivilDay> issued_on,
+                                           int page_size, absl::string_view page_token) override;
+  absl::StatusOr<Page<Payout>> ListPayouts(absl::string_view run_id, int year, int page_size,
+                                           absl::string_view page_token) override;
+  absl::StatusOr<std::vector<DueLedger>> ScanDue(const std::optional<DueLedger>& after,
+                                                 size_t limit) override;
+
+  // ---- operations ----
+  absl::StatusOr<VerifyReport> Verify() override;  // verify.cc
+  absl::StatusOr<BackupInfo> Backup(const std::string& dest_dir) override;
+  uint64_t ApproximateSizeBytes() override { return store_->ApproximateSizeBytes(); }
+  uint64_t PendingCompactionBytes() override { return store_->PendingCompactionBytes(); }
+  // The register's failure, else the lookup log's: either way the register
+  // no longer serves all it should, and the health check says so.
+  absl::Status Health() override {
+    if (absl::Status s = pipeline_->status(); !s.ok()) return s;
+    return lookup_log_->failure();
+  }
+  std::string AuditPseudonym(absl::string_view person_id) const override;
+
+ private:
+  // A lookup's answer and its log record, read but not yet logged.
+  struct Evaluated {
+    std::vector<SchemeExemption> answer;
+    std::string log_key, log_value;
+  };
+  absl::StatusOr<Evaluated> EvaluateExemption(absl::string_view person_id, absl::CivilDay date,
+                                              core::Category category, absl::string_view caller);
+  absl::StatusOr<std::string> PersonIdOf(absl::string_view pseudonym);
+  // Walks `table` from the page token (or `prefix`) while keys start with
+  // `prefix`; `visit` fails on a record it could not convert.
+  absl::StatusOr<std::string> ScanPage(
+      Table table, const std::string& prefix, absl::string_view page_token, int page_size,
+      const std::function<absl::Status(absl::string_view key, absl::string_view value)>& visit);
+
+  const RegisterOptions options_;
+  const core::RulesTable& rules_;
+  const core::Clock& clock_;
+  const Crypto crypto_;
+  StateMachine machine_;
+  // Destroyed in reverse: the lookup log and the pipeline finish their work
+  // before the store closes.
+  const std::unique_ptr<Store> store_;
+  const std::unique_ptr<WritePipeline> pipeline_;
+  const std::unique_ptr<LookupLog> lookup_log_;
+  std::atomic<uint64_t> lookup_seq_{0};
+  absl::Mutex backup_mu_;  // held while a backup runs: one at a time
+};
+
+// Run ids: "run-000001", ... (the number orders payouts by run).
+absl::StatusOr<uint64_t> ParseRunId(absl::string_view run_id);
+std::string FormatRunId(uint64_t seq);
+
+}  // namespace frikort::storage::internal
+
+#endif  // FRIKORT_STORAGE_REGISTER_IMPL_H_

@@ -1,0 +1,112 @@
+// The register's apply logic: what each change does to the records, kept
+// apart from how they are stored (TigerBeetle's state machine beside its
+// storage). Reports, payment updates, cancellations, reservations and the
+// issuance job's decisions are applied to a group's records on the writer
+// thread; a change either writes all it should or, on a read failure, fails
+// the group.
+//
+// The ledger is kept in step with its entries on every change: counted
+// total, crossing point (the entry whose running total in service-time order
+// reached the cap), due marker (exactly when core::NeedsIssuanceWork and the
+// person is not reserved), and the review flag of an issued card
+// (core::CardNeedsReview).
+//
+// Thread safety: Prepare may run on any thread; the Apply methods on the
+// writer thread only (they take its records).
+#ifndef FRIKORT_STORAGE_STATE_MACHINE_H_
+#define FRIKORT_STORAGE_STATE_MACHINE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "core/copayment.h"
+#include "core/ledger.h"
+#include "core/national_id.h"
+#include "core/rules.h"
+#include "storage/crypto.h"
+#include "storage/records.h"
+#include "storage/register.h"
+
+namespace frikort::storage {
+
+// A report validated and hashed before it reaches the writer.
+struct PreparedReport {
+  core::CoPaymentInput in;
+  core::Validation validation;
+  int64_t service_us = 0;
+  std::string pseudonym;
+  std::string content_hash;
+  std::string sealed_id;  // the national id encrypted for a new person record
+  absl::Status crypto_status;
+};
+
+// A report's answer for a rejected change.
+ReportResult Rejected(std::string report_id, core::RejectReason reason, std::string message);
+// Whether a stored entry counts toward its ledger.
+bool EntryCounts(const rec::Entry& e);
+
+class StateMachine {
+ public:
+  // Not owned; must outlive the state machine.
+  StateMachine(const core::RulesTable* rules, const Crypto* crypto,
+               const core::PersonIdOptions* id_options)
+      : rules_(*rules), crypto_(*crypto), id_options_(*id_options) {}
+
+  // Validation and cryptography, on the caller's thread (so many callers use
+  // many cores; the writer only reads and writes).
+  PreparedReport Prepare(core::CoPaymentInput in, absl::Time now) const;
+
+  ReportResult ApplyReport(Records& r, const PreparedReport& p);
+  // The one allowed change: INVOICED_UNPAID -> PAID (`payment` is the raw
+  // enum number from the request).
+  ReportResult ApplyUpdatePayment(Records& r, const std::string& provider_id,
+                                  const std::string& report_id, int payment);
+  ReportResult ApplyCancel(Records& r, const std::string& provider_id,
+                           const std::string& report_id, const std::string& reason);
+  // `digits`: a valid national id. Due markers follow the reservation.
+  void ApplyReservation(Records& r, const std::string& digits, bool reserved);
+  // Takes the next `limit` due markers after `cursor`, moves it past them,
+  // and applies decide(state) to each ledger (nothing with run.dry_run).
+  std::vector<LedgerOutcome> ApplyDecideNext(Records& r, const RunInfo& run, uint64_t run_seq,
+                                             DueCursor* cursor, size_t limit,
+                                             const Register::DecideFn& decide);
+  // The next run number, counted durably.
+  uint64_t ApplyAllocateRun(Records& r);
+
+  // The state the issuance job sees of a ledger.
+  core::LedgerState StateOf(int year, core::Scheme scheme, const rec::Ledger& l) const;
+
+ private:
+  LedgerOutcome ApplyDecide(Records& r, const RunInfo& run, uint64_t run_seq,
+                            const LedgerId& id, const Register::DecideFn& decide);
+  // Adds one newly counted entry to its ledger, rescanning only when the
+  // entry lands before the crossing point (or the crossing is new and the
+  // entry is not the latest counted one).
+  void AddCounted(Records& r, const rec::Entry& e, const EntryKey& entry_key);
+  // Recomputes a ledger from its entries (after a cancellation, or when the
+  // fast path cannot decide) and stores it.
+  void Recompute(Records& r, const LedgerId& id);
+  void RecomputeInto(Records& r, const LedgerId& id, rec::Ledger* l);
+  // Stores the ledger, flags an issued card for review, and keeps the due
+  // marker in step with NeedsIssuanceWork.
+  void StoreLedger(Records& r, const LedgerId& id, rec::Ledger* l, bool was_due);
+  bool IsReserved(Records& r, absl::string_view pseudonym) {
+    rec::Person p;
+    return r.GetPerson(pseudonym, &p) && p.reserved();
+  }
+  // Finds a report through the idempotency index; a dangling index fails
+  // the group (DataLoss).
+  bool FindReport(Records& r, const std::string& provider_id, const std::string& report_id,
+                  EntryKey* entry_key, rec::Entry* entry);
+
+  const core::RulesTable& rules_;
+  const Crypto& crypto_;
+  const core::PersonIdOptions& id_options_;
+};
+
+}  // namespace frikort::storage
+
+#endif  // FRIKORT_STORAGE_STATE_MACHINE_H_
