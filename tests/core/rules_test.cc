@@ -51,7 +51,7 @@ TEST(DeployedRulesTest, LoadsEveryYear2010To2026) {
 }
 
 TEST(DeployedRulesTest, CapsAndMinimumPerYear) {
-  // The table in docs/domain.md, in NOK.
+  // The caps table in README.md ("The rules"), in NOK.
   const struct {
     int year;
     int64_t tak1, tak2, tak, minimum;
