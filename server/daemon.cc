@@ -230,14 +230,9 @@ absl::Status Restore(const DaemonOptions& options) {
   absl::StatusOr<std::string> secret =
       LoadPseudonymKey(options.pseudonym_key_file, data_dir, KeyUse::kRestore);
   if (!secret.ok()) return secret.status();
-  storage::RegisterOptions reg_options;
-  reg_options.data_dir = data_dir;
-  reg_options.secret = *std::move(secret);
-  reg_options.rules = rules->get();
-  reg_options.clock = core::RealClock::Get();
-  reg_options.id_options.allow_synthetic = options.allow_synthetic_ids;
-  absl::StatusOr<storage::Register::RestoreReport> r =
-      storage::Register::Restore(backup_dir, reg_options);
+  absl::StatusOr<storage::Register::RestoreReport> r = storage::Register::Restore(
+      backup_dir,
+      RegisterOptionsFor(options, *std::move(secret), rules->get(), core::RealClock::Get()));
   if (!r.ok()) return r.status();
   const storage::Register::VerifyReport& v = r->verify;
   if (!v.violations.empty()) {

@@ -72,8 +72,8 @@ absl::Status CheckDaemonOptions(const DaemonOptions& options);
 // InvalidArgument naming the flag, the path and what is wrong.
 absl::StatusOr<ServerOptions> SecurityOptions(const DaemonOptions& options);
 
-// The register's options as frikortd opens it (serving and verifying).
-// `rules` and `clock` are borrowed by the register.
+// The register's options as frikortd opens it (serving, verifying and
+// restoring alike). `rules` and `clock` are borrowed by the register.
 storage::RegisterOptions RegisterOptionsFor(const DaemonOptions& options, std::string secret,
                                             const core::RulesTable* rules,
                                             const core::Clock* clock);
