@@ -41,6 +41,14 @@ void GrpcLog(gpr_log_func_args* args) {
            "grpc", absl::StrCat("grpc: ", args->message));
 }
 
+// Holds gRPC's log lines back again (each Serve starts held, so a refusal in
+// a later Serve in the same process still finds gRPC's reason).
+void HoldGrpcLog() {
+  absl::MutexLock l(&log_mu);
+  log_hold = true;
+  log_held.clear();
+}
+
 void ReleaseGrpcLog() {
   absl::MutexLock l(&log_mu);
   log_hold = false;
@@ -273,6 +281,7 @@ int WaitForStopSignal(const sigset_t& signals, absl::FunctionRef<void()> on_sigh
 // Signals arrive only through sigwait() in this thread: the mask is set before
 // any thread exists, so every thread inherits it.
 absl::Status Serve(const DaemonOptions& options) {
+  HoldGrpcLog();
   gpr_set_log_function(GrpcLog);
   sigset_t signals;
   sigemptyset(&signals);
