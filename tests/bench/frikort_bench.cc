@@ -33,6 +33,7 @@
 #include "jobs/issuance.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
+#include "server/daemon.h"
 #include "server/server.h"
 #include "storage/register.h"
 #include "tests/server/test_util.h"
@@ -156,12 +157,11 @@ struct Stack {
     auto r = core::RulesTable::LoadFile(absl::GetFlag(FLAGS_rules_file));
     if (!r.ok()) Die(r.status());
     rules = *std::move(r);
-    storage::RegisterOptions o;
-    o.data_dir = dir.path.string();
-    o.secret = kSecret;
-    o.rules = &rules;
-    o.clock = &clock;
-    auto opened = storage::Register::Open(o);
+    // The register as frikortd opens it (with its default flags).
+    server::DaemonOptions daemon;
+    daemon.data_dir = dir.path.string();
+    auto opened =
+        storage::Register::Open(server::RegisterOptionsFor(daemon, kSecret, &rules, &clock));
     if (!opened.ok()) Die(opened.status());
     reg = *std::move(opened);
     job = std::make_unique<jobs::IssuanceJob>(reg.get(), &rules, &clock);
