@@ -20,12 +20,12 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
+#include "common/timestamp.h"
+#include "core/address.h"
 #include "core/calendar.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/support/channel_arguments.h"
-#include "server/convert.h"
-#include "server/server.h"
 
 namespace frikort::ctl {
 namespace {
@@ -80,7 +80,7 @@ std::string SchemeName(v1::Scheme s) { return v1::Scheme_Name(s); }
 std::string Ore(int64_t ore) { return absl::StrCat(ore); }
 
 std::string OsloTimeText(const google::protobuf::Timestamp& ts) {
-  std::optional<absl::Time> t = server::FromProtoTimestamp(ts);
+  std::optional<absl::Time> t = common::FromProtoTimestamp(ts);
   if (!t.has_value()) return "?";
   return absl::FormatTime("%Y-%m-%d %H:%M", *t, core::OsloTimeZone());
 }
@@ -280,7 +280,7 @@ absl::StatusOr<v1::CoPayment> CsvImportReader::Parse(const std::vector<std::stri
   p.set_person_id(std::string(field(kPersonId)));
   absl::StatusOr<absl::Time> time = ParseServiceTime(field(kServiceTime));
   if (!time.ok()) return time.status();
-  server::ToProtoTimestamp(*time, p.mutable_service_time());
+  common::ToProtoTimestamp(*time, p.mutable_service_time());
   absl::StatusOr<v1::ServiceCategory> category = ParseEnumName(
       field(kCategory), "category", &v1::ServiceCategory_Parse, v1::ServiceCategory_descriptor());
   if (!category.ok()) return category.status();
@@ -435,7 +435,7 @@ std::string FormatPayouts(const std::vector<v1::Payout>& payouts, Format format)
 }
 
 std::string FormatBackup(const v1::BackupResponse& b) {
-  std::optional<absl::Time> created = server::FromProtoTimestamp(b.created());
+  std::optional<absl::Time> created = common::FromProtoTimestamp(b.created());
   return absl::StrCat("backup ", b.backup_id(), " in ", b.dest(), ": ", b.files(), " files, ",
                       b.size_bytes(), " bytes, created ",
                       created.has_value()
@@ -467,7 +467,7 @@ absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view f
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
     const TlsFiles& tls, absl::string_view server) {
-  absl::StatusOr<server::HostPort> hp = server::SplitListenAddress(server);
+  absl::StatusOr<core::HostPort> hp = core::SplitHostPort(server, "--server");
   if (!hp.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("--server: '", server, "' is not HOST:PORT or [IPV6]:PORT"));
@@ -480,7 +480,7 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
     if (!tls.server_name.empty()) {
       return absl::InvalidArgumentError("--tls_server_name needs TLS (--tls_ca)");
     }
-    if (!server::IsLoopbackHost(hp->host)) {
+    if (!core::IsLoopbackHost(hp->host)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "--server ", server,
           " is not a loopback address: give --tls_ca (and --tls_cert, --tls_key for mutual "

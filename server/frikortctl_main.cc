@@ -22,9 +22,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
+#include "common/flags.h"
 #include "core/calendar.h"
 #include "server/ctl.h"
-#include "server/flags.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "frikortd's address, HOST:PORT");
 ABSL_FLAG(std::string, tls_ca, "",
@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
       absl::StrCat("the Frikort operators' command line.\n", frikort::ctl::kUsage));
   std::vector<std::string> rewritten;
   UnhyphenateFlagNames(argc, argv, &rewritten);
-  if (std::string error = frikort::server::PrecheckFlags(argc, argv, /*allow_positional=*/true);
+  if (std::string error = frikort::common::PrecheckFlags(argc, argv, /*allow_positional=*/true);
       !error.empty()) {
     std::fprintf(stderr, "frikortctl: %s (see --help)\n", error.c_str());
     return frikort::ctl::kExitUsage;

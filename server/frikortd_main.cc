@@ -43,11 +43,12 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/flags.h"
+#include "core/address.h"
 #include "core/calendar.h"
 #include "core/rules.h"
 #include "grpc/support/log.h"
 #include "jobs/issuance.h"
-#include "server/flags.h"
 #include "server/log.h"
 #include "server/server.h"
 #include "storage/register.h"
@@ -146,7 +147,7 @@ absl::Status CheckFlagValues() {
   if (max_calls < 0 || max_calls > 1000000) {
     return absl::InvalidArgumentError("--max_calls_per_caller must be between 0 and 1000000");
   }
-  absl::StatusOr<HostPort> hp = SplitListenAddress(absl::GetFlag(FLAGS_listen));
+  absl::StatusOr<core::HostPort> hp = core::SplitHostPort(absl::GetFlag(FLAGS_listen), "listen");
   if (!hp.ok()) return hp.status();
   return absl::OkStatus();
 }
@@ -453,12 +454,12 @@ absl::Status Run() {
                             });
   scheduler.Start();
 
-  absl::StatusOr<HostPort> hp = SplitListenAddress(listen);
+  absl::StatusOr<core::HostPort> hp = core::SplitHostPort(listen, "listen");
   const std::string address = DisplayAddress(hp.ok() ? hp->host : listen, server->port());
   log::Log(log::Level::kInfo, "listening", absl::StrCat("frikortd listening on ", address),
            {{"address", address}});
   if (!metrics_listen.empty()) {
-    absl::StatusOr<HostPort> mhp = SplitListenAddress(metrics_listen);
+    absl::StatusOr<core::HostPort> mhp = core::SplitHostPort(metrics_listen, "metrics_listen");
     const std::string url = absl::StrCat(
         "http://", DisplayAddress(mhp.ok() ? mhp->host : metrics_listen, metrics_port), "/metrics");
     log::Log(log::Level::kInfo, "metrics", absl::StrCat("frikortd metrics on ", url),
@@ -503,7 +504,7 @@ int main(int argc, char** argv) {
       "  frikortd --listen=127.0.0.1:50051 --data_dir=./data [--issuance_interval=24h]\n"
       "  frikortd --listen=0.0.0.0:50051 --tls_cert=F --tls_key=F --tls_client_ca=F "
       "--authz_file=F ...");
-  if (std::string error = frikort::server::PrecheckFlags(argc, argv, /*allow_positional=*/false);
+  if (std::string error = frikort::common::PrecheckFlags(argc, argv, /*allow_positional=*/false);
       !error.empty()) {
     std::fprintf(stderr, "frikortd: %s (see --help)\n", error.c_str());
     return frikort::server::kExitBadFlags;
