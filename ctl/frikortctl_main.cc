@@ -4,7 +4,7 @@
 //   frikortctl lookup 01016012345 --date=2025-03-01
 //   frikortctl payouts --year=2025 --format=csv > payouts.csv
 //
-// Exit status: see server/ctl.h (0 done, 1 refused or failed, 2 bad command
+// Exit status: see ctl/options.h (0 done, 1 refused or failed, 2 bad command
 // line, 3 import finished with rejected rows).
 #include <unistd.h>
 
@@ -24,7 +24,9 @@
 #include "absl/time/time.h"
 #include "common/flags.h"
 #include "core/calendar.h"
-#include "server/ctl.h"
+#include "ctl/commands.h"
+#include "ctl/connect.h"
+#include "ctl/options.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "frikortd's address, HOST:PORT");
 ABSL_FLAG(std::string, tls_ca, "",
