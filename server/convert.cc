@@ -3,15 +3,11 @@
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
+#include "core/timestamp.h"
 #include "core/calendar.h"
 
 namespace frikort::server {
 namespace {
-
-// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z, the Timestamp range.
-constexpr int64_t kMinTimestampSeconds = -62135596800;
-constexpr int64_t kMaxTimestampSeconds = 253402300799;
-constexpr int32_t kMaxNanos = 999999999;
 
 template <typename Enum>
 Enum CastIfInRange(int value, int max, Enum unspecified) {
@@ -33,27 +29,6 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
     grpc_code = static_cast<grpc::StatusCode>(code);
   }
   return grpc::Status(grpc_code, std::string(status.message()));
-}
-
-std::optional<absl::Time> FromProtoTimestamp(const google::protobuf::Timestamp& ts) {
-  if (ts.seconds() < kMinTimestampSeconds || ts.seconds() > kMaxTimestampSeconds) {
-    return std::nullopt;
-  }
-  if (ts.nanos() < 0 || ts.nanos() > kMaxNanos) return std::nullopt;
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-}
-
-void ToProtoTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
-  const absl::Time min_time = absl::FromUnixSeconds(kMinTimestampSeconds);
-  const absl::Time max_time =
-      absl::FromUnixSeconds(kMaxTimestampSeconds) + absl::Nanoseconds(kMaxNanos);
-  if (t < min_time) t = min_time;
-  if (t > max_time) t = max_time;
-  // ToUnixSeconds rounds toward negative infinity, so nanos is in [0, 1e9).
-  const int64_t seconds = absl::ToUnixSeconds(t);
-  const int64_t nanos = absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(seconds));
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(nanos));
 }
 
 absl::StatusOr<std::optional<absl::CivilDay>> ParseOptionalDate(absl::string_view s,
@@ -111,7 +86,7 @@ core::CoPaymentInput FromProto(const v1::CoPayment& in) {
   out.report_id = in.report_id();
   out.provider_id = in.provider_id();
   out.person_id = in.person_id();
-  if (in.has_service_time()) out.service_time = FromProtoTimestamp(in.service_time());
+  if (in.has_service_time()) out.service_time = core::FromProtoTimestamp(in.service_time());
   out.category = static_cast<int>(in.category());
   out.amount = in.amount_ore();
   out.payment = static_cast<int>(in.payment());
@@ -133,14 +108,14 @@ void ToProto(const storage::ReportResult& in, v1::ReportResult* out) {
 void ToProto(const storage::Entry& in, v1::LedgerEntry* out) {
   out->set_report_id(in.report_id);
   out->set_provider_id(in.provider_id);
-  ToProtoTimestamp(in.service_time, out->mutable_service_time());
+  core::ToProtoTimestamp(in.service_time, out->mutable_service_time());
   out->set_category(CategoryToProto(in.category));
   out->set_scheme(SchemeToProto(in.scheme));
   out->set_amount_ore(in.amount);
   out->set_payment(PaymentToProto(in.payment));
   out->set_counted(in.counted);
   out->set_cancelled(in.cancelled);
-  ToProtoTimestamp(in.received_time, out->mutable_received_time());
+  core::ToProtoTimestamp(in.received_time, out->mutable_received_time());
   out->set_late(in.late);
   out->set_performed_abroad(in.performed_abroad);
 }
@@ -182,7 +157,7 @@ void ToProto(const storage::SchemeExemption& in, v1::SchemeExemption* out) {
 }
 
 void ToProto(const storage::LookupRecord& in, v1::LookupRecord* out) {
-  ToProtoTimestamp(in.time, out->mutable_time());
+  core::ToProtoTimestamp(in.time, out->mutable_time());
   out->set_caller(in.caller);
   out->set_date(core::FormatDate(in.date));
   out->set_category(CategoryToProto(in.category));

@@ -2,6 +2,7 @@
 // storage structs, and absl::Status -> grpc::Status. Pure functions, no I/O;
 // nothing here trusts the input: every enum number and timestamp is range
 // checked, and a bad value becomes an error or "missing", never a crash.
+// Timestamps convert with core/timestamp.h, which frikortctl shares.
 #ifndef FRIKORT_SERVER_CONVERT_H_
 #define FRIKORT_SERVER_CONVERT_H_
 
@@ -16,7 +17,6 @@
 #include "core/copayment.h"
 #include "core/types.h"
 #include "frikort/v1/frikort.pb.h"
-#include "google/protobuf/timestamp.pb.h"
 #include "grpcpp/support/status.h"
 #include "jobs/issuance.h"
 #include "storage/register.h"
@@ -29,14 +29,7 @@ namespace frikort::server {
 // UNKNOWN. The message is kept as is.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
-// ---- time and dates ----
-
-// A Timestamp is valid when seconds lie in 0001-01-01T00:00:00Z ..
-// 9999-12-31T23:59:59Z and nanos in [0, 999999999] (the protobuf rules).
-// nullopt for an invalid one.
-std::optional<absl::Time> FromProtoTimestamp(const google::protobuf::Timestamp& ts);
-// Instants outside the representable range are clamped to it.
-void ToProtoTimestamp(absl::Time t, google::protobuf::Timestamp* out);
+// ---- dates ----
 
 // Parses an optional "YYYY-MM-DD" field: empty gives nullopt; a malformed value
 // gives InvalidArgument naming `field`.

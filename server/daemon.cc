@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "core/address.h"
 #include "grpc/support/log.h"
 #include "jobs/issuance.h"
 #include "server/log.h"
@@ -84,7 +85,7 @@ std::string DisplayAddress(const std::string& host, int port) {
 
 // "HOST:PORT" of `listen` with the port actually bound.
 std::string BoundAddress(const std::string& listen, int port) {
-  absl::StatusOr<HostPort> hp = SplitListenAddress(listen);
+  absl::StatusOr<core::HostPort> hp = core::SplitHostPort(listen, "listen");
   return DisplayAddress(hp.ok() ? hp->host : listen, port);
 }
 
@@ -124,7 +125,7 @@ absl::Status CheckDaemonOptions(const DaemonOptions& options) {
   if (options.max_calls_per_caller < 0 || options.max_calls_per_caller > 1000000) {
     return absl::InvalidArgumentError("--max_calls_per_caller must be between 0 and 1000000");
   }
-  absl::StatusOr<HostPort> hp = SplitListenAddress(options.listen);
+  absl::StatusOr<core::HostPort> hp = core::SplitHostPort(options.listen, "listen");
   if (!hp.ok()) return hp.status();
   return absl::OkStatus();
 }

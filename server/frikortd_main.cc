@@ -27,7 +27,7 @@
 #include "absl/flags/usage.h"
 #include "absl/synchronization/mutex.h"
 #include "server/daemon.h"
-#include "server/flags.h"
+#include "core/command_line.h"
 
 namespace {
 // The flags' defaults are DaemonOptions' own.
@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
       "  frikortd --listen=127.0.0.1:50051 --data_dir=./data [--issuance_interval=24h]\n"
       "  frikortd --listen=0.0.0.0:50051 --tls_cert=F --tls_key=F --tls_client_ca=F "
       "--authz_file=F ...");
-  if (std::string error = frikort::server::PrecheckFlags(argc, argv, /*allow_positional=*/false);
+  if (std::string error = frikort::core::PrecheckFlags(argc, argv, /*allow_positional=*/false);
       !error.empty()) {
     std::fprintf(stderr, "frikortd: %s (see --help)\n", error.c_str());
     return frikort::server::kExitBadFlags;

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/address.h"
 #include "prometheus/collectable.h"
 #include "prometheus/gauge.h"
 #include "prometheus/metric_family.h"
@@ -166,10 +167,8 @@ Metrics::~Metrics() { StopServing(); }
 
 absl::StatusOr<int> Metrics::Serve(const std::string& listen) {
   if (exposer_ != nullptr) return absl::FailedPreconditionError("metrics: Serve called twice");
-  absl::StatusOr<HostPort> hp = SplitListenAddress(listen);
-  if (!hp.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("metrics_", hp.status().message()));
-  }
+  absl::StatusOr<core::HostPort> hp = core::SplitHostPort(listen, "metrics_listen");
+  if (!hp.ok()) return hp.status();
   try {
     // civetweb's syntax is the same HOST:PORT / [V6]:PORT; one thread is
     // plenty for a scrape every few seconds.

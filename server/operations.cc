@@ -4,6 +4,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/timestamp.h"
 #include "server/convert.h"
 
 namespace frikort::server {
@@ -50,7 +51,7 @@ grpc::ServerUnaryReactor* OperationsService::Backup(grpc::CallbackServerContext*
         if (info.ok()) {
           response->set_backup_id(info->backup_id);
           response->set_dest(info->dest);
-          ToProtoTimestamp(info->created, response->mutable_created());
+          core::ToProtoTimestamp(info->created, response->mutable_created());
           response->set_size_bytes(static_cast<int64_t>(info->size_bytes));
           response->set_files(static_cast<int32_t>(info->files));
           response->set_backups_in_dest(info->backups_in_dest);

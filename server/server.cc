@@ -1,18 +1,10 @@
 #include "server/server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
-#include <algorithm>
-#include <chrono>
-#include <cstring>
 #include <utility>
 #include <vector>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/address.h"
 #include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -24,11 +16,6 @@
 namespace frikort::server {
 namespace {
 
-absl::Status BadAddress(absl::string_view address, absl::string_view why) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("listen: '", address, "' is not HOST:PORT or [IPV6]:PORT: ", why));
-}
-
 // The names the health service reports on besides "" (the whole server).
 constexpr const char* kServiceNames[] = {
     "frikort.v1.Reporting", "frikort.v1.Lookup",     "frikort.v1.Registry",
@@ -37,56 +24,10 @@ constexpr const char* kServiceNames[] = {
 
 }  // namespace
 
-absl::StatusOr<HostPort> SplitListenAddress(absl::string_view address) {
-  HostPort hp;
-  absl::string_view rest;
-  if (absl::StartsWith(address, "[")) {
-    const size_t close = address.find(']');
-    if (close == absl::string_view::npos) return BadAddress(address, "no closing ']'");
-    hp.host = std::string(address.substr(1, close - 1));
-    rest = address.substr(close + 1);
-    if (!absl::StartsWith(rest, ":")) return BadAddress(address, "no ':PORT' after ']'");
-    rest.remove_prefix(1);
-  } else {
-    const size_t colon = address.rfind(':');
-    if (colon == absl::string_view::npos) return BadAddress(address, "no ':PORT'");
-    hp.host = std::string(address.substr(0, colon));
-    if (hp.host.find(':') != std::string::npos) {
-      return BadAddress(address, "an IPv6 host must be in brackets");
-    }
-    rest = address.substr(colon + 1);
-  }
-  if (hp.host.empty()) return BadAddress(address, "empty host");
-  int port = 0;
-  if (rest.empty() || rest.size() > 5 ||
-      !std::all_of(rest.begin(), rest.end(), [](char c) { return absl::ascii_isdigit(c); }) ||
-      !absl::SimpleAtoi(rest, &port) || port > 65535) {
-    return BadAddress(address, "the port must be a number from 0 to 65535");
-  }
-  hp.port = std::string(rest);
-  return hp;
-}
-
-bool IsLoopbackHost(absl::string_view host) {
-  if (absl::EqualsIgnoreCase(host, "localhost")) return true;
-  const std::string h(host);
-  in_addr v4;
-  if (inet_pton(AF_INET, h.c_str(), &v4) == 1) {
-    return (ntohl(v4.s_addr) >> 24) == 127;
-  }
-  in6_addr v6;
-  if (inet_pton(AF_INET6, h.c_str(), &v6) == 1) {
-    if (std::memcmp(&v6, &in6addr_loopback, sizeof(v6)) == 0) return true;
-    // ::ffff:127.x.y.z, an IPv4 loopback address in IPv6 form.
-    if (IN6_IS_ADDR_V4MAPPED(&v6)) return v6.s6_addr[12] == 127;
-  }
-  return false;
-}
-
 absl::Status CheckListenAddress(absl::string_view address) {
-  absl::StatusOr<HostPort> hp = SplitListenAddress(address);
+  absl::StatusOr<core::HostPort> hp = core::SplitHostPort(address, "listen");
   if (!hp.ok()) return hp.status();
-  if (!IsLoopbackHost(hp->host)) {
+  if (!core::IsLoopbackHost(hp->host)) {
     return absl::FailedPreconditionError(absl::StrCat(
         "listen: ", address,
         " is not a loopback address; without TLS the server speaks plaintext and listens "
@@ -96,7 +37,8 @@ absl::Status CheckListenAddress(absl::string_view address) {
 }
 
 absl::Status CheckSecurityOptions(const ServerOptions& options) {
-  if (absl::StatusOr<HostPort> hp = SplitListenAddress(options.listen_address); !hp.ok()) {
+  if (absl::StatusOr<core::HostPort> hp = core::SplitHostPort(options.listen_address, "listen");
+      !hp.ok()) {
     return hp.status();
   }
   if (!options.tls.enabled()) {

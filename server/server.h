@@ -66,14 +66,6 @@ struct ServerOptions {
   AuditSink audit;
 };
 
-struct HostPort {
-  std::string host;  // without brackets
-  std::string port;
-};
-// Splits "host:port" / "[v6]:port". InvalidArgument naming `listen` otherwise.
-absl::StatusOr<HostPort> SplitListenAddress(absl::string_view address);
-// 127.0.0.0/8, ::1 and "localhost".
-bool IsLoopbackHost(absl::string_view host);
 // Ok when the address may be served in plaintext: only on a loopback host
 // (FailedPrecondition otherwise, with the reason).
 absl::Status CheckListenAddress(absl::string_view address);

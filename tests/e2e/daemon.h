@@ -29,6 +29,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/server/test_util.h"
+#include "tests/testing/binaries.h"
 
 namespace frikort::testutil {
 
@@ -47,17 +48,6 @@ inline std::vector<std::string> NonEmptyLines(const std::string& text) {
   return lines;
 }
 
-// $<env>, or else the binary `name` next to this test binary (all are built
-// into the root of the build folder).
-inline std::string BinaryPath(const char* env_name, const char* name) {
-  const char* env = getenv(env_name);
-  if (env != nullptr && env[0] != '\0') return env;
-  std::error_code ec;
-  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return "";
-  std::filesystem::path sibling = self.parent_path() / name;
-  return std::filesystem::exists(sibling, ec) ? sibling.string() : "";
-}
 inline std::string FrikortdPath() { return BinaryPath("FRIKORTD", "frikortd"); }
 
 // One frikortd process: stdout to /dev/null, stderr to a file.

@@ -411,18 +411,6 @@ TEST_F(RegistryTest, AfterShutdownNoCallIsServed) {
 // ---- server construction ------------------------------------------------------------
 
 TEST(ServerOptionsTest, ListenAddressRules) {
-  EXPECT_TRUE(server::IsLoopbackHost("127.0.0.1"));
-  EXPECT_TRUE(server::IsLoopbackHost("127.255.3.4"));
-  EXPECT_TRUE(server::IsLoopbackHost("::1"));
-  EXPECT_TRUE(server::IsLoopbackHost("localhost"));
-  EXPECT_TRUE(server::IsLoopbackHost("LocalHost"));
-  EXPECT_FALSE(server::IsLoopbackHost("0.0.0.0"));
-  EXPECT_FALSE(server::IsLoopbackHost("::"));
-  EXPECT_FALSE(server::IsLoopbackHost("10.0.0.1"));
-  EXPECT_FALSE(server::IsLoopbackHost("128.0.0.1"));
-  EXPECT_FALSE(server::IsLoopbackHost("example.com"));
-  EXPECT_FALSE(server::IsLoopbackHost("localhost.example.com"));
-
   EXPECT_TRUE(server::CheckListenAddress("127.0.0.1:0").ok());
   EXPECT_TRUE(server::CheckListenAddress("[::1]:50051").ok());
   EXPECT_TRUE(server::CheckListenAddress("localhost:50051").ok());

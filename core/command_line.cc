@@ -1,4 +1,4 @@
-#include "server/flags.h"
+#include "core/command_line.h"
 
 #include "absl/flags/commandlineflag.h"
 #include "absl/flags/reflection.h"
@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
-namespace frikort::server {
+namespace frikort::core {
 
 std::string PrecheckFlags(int argc, char** argv, bool allow_positional) {
   for (int i = 1; i < argc; ++i) {
@@ -56,4 +56,4 @@ std::string PrecheckFlags(int argc, char** argv, bool allow_positional) {
   return "";
 }
 
-}  // namespace frikort::server
+}  // namespace frikort::core

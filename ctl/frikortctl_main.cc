@@ -4,7 +4,7 @@
 //   frikortctl lookup 01016012345 --date=2025-03-01
 //   frikortctl payouts --year=2025 --format=csv > payouts.csv
 //
-// Exit status: see server/ctl.h (0 done, 1 refused or failed, 2 bad command
+// Exit status: see ctl/options.h (0 done, 1 refused or failed, 2 bad command
 // line, 3 import finished with rejected rows).
 #include <unistd.h>
 
@@ -22,9 +22,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
+#include "core/command_line.h"
 #include "core/calendar.h"
-#include "server/ctl.h"
-#include "server/flags.h"
+#include "ctl/commands.h"
+#include "ctl/connect.h"
+#include "ctl/options.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "frikortd's address, HOST:PORT");
 ABSL_FLAG(std::string, tls_ca, "",
@@ -76,7 +78,7 @@ int main(int argc, char** argv) {
       absl::StrCat("the Frikort operators' command line.\n", frikort::ctl::kUsage));
   std::vector<std::string> rewritten;
   UnhyphenateFlagNames(argc, argv, &rewritten);
-  if (std::string error = frikort::server::PrecheckFlags(argc, argv, /*allow_positional=*/true);
+  if (std::string error = frikort::core::PrecheckFlags(argc, argv, /*allow_positional=*/true);
       !error.empty()) {
     std::fprintf(stderr, "frikortctl: %s (see --help)\n", error.c_str());
     return frikort::ctl::kExitUsage;

@@ -1,6 +1,6 @@
-// frikortctl's logic without a server: CSV records and rows with a clear error
-// per bad row, output formats, usage checks and channel credentials.
-#include "server/ctl.h"
+// frikortctl's CSV without a server: records and rows, with a clear error
+// per bad row.
+#include "ctl/csv.h"
 
 #include <sstream>
 
@@ -15,7 +15,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-class CtlTest : public ::testing::Test {
+class CtlCsvTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(core::InitOsloTimeZone().ok()); }
 
@@ -44,7 +44,7 @@ class CtlTest : public ::testing::Test {
 constexpr char kHeader[] =
     "report_id,provider_id,person_id,service_time,category,amount_ore,payment\n";
 
-TEST_F(CtlTest, SplitsQuotedFields) {
+TEST_F(CtlCsvTest, SplitsQuotedFields) {
   EXPECT_THAT(*SplitCsvRecord("a,b,,c"), ElementsAre("a", "b", "", "c"));
   EXPECT_THAT(*SplitCsvRecord("\"a,b\",\"say \"\"hi\"\"\",x"),
               ElementsAre("a,b", "say \"hi\"", "x"));
@@ -54,14 +54,14 @@ TEST_F(CtlTest, SplitsQuotedFields) {
   EXPECT_THAT(SplitCsvRecord("\"a\"b,c").status().message(), HasSubstr("after the closing quote"));
 }
 
-TEST_F(CtlTest, CsvFieldQuotesOnlyWhenNeeded) {
+TEST_F(CtlCsvTest, CsvFieldQuotesOnlyWhenNeeded) {
   EXPECT_EQ(CsvField("plain"), "plain");
   EXPECT_EQ(CsvField("a,b"), "\"a,b\"");
   EXPECT_EQ(CsvField("say \"hi\""), "\"say \"\"hi\"\"\"");
   EXPECT_THAT(*SplitCsvRecord(CsvField("x,\"y\"\nz")), ElementsAre("x,\"y\"\nz"));
 }
 
-TEST_F(CtlTest, ParsesAGoodRowCompletely) {
+TEST_F(CtlCsvTest, ParsesAGoodRowCompletely) {
   std::istringstream in(
       "payment,amount_ore,category,service_time,person_id,provider_id,report_id,"
       "performed_abroad,attributed_year\r\n"
@@ -89,7 +89,7 @@ TEST_F(CtlTest, ParsesAGoodRowCompletely) {
   EXPECT_EQ((*reader)->bytes_read(), in.str().size());
 }
 
-TEST_F(CtlTest, ServiceTimesInOsloOrWithAnOffset) {
+TEST_F(CtlCsvTest, ServiceTimesInOsloOrWithAnOffset) {
   // 1 July: Oslo is UTC+2.
   const absl::Time expected =
       absl::FromCivil(absl::CivilSecond(2025, 7, 1, 6, 0, 0), absl::UTCTimeZone());
@@ -105,7 +105,7 @@ TEST_F(CtlTest, ServiceTimesInOsloOrWithAnOffset) {
   }
 }
 
-TEST_F(CtlTest, EveryBadRowIsNamedWithItsReason) {
+TEST_F(CtlCsvTest, EveryBadRowIsNamedWithItsReason) {
   const std::string csv = absl::StrCat(
       kHeader, "ok-1,1234567,01016012345,2025-03-01 08:00,PHYSICIAN,100,PAID\n",
       "\n",  // blank lines are skipped, and counted as lines
@@ -130,7 +130,7 @@ TEST_F(CtlTest, EveryBadRowIsNamedWithItsReason) {
   EXPECT_THAT(rows[7], HasSubstr("10: field 1: a quote is never closed"));
 }
 
-TEST_F(CtlTest, OptionalColumnsAreChecked) {
+TEST_F(CtlCsvTest, OptionalColumnsAreChecked) {
   const std::string header =
       "report_id,provider_id,person_id,service_time,category,amount_ore,payment,performed_abroad,"
       "attributed_year\n";
@@ -143,7 +143,7 @@ TEST_F(CtlTest, OptionalColumnsAreChecked) {
                           HasSubstr("3: attributed_year: 'last year' is not a year"), "4: r3"));
 }
 
-TEST_F(CtlTest, BadHeaders) {
+TEST_F(CtlCsvTest, BadHeaders) {
   EXPECT_THAT(HeaderError("").message(), HasSubstr("the file is empty"));
   EXPECT_THAT(HeaderError("report_id,provider_id\n").message(),
               HasSubstr("column person_id is missing"));
@@ -153,79 +153,6 @@ TEST_F(CtlTest, BadHeaders) {
               HasSubstr("column payment appears twice"));
   // A byte order mark and upper case are fine.
   EXPECT_TRUE(HeaderError(absl::StrCat("\xEF\xBB\xBFREPORT_ID,", kHeader + 10)).ok());
-}
-
-TEST_F(CtlTest, Formats) {
-  EXPECT_EQ(*ParseFormat("csv"), Format::kCsv);
-  EXPECT_EQ(*ParseFormat("table"), Format::kTable);
-  EXPECT_THAT(ParseFormat("json").status().message(), HasSubstr("--format: 'json'"));
-  EXPECT_EQ(Table({"a", "long header"}, {{"wide cell", "x"}, {"b", ""}}),
-            "a          long header\n"
-            "wide cell  x\n"
-            "b\n");
-}
-
-TEST_F(CtlTest, PayoutsAndCardsAsCsvAndTable) {
-  v1::Payout p;
-  p.set_person_id("01016012345");
-  p.set_year(2025);
-  p.set_scheme(v1::TAK);
-  p.set_amount_ore(72200);
-  p.set_run_id("run-000001");
-  p.set_created_on("2025-06-01");
-  EXPECT_EQ(FormatPayouts({p, p}, Format::kCsv),
-            "person_id,year,scheme,amount_ore,run_id,created_on\n"
-            "01016012345,2025,TAK,72200,run-000001,2025-06-01\n"
-            "01016012345,2025,TAK,72200,run-000001,2025-06-01\n");
-  EXPECT_THAT(FormatPayouts({p, p}, Format::kTable), HasSubstr("2 payouts, 144400 øre"));
-  EXPECT_EQ(FormatPayouts({}, Format::kCsv),
-            "person_id,year,scheme,amount_ore,run_id,created_on\n");
-  v1::FreeCard c;
-  c.set_person_id("01016012345");
-  c.set_year(2025);
-  c.set_scheme(v1::TAK);
-  c.set_valid_from("2025-03-01");
-  c.set_valid_to("2025-12-31");
-  c.set_issued_on("2025-03-05");
-  c.set_basis_total_ore(400000);
-  c.set_under_review(true);
-  EXPECT_EQ(FormatCards({c}, Format::kCsv),
-            "person_id,year,scheme,valid_from,valid_to,issued_on,basis_total_ore,under_review\n"
-            "01016012345,2025,TAK,2025-03-01,2025-12-31,2025-03-05,400000,true\n");
-}
-
-TEST_F(CtlTest, UsageChecks) {
-  Options o;
-  EXPECT_TRUE(CheckUsage({"issue"}, o).ok());
-  EXPECT_THAT(CheckUsage({}, o).message(), HasSubstr("no command"));
-  EXPECT_THAT(CheckUsage({"lookup"}, o).message(), HasSubstr("missing PERSON"));
-  EXPECT_THAT(CheckUsage({"lookup", ""}, o).message(), HasSubstr("PERSON is empty"));
-  EXPECT_THAT(CheckUsage({"cards"}, o).message(), HasSubstr("--year=Y is required"));
-  o.given = {"as_of"};
-  EXPECT_THAT(CheckUsage({"lookup", "1"}, o).message(), HasSubstr("--as-of does not apply"));
-  o = Options();
-  o.year = 2025;
-  o.format = "xml";
-  EXPECT_THAT(CheckUsage({"cards"}, o).message(), HasSubstr("--format: 'xml'"));
-  o = Options();
-  o.batch_size = 0;
-  EXPECT_THAT(CheckUsage({"import", "f.csv"}, o).message(), HasSubstr("--batch_size"));
-}
-
-TEST_F(CtlTest, Credentials) {
-  EXPECT_TRUE(MakeChannelCredentials({}, "127.0.0.1:50051").ok());
-  EXPECT_TRUE(MakeChannelCredentials({}, "[::1]:50051").ok());
-  EXPECT_THAT(MakeChannelCredentials({}, "frikort.example:443").status().message(),
-              HasSubstr("not a loopback address"));
-  EXPECT_THAT(MakeChannelCredentials({}, "no-port").status().message(), HasSubstr("--server"));
-  TlsFiles half;
-  half.cert = "/c.pem";
-  EXPECT_THAT(MakeChannelCredentials(half, "127.0.0.1:1").status().message(),
-              HasSubstr("--tls_cert and --tls_key go together"));
-  TlsFiles missing;
-  missing.ca = "/no/such/ca.pem";
-  EXPECT_THAT(MakeChannelCredentials(missing, "frikort.example:443").status().message(),
-              HasSubstr("--tls_ca /no/such/ca.pem: cannot read"));
 }
 
 }  // namespace

@@ -1,10 +1,10 @@
 // Command-line checks shared by frikortd and frikortctl.
-#ifndef FRIKORT_SERVER_FLAGS_H_
-#define FRIKORT_SERVER_FLAGS_H_
+#ifndef FRIKORT_CORE_COMMAND_LINE_H_
+#define FRIKORT_CORE_COMMAND_LINE_H_
 
 #include <string>
 
-namespace frikort::server {
+namespace frikort::core {
 
 // Abseil's flag parser exits with status 1 on a bad flag, and the tools
 // promise their own code and one line. So the arguments are checked first with
@@ -14,6 +14,6 @@ namespace frikort::server {
 // that are not flags are left for the caller; without, they are an error.
 std::string PrecheckFlags(int argc, char** argv, bool allow_positional);
 
-}  // namespace frikort::server
+}  // namespace frikort::core
 
-#endif  // FRIKORT_SERVER_FLAGS_H_
+#endif  // FRIKORT_CORE_COMMAND_LINE_H_
