@@ -1,6 +1,5 @@
 #include "core/rules.h"
 
-#include <fstream>
 #include <limits>
 #include <optional>
 #include <sstream>
@@ -172,19 +171,6 @@ absl::StatusOr<RulesTable> RulesTable::Parse(absl::string_view text) {
   // tak 1; a file that forgot the line is wrong, not a rule change.
   if (first_two_cap_line != 0 && tak2_line == 0) {
     return LineError(first_two_cap_line, "two-cap year (tak1/tak2) but the file has no tak2 line");
-  }
-  return table;
-}
-
-absl::StatusOr<RulesTable> RulesTable::LoadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open rules file"));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read error"));
-  absl::StatusOr<RulesTable> table = Parse(buffer.str());
-  if (!table.ok()) {
-    return absl::Status(table.status().code(), absl::StrCat(path, ": ", table.status().message()));
   }
   return table;
 }

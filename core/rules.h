@@ -39,8 +39,6 @@ class RulesTable {
   // Errors are InvalidArgument naming the line number and what is wrong
   // (unknown keyword, duplicate year, missing cap, bad amount, unknown category).
   static absl::StatusOr<RulesTable> Parse(absl::string_view text);
-  // Reads and parses a file; NotFound / InvalidArgument name the path.
-  static absl::StatusOr<RulesTable> LoadFile(const std::string& path);
 
   // nullptr if the year has no rules.
   const YearRules* ForYear(int year) const;

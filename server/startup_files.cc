@@ -49,8 +49,19 @@ absl::Status WithContext(const absl::Status& status, absl::string_view what,
 
 absl::StatusOr<std::unique_ptr<core::RulesTable>> LoadRules(const std::string& rules_file) {
   if (absl::Status s = core::InitOsloTimeZone(); !s.ok()) return s;
-  absl::StatusOr<core::RulesTable> rules = core::RulesTable::LoadFile(rules_file);
-  if (!rules.ok()) return WithContext(rules.status(), "rules_file", rules_file);
+  std::ifstream in(rules_file, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat("rules_file ", rules_file, ": cannot open the rules file"));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return absl::DataLossError(absl::StrCat("rules_file ", rules_file, ": read error"));
+  absl::StatusOr<core::RulesTable> rules = core::RulesTable::Parse(text.str());
+  if (!rules.ok()) {
+    return absl::Status(rules.status().code(),
+                        absl::StrCat("rules_file ", rules_file, ": ", rules.status().message()));
+  }
   return std::make_unique<core::RulesTable>(*std::move(rules));
 }
 

@@ -37,6 +37,7 @@
 #include "server/server.h"
 #include "storage/register.h"
 #include "tests/server/test_util.h"
+#include "tests/testing/rules_file.h"
 
 ABSL_FLAG(std::string, parts, "ingest,lookup,issuance,memory", "which parts to run");
 ABSL_FLAG(std::string, ingest_paths, "raw,direct,unary,stream",
@@ -154,7 +155,7 @@ struct Stack {
   std::shared_ptr<grpc::Channel> channel;
 
   explicit Stack(const std::string& name, bool with_server = true) : dir(name) {
-    auto r = core::RulesTable::LoadFile(absl::GetFlag(FLAGS_rules_file));
+    auto r = frikort::testing::ReadRulesFile(absl::GetFlag(FLAGS_rules_file));
     if (!r.ok()) Die(r.status());
     rules = *std::move(r);
     // The register as frikortd opens it (with its default flags).

@@ -7,6 +7,7 @@
 #include "core/calendar.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/rules_file.h"
 
 namespace frikort::core {
 namespace {
@@ -30,7 +31,7 @@ class CoPaymentTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(InitOsloTimeZone().ok());
-    absl::StatusOr<RulesTable> rules = RulesTable::LoadFile(RulesPath());
+    absl::StatusOr<RulesTable> rules = frikort::testing::ReadRulesFile(RulesPath());
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = *std::move(rules);
     now_ = Oslo(2024, 6, 15);

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/rules_file.h"
 
 namespace frikort::core {
 namespace {
@@ -31,7 +32,7 @@ std::string RulesPath() {
 
 const RulesTable& Deployed() {
   static const RulesTable* const table = [] {
-    absl::StatusOr<RulesTable> t = RulesTable::LoadFile(RulesPath());
+    absl::StatusOr<RulesTable> t = frikort::testing::ReadRulesFile(RulesPath());
     if (!t.ok()) {
       ADD_FAILURE() << t.status();
       return new RulesTable(*RulesTable::Parse("year 2000 tak=1 minimum=0"));
@@ -217,23 +218,6 @@ TEST(RulesParseTest, GarbageNeverCrashes) {
       EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
     }
   }
-}
-
-TEST(RulesParseTest, LoadFileErrorsNameThePath) {
-  auto missing = RulesTable::LoadFile("/nonexistent/frikort/rules.txt");
-  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("/nonexistent/frikort/rules.txt"));
-
-  const std::string path = absl::StrCat(::testing::TempDir(), "/bad_rules.txt");
-  FILE* f = std::fopen(path.c_str(), "w");
-  ASSERT_NE(f, nullptr);
-  std::fputs("year 2024 tak=3165 minimum=0\nfoo\n", f);
-  std::fclose(f);
-  auto bad = RulesTable::LoadFile(path);
-  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(bad.status().message()), HasSubstr(path));
-  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("line 2: unknown keyword"));
-  std::remove(path.c_str());
 }
 
 }  // namespace

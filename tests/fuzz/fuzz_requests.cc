@@ -43,6 +43,7 @@
 #include "server/convert.h"
 #include "server/requests.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "tests/testing/rules_file.h"
 
 namespace frikort::fuzz {
 namespace {
@@ -270,7 +271,7 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
     std::abort();
   }
   absl::StatusOr<frikort::core::RulesTable> rules =
-      frikort::core::RulesTable::LoadFile(FRIKORT_RULES_FILE);
+      frikort::testing::ReadRulesFile(FRIKORT_RULES_FILE);
   if (!rules.ok()) {
     std::fprintf(stderr, "%s\n", std::string(rules.status().message()).c_str());
     std::abort();

@@ -32,6 +32,7 @@
 #include "jobs/issuance.h"
 #include "storage/register.h"
 #include "tests/testing/ids.h"
+#include "tests/testing/rules_file.h"
 
 namespace frikort::jobs::testing {
 
@@ -169,7 +170,7 @@ class JobTest : public ::testing::Test {
     ASSERT_TRUE(core::InitOsloTimeZone().ok());
     const char* src = std::getenv("FRIKORT_SOURCE_DIR");
     ASSERT_NE(src, nullptr) << "run through ctest (FRIKORT_SOURCE_DIR)";
-    auto rules = core::RulesTable::LoadFile(absl::StrCat(src, "/deploy/rules.txt"));
+    auto rules = frikort::testing::ReadRulesFile(absl::StrCat(src, "/deploy/rules.txt"));
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = *std::move(rules);
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();

@@ -33,6 +33,7 @@
 #include "server/server.h"
 #include "storage/register.h"
 #include "tests/testing/fault_fs.h"
+#include "tests/testing/rules_file.h"
 
 namespace frikort::testutil {
 
@@ -269,7 +270,7 @@ class ServerTest : public ::testing::Test {
               "2026-06-15T10:00:00Z");
     const std::string src = SourceDir();
     ASSERT_FALSE(src.empty()) << "FRIKORT_SOURCE_DIR is not set (run the tests with ctest)";
-    absl::StatusOr<core::RulesTable> rules = core::RulesTable::LoadFile(src + "/deploy/rules.txt");
+    absl::StatusOr<core::RulesTable> rules = frikort::testing::ReadRulesFile(src + "/deploy/rules.txt");
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = std::make_unique<core::RulesTable>(*std::move(rules));
     clock_ = std::make_unique<core::FakeClock>(StartTime());

@@ -15,6 +15,7 @@
 #include "storage/backup.h"
 #include "storage/register.h"
 #include "tests/testing/ids.h"
+#include "tests/testing/rules_file.h"
 
 namespace frikort::storage {
 namespace {
@@ -31,7 +32,7 @@ class BackupTest : public ::testing::Test {
     const char* src = std::getenv("FRIKORT_SOURCE_DIR");
     ASSERT_NE(src, nullptr);
     absl::StatusOr<core::RulesTable> rules =
-        core::RulesTable::LoadFile(absl::StrCat(src, "/deploy/rules.txt"));
+        frikort::testing::ReadRulesFile(absl::StrCat(src, "/deploy/rules.txt"));
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = *std::move(rules);
     root_ = fs::temp_directory_path() /

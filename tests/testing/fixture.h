@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/rules.h"
 #include "gtest/gtest.h"
+#include "tests/testing/rules_file.h"
 
 namespace frikort::testing {
 
@@ -20,7 +21,7 @@ namespace frikort::testing {
 inline absl::StatusOr<core::RulesTable> DeployedRules() {
   const char* src = std::getenv("FRIKORT_SOURCE_DIR");
   if (src == nullptr) return absl::FailedPreconditionError("FRIKORT_SOURCE_DIR is not set");
-  return core::RulesTable::LoadFile(absl::StrCat(src, "/deploy/rules.txt"));
+  return frikort::testing::ReadRulesFile(absl::StrCat(src, "/deploy/rules.txt"));
 }
 
 // An empty folder under the temp dir, named after `prefix`, this process and
