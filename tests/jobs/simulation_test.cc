@@ -41,6 +41,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "jobs/issuance.h"
 #include "storage/crypto.h"
@@ -61,7 +62,6 @@ using sim::Oslo;
 using sim::OsloDay;
 using sim::OsloMidnight;
 using Day = absl::CivilDay;
-using Fault = HookedRegister::Fault;
 
 constexpr int kDefaultSeeds = 12;
 constexpr int kDefaultSteps = 300;
@@ -704,7 +704,7 @@ void SimulationTest::Lookup() {
   }
 }
 
-// One issuance run through the real job, over a HookedRegister that lets the
+// One issuance run through the real job, over a mock register that lets the
 // model follow the job chunk by chunk: the model predicts each chunk (the
 // next due ledgers after the job's cursor, in marker order), decides it, and
 // may send changes between chunks or have the run killed before or after a
@@ -718,13 +718,13 @@ void SimulationTest::RunIssuance(bool interrupted, bool reports_between_chunks) 
   const int64_t chunks = (static_cast<int64_t>(SortedDue().size()) + chunk - 1) / chunk;
   const int fault_call =
       interrupted ? static_cast<int>(rng_->Uniform(0, std::max<int64_t>(0, chunks - 1))) : -1;
-  const Fault fault = rng_->Chance(50) ? Fault::kBefore : Fault::kAfter;
-  op_ = absl::StrCat(
-      dry_run ? "dry " : "", "issuance run as of ", Show(as_of), ", chunks of ", chunk,
-      interrupted ? absl::StrCat(", killed ", fault == Fault::kBefore ? "before" : "after",
-                                 " the write of chunk ", fault_call)
-                  : "",
-      reports_between_chunks ? ", reports between chunks" : "");
+  const bool before_write = rng_->Chance(50);
+  op_ =
+      absl::StrCat(dry_run ? "dry " : "", "issuance run as of ", Show(as_of), ", chunks of ", chunk,
+                   interrupted ? absl::StrCat(", killed ", before_write ? "before" : "after",
+                                              " the write of chunk ", fault_call)
+                               : "",
+                   reports_between_chunks ? ", reports between chunks" : "");
   recent_.push_back(absl::StrCat("step ", step_, ": ", op_));
   coverage_.Add(dry_run ? "runs dry" : "runs");
   if (!dry_run) last_as_of_ = as_of;
@@ -737,11 +737,16 @@ void SimulationTest::RunIssuance(bool interrupted, bool reports_between_chunks) 
   bool faulted = false;
   std::set<std::string> decided;
   std::vector<std::thread> release;
-  HookedRegister hooked(reg_.get());
-  // What the model expects each call to take, by call; compared with what it
-  // took once the run is over (the calls complete on the register's thread).
+  // What the model expects each call to take, by call, and what it took
+  // (recorded on the register's thread), compared once the run is over.
   std::map<int, std::vector<LedgerKey>> predicted;
-  hooked.before_decide = [&](int call) {
+  absl::Mutex taken_mu;
+  std::map<int, std::vector<storage::DueLedger>> taken;
+  const auto took = [&](int call, const std::vector<storage::LedgerOutcome>& outcomes) {
+    absl::MutexLock l(&taken_mu);
+    for (const storage::LedgerOutcome& o : outcomes) taken[call].push_back(o.ledger);
+  };
+  const auto before_chunk = [&](int call) {
     if (reports_between_chunks && rng_->Chance(60)) {
       // What arrives now is in this run if its ledger sorts after the cursor,
       // else in the next one: the chunk queued next takes its markers only
@@ -766,7 +771,7 @@ void SimulationTest::RunIssuance(bool interrupted, bool reports_between_chunks) 
       }
       coverage_.Add("changes between chunks", n);
     }
-    if (call == fault_call && fault == Fault::kBefore) return;
+    if (call == fault_call && before_write) return;
     std::vector<LedgerKey> chunk_keys;
     for (const LedgerKey& k : SortedDue()) {
       if ((!cursor || OrderOf(k) > *cursor) && chunk_keys.size() < chunk) chunk_keys.push_back(k);
@@ -797,17 +802,41 @@ void SimulationTest::RunIssuance(bool interrupted, bool reports_between_chunks) 
       Note(k.person, text);
     }
   };
-  hooked.decide_fault = [&](int call) {
-    if (call != fault_call) return Fault::kNone;
-    faulted = true;
-    return fault;
-  };
+  // Every chunk the job queues: the model follows it, then the real register
+  // decides it, unless the run dies at it. A killed run queues no more.
+  DelegatingRegister hooked(reg_.get());
+  int calls = 0;
+  EXPECT_CALL(hooked, DecideNextAsync)
+      .WillRepeatedly([&](storage::RunInfo run, std::shared_ptr<storage::DueCursor> due_cursor,
+                          size_t limit, Register::DecideFn decide, Register::DecideDone done) {
+        const int call = calls++;
+        if (faulted) {
+          Diff("", absl::StrCat("the run queued chunk ", call, " after it was killed"));
+          return std::move(done)(absl::UnavailableError("test: the run was killed"));
+        }
+        before_chunk(call);
+        if (call == fault_call) {
+          faulted = true;
+          if (before_write) {
+            return KilledBeforeWrite()(std::move(run), std::move(due_cursor), limit,
+                                       std::move(decide), std::move(done));
+          }
+          return KilledAfterWrite(reg_.get(), [&took, call](const auto& r) { took(call, r); })(
+              std::move(run), std::move(due_cursor), limit, std::move(decide), std::move(done));
+        }
+        reg_->DecideNextAsync(std::move(run), std::move(due_cursor), limit, std::move(decide),
+                              [&took, call, done = std::move(done)](
+                                  absl::StatusOr<std::vector<storage::LedgerOutcome>> r) mutable {
+                                if (r.ok()) took(call, *r);
+                                std::move(done)(std::move(r));
+                              });
+      });
   IssuanceJob job(&hooked, &rules_, &clock_);
   job.set_chunk_size(chunk);
   absl::StatusOr<RunSummary> got = job.Run(as_of, dry_run);
   for (std::thread& t : release) t.join();
   AwaitPending();
-  const std::map<int, std::vector<storage::DueLedger>> taken = hooked.taken();
+  absl::MutexLock taken_lock(&taken_mu);
   for (const auto& [call, chunk_keys] : predicted) {
     static const std::vector<storage::DueLedger> kNothing;
     auto it = taken.find(call);
