@@ -6,9 +6,9 @@
 #include <algorithm>
 #include <map>
 #include <random>
-#include <tuple>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "tests/jobs/job_fixture.h"
@@ -20,10 +20,10 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAreArray;
 
-constexpr Ore kCap2024 = 316500;       // 3165 NOK, one cap
-constexpr Ore kTak1Cap2019 = 236900;   // 2369 NOK
-constexpr Ore kTak2Cap2019 = 208500;   // 2085 NOK
-constexpr Ore kMinimum2019 = 20000;    // 200 NOK
+constexpr Ore kCap2024 = 316500;      // 3165 NOK, one cap
+constexpr Ore kTak1Cap2019 = 236900;  // 2369 NOK
+constexpr Ore kTak2Cap2019 = 208500;  // 2085 NOK
+constexpr Ore kMinimum2019 = 20000;   // 200 NOK
 
 using Day = absl::CivilDay;
 
@@ -248,8 +248,8 @@ TEST_F(IssuanceTest, CapReachedExactlyGivesACardAndNoPayout) {
   const std::string a = Person(8);
   const std::string b = Person(9);
   Pay(a, Day(2024, 2, 1), 300000);
-  Pay(a, Day(2024, 3, 1), 16500);            // exactly 3165 NOK
-  Pay(b, Day(2019, 3, 1), kTak1Cap2019);     // exactly 2369 NOK in 2019
+  Pay(a, Day(2024, 3, 1), 16500);         // exactly 3165 NOK
+  Pay(b, Day(2019, 3, 1), kTak1Cap2019);  // exactly 2369 NOK in 2019
   RunSummary s = RunJob(Day(2024, 3, 10));
   EXPECT_EQ(s.ledgers_examined, 2);
   EXPECT_EQ(s.cards_issued, 2);
@@ -329,8 +329,7 @@ TEST_F(IssuanceTest, MedicineAttributedToNextYearWaitsForFirstOfJanuary) {
   // Medicine handed out on 20 December 2024 for a stay abroad, attributed to
   // 2025, fills the 2025 cap: the crossing is 1 January 2025.
   const std::string p = Person(12);
-  core::CoPaymentInput in = Input("abroad", p, Day(2024, 12, 20), 330000,
-                                  Category::kPrescription);
+  core::CoPaymentInput in = Input("abroad", p, Day(2024, 12, 20), 330000, Category::kPrescription);
   in.attributed_year = 2025;
   auto r = reg_->Submit({in});
   ASSERT_TRUE(r.ok());
@@ -430,7 +429,7 @@ TEST_F(IssuanceTest, DryRunComputesTheSameSummaryAndWritesNothing) {
   ASSERT_EQ(RunJob(Day(2024, 1, 20)).cards_issued, 1);
   Pay(e, Day(2024, 2, 1), 800);
   ASSERT_TRUE(reg_->SetReservation(e, true).ok());
-  Pay(a, Day(2024, 6, 20), kCap2024 + 12345);  // card + payout
+  Pay(a, Day(2024, 6, 20), kCap2024 + 12345);    // card + payout
   Pay(b, Day(2019, 5, 1), kTak1Cap2019 + 9900);  // card, 99 NOK carried
   Pay(c, Day(2024, 5, 1), kCap2024);             // card, past the deadline
   Pay(d, Day(2024, 7, 15), kCap2024 + 500);      // crossing after as_of: waits
@@ -587,10 +586,8 @@ TEST_F(IssuanceTest, ReservationQueuedBeforeAChunkKeepsTheLedgerOutOfIt) {
   // chunk that would have taken their ledger.
   const std::string p = Person(82);
   Pay(p, Day(2024, 3, 1), kCap2024 + 2000);
-  HookedRegister hooked(reg_.get());
-  hooked.before_decide = [&](int) {
-    ASSERT_TRUE(reg_->SetReservation(p, true).ok());
-  };
+  DelegatingRegister hooked(reg_.get());
+  BeforeEveryChunk(hooked, [&] { ASSERT_TRUE(reg_->SetReservation(p, true).ok()); });
   IssuanceJob job(&hooked, &rules_, &clock_);
   auto s = job.Run(Day(2024, 3, 10), false);
   ASSERT_TRUE(s.ok()) << s.status();
@@ -614,12 +611,12 @@ TEST_F(IssuanceTest, ReservationBetweenChunksTakesOutALedgerAheadOfTheCursor) {
   const std::string p = Person(83), q = Person(84);
   Pay(p, Day(2024, 3, 1), kCap2024 + 2000);
   Pay(q, Day(2024, 3, 1), kCap2024 + 3000);
-  HookedRegister hooked(reg_.get());
-  hooked.before_decide = [&](int call) {
-    if (call != 1) return;
+  const auto both_opt_out = [&] {
     ASSERT_TRUE(reg_->SetReservation(p, true).ok());
     ASSERT_TRUE(reg_->SetReservation(q, true).ok());
   };
+  DelegatingRegister hooked(reg_.get());
+  BeforeChunk(hooked, 1, both_opt_out);
   IssuanceJob job(&hooked, &rules_, &clock_);
   job.set_chunk_size(1);
   auto s = job.Run(Day(2024, 3, 10), false);
@@ -829,8 +826,7 @@ TEST_F(IssuanceTest, ListPayoutsByRunAndYearWithPaging) {
   }
   EXPECT_EQ(seen.size(), 9u);  // a later run sorts after the pages already read
 
-  EXPECT_EQ(reg_->ListPayouts("", 0, 10, "").status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(reg_->ListPayouts("", 0, 10, "").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(reg_->ListPayouts("bogus", 0, 10, "").status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(Payouts("run-999999", 0), IsEmpty());

@@ -1,8 +1,9 @@
 // Shared fixture of the issuance job tests: a real Register in a temp folder
 // with a FakeClock, the real IssuanceJob on it, and helpers to report
-// co-payments and read cards, payouts and due markers back. Also a forwarding
-// Register (HookedRegister) that lets a test act between the job's chunks or
-// make a chunk's write fail, to simulate a run killed halfway.
+// co-payments and read cards, payouts and due markers back. Also a mock
+// register over the real one (DelegatingRegister) through which a test acts
+// between the job's chunks or makes a chunk's write fail, to simulate a run
+// killed halfway.
 #ifndef FRIKORT_TESTS_JOBS_JOB_FIXTURE_H_
 #define FRIKORT_TESTS_JOBS_JOB_FIXTURE_H_
 
@@ -19,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/civil_time.h"
@@ -32,6 +34,7 @@
 #include "jobs/issuance.h"
 #include "storage/register.h"
 #include "tests/testing/ids.h"
+#include "tests/testing/mock_register.h"
 #include "tests/testing/rules_file.h"
 
 namespace frikort::jobs::testing {
@@ -48,121 +51,37 @@ using storage::Register;
 inline const std::string kSecret(32, 'k');
 inline constexpr char kProvider[] = "1234567";
 
-// Forwards every call to a real Register. `before_decide` runs on the caller's
-// thread before a DecideNextAsync is forwarded (it may call the inner
-// register's blocking methods); `decide_fault` decides whether that call
-// fails without writing (kBefore) or after its write committed (kAfter).
-// After a fault every later call fails as well, as in a process that died.
-// The ledgers each forwarded call took are kept, by call, for taken().
-class HookedRegister final : public Register {
- public:
-  enum class Fault { kNone, kBefore, kAfter };
+// A register that hands every call to a real one unless a test steers it
+// with EXPECT_CALL/ON_CALL, mostly DecideNextAsync: to act between the job's
+// chunks (an action that runs on the job's thread before the real call, and
+// may call the real register's blocking methods) or to end a run at a chunk
+// as a killed process would (KilledBeforeWrite, KilledAfterWrite).
+using DelegatingRegister = ::testing::NiceMock<::frikort::testing::MockRegister>;
 
-  explicit HookedRegister(Register* inner) : inner_(inner) {}
+// A DecideNextAsync action: the chunk fails without writing, as in a process
+// that died before the chunk's write.
+inline auto KilledBeforeWrite() {
+  return [](storage::RunInfo, std::shared_ptr<storage::DueCursor>, size_t, Register::DecideFn,
+            Register::DecideDone done) {
+    std::move(done)(absl::UnavailableError("test: killed before this chunk's write"));
+  };
+}
 
-  // Called with the 0-based index of the DecideNextAsync call.
-  std::function<void(int call)> before_decide;
-  std::function<Fault(int call)> decide_fault;
-  int decide_calls() const { return calls_.load(); }
-  // The ledgers each call took (by call index; empty for a failed call).
-  std::map<int, std::vector<storage::DueLedger>> taken() const {
-    absl::MutexLock l(&mu_);
-    return taken_;
-  }
-
-  void SubmitAsync(std::vector<core::CoPaymentInput> items, SubmitDone done) override {
-    inner_->SubmitAsync(std::move(items), std::move(done));
-  }
-  void UpdatePaymentAsync(std::string provider_id, std::string report_id, int payment,
-                          ResultDone done) override {
-    inner_->UpdatePaymentAsync(std::move(provider_id), std::move(report_id), payment,
-                               std::move(done));
-  }
-  void CancelAsync(std::string provider_id, std::string report_id, std::string reason,
-                   ResultDone done) override {
-    inner_->CancelAsync(std::move(provider_id), std::move(report_id), std::move(reason),
-                        std::move(done));
-  }
-  void SetReservationAsync(std::string person_id, bool reserved,
-                           absl::AnyInvocable<void(absl::Status) &&> done) override {
-    inner_->SetReservationAsync(std::move(person_id), reserved, std::move(done));
-  }
-  absl::StatusOr<storage::LedgerView> GetLedger(absl::string_view person_id, int year) override {
-    return inner_->GetLedger(person_id, year);
-  }
-  absl::StatusOr<std::vector<storage::SchemeExemption>> CheckExemption(
-      absl::string_view person_id, absl::CivilDay date, core::Category category,
-      absl::string_view caller) override {
-    return inner_->CheckExemption(person_id, date, category, caller);
-  }
-  absl::StatusOr<storage::Page<storage::LookupRecord>> ListLookups(
-      absl::string_view person_id, int page_size, absl::string_view page_token) override {
-    return inner_->ListLookups(person_id, page_size, page_token);
-  }
-  absl::StatusOr<storage::Page<Card>> ListFreeCards(int year,
-                                                    std::optional<absl::CivilDay> issued_on,
-                                                    int page_size,
-                                                    absl::string_view page_token) override {
-    return inner_->ListFreeCards(year, issued_on, page_size, page_token);
-  }
-  absl::StatusOr<storage::Page<Payout>> ListPayouts(absl::string_view run_id, int year,
-                                                    int page_size,
-                                                    absl::string_view page_token) override {
-    return inner_->ListPayouts(run_id, year, page_size, page_token);
-  }
-  absl::StatusOr<std::vector<storage::DueLedger>> ScanDue(
-      const std::optional<storage::DueLedger>& after, size_t limit) override {
-    return inner_->ScanDue(after, limit);
-  }
-  absl::StatusOr<std::string> AllocateRunId() override { return inner_->AllocateRunId(); }
-  void DecideNextAsync(storage::RunInfo run, std::shared_ptr<storage::DueCursor> cursor,
-                       size_t limit, DecideFn decide, DecideDone done) override {
-    const int call = calls_.fetch_add(1);
-    if (before_decide) before_decide(call);
-    const Fault fault = dead_.load() ? Fault::kBefore
-                        : decide_fault ? decide_fault(call)
-                                       : Fault::kNone;
-    if (fault != Fault::kNone) dead_ = true;
-    if (fault == Fault::kBefore) {
-      std::move(done)(absl::UnavailableError("test: killed before this chunk's write"));
-      return;
-    }
-    if (fault == Fault::kAfter) {
-      auto r = inner_->DecideNext(std::move(run), std::move(cursor), limit, std::move(decide));
-      EXPECT_TRUE(r.ok()) << r.status();
-      if (r.ok()) Record(call, *r);
-      std::move(done)(absl::UnavailableError("test: killed after this chunk's write"));
-      return;
-    }
-    inner_->DecideNextAsync(
-        std::move(run), std::move(cursor), limit, std::move(decide),
-        [this, call, done = std::move(done)](
-            absl::StatusOr<std::vector<storage::LedgerOutcome>> r) mutable {
-          if (r.ok()) Record(call, *r);
-          std::move(done)(std::move(r));
-        });
-  }
-  absl::StatusOr<VerifyReport> Verify() override { return inner_->Verify(); }
-  uint64_t ApproximateSizeBytes() override { return inner_->ApproximateSizeBytes(); }
-  uint64_t PendingCompactionBytes() override { return inner_->PendingCompactionBytes(); }
-  absl::Status Health() override { return inner_->Health(); }
-  absl::StatusOr<storage::BackupInfo> Backup(const std::string& dest_dir) override {
-    return inner_->Backup(dest_dir);
-  }
-
- private:
-  void Record(int call, const std::vector<storage::LedgerOutcome>& outcomes) {
-    absl::MutexLock l(&mu_);
-    auto& ledgers = taken_[call];
-    for (const auto& o : outcomes) ledgers.push_back(o.ledger);
-  }
-
-  Register* const inner_;
-  std::atomic<int> calls_{0};
-  std::atomic<bool> dead_{false};
-  mutable absl::Mutex mu_;
-  std::map<int, std::vector<storage::DueLedger>> taken_ ABSL_GUARDED_BY(mu_);
-};
+// A DecideNextAsync action: `real` decides and writes the chunk, then the call
+// fails, as in a process that died after the write landed. `took` (if set) is
+// told which ledgers the chunk took.
+inline auto KilledAfterWrite(
+    Register* real,
+    std::function<void(const std::vector<storage::LedgerOutcome>&)> took = nullptr) {
+  return [real, took = std::move(took)](storage::RunInfo run,
+                                        std::shared_ptr<storage::DueCursor> cursor, size_t limit,
+                                        Register::DecideFn decide, Register::DecideDone done) {
+    auto r = real->DecideNext(std::move(run), std::move(cursor), limit, std::move(decide));
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (r.ok() && took) took(*r);
+    std::move(done)(absl::UnavailableError("test: killed after this chunk's write"));
+  };
+}
 
 class JobTest : public ::testing::Test {
  protected:
@@ -175,8 +94,7 @@ class JobTest : public ::testing::Test {
     rules_ = *std::move(rules);
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     dir_ = std::filesystem::temp_directory_path() /
-           absl::StrCat("frikort_jobs_", getpid(), "_", info->test_suite_name(), "_",
-                        info->name());
+           absl::StrCat("frikort_jobs_", getpid(), "_", info->test_suite_name(), "_", info->name());
     std::filesystem::remove_all(dir_);
     Reopen();
   }
@@ -225,6 +143,24 @@ class JobTest : public ::testing::Test {
     in.amount = amount;
     in.payment = static_cast<int>(Payment::kPaid);
     return in;
+  }
+
+  // A DecideNextAsync action: the real register's DecideNextAsync.
+  auto RealDecide() { return ::testing::Invoke(reg_.get(), &Register::DecideNextAsync); }
+  // `hooked`'s DecideNextAsync call number `call` (0-based) first runs `act`
+  // on the job's thread; every call goes on to the real register.
+  void BeforeChunk(DelegatingRegister& hooked, int call, std::function<void()> act) {
+    ::testing::InSequence chunks;
+    EXPECT_CALL(hooked, DecideNextAsync).Times(call);
+    EXPECT_CALL(hooked, DecideNextAsync)
+        .WillOnce(::testing::DoAll(::testing::InvokeWithoutArgs(std::move(act)), RealDecide()));
+    EXPECT_CALL(hooked, DecideNextAsync).Times(::testing::AnyNumber());
+  }
+  // Every DecideNextAsync call of `hooked` from now on first runs `act`.
+  void BeforeEveryChunk(DelegatingRegister& hooked, std::function<void()> act) {
+    EXPECT_CALL(hooked, DecideNextAsync)
+        .WillRepeatedly(
+            ::testing::DoAll(::testing::InvokeWithoutArgs(std::move(act)), RealDecide()));
   }
 
   RunSummary RunJob(absl::CivilDay as_of, bool dry_run = false) {
@@ -296,8 +232,8 @@ class JobTest : public ::testing::Test {
 
   core::RulesTable rules_;
   // Well after every service date the tests use, so no report is "in the future".
-  core::FakeClock clock_{absl::FromCivil(absl::CivilSecond(2025, 3, 1, 12, 0, 0),
-                                         absl::UTCTimeZone())};
+  core::FakeClock clock_{
+      absl::FromCivil(absl::CivilSecond(2025, 3, 1, 12, 0, 0), absl::UTCTimeZone())};
   std::filesystem::path dir_;
   std::unique_ptr<Register> reg_;
   std::unique_ptr<IssuanceJob> job_;

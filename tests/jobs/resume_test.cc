@@ -70,10 +70,9 @@ TEST_F(ResumeTest, KilledAfterSomeLedgersResumesWithoutPayingTwice) {
   ASSERT_EQ(due->size(), static_cast<size_t>(kPeople));
   auto run_id = reg_->AllocateRunId();
   ASSERT_TRUE(run_id.ok());
-  auto outcomes = reg_->DecideNext({*run_id, as_of, false}, std::make_shared<storage::DueCursor>(),
-                                   4, [as_of](const core::LedgerState& s) {
-                                     return core::DecideIssuance(s, as_of);
-                                   });
+  auto outcomes = reg_->DecideNext(
+      {*run_id, as_of, false}, std::make_shared<storage::DueCursor>(), 4,
+      [as_of](const core::LedgerState& s) { return core::DecideIssuance(s, as_of); });
   ASSERT_TRUE(outcomes.ok()) << outcomes.status();
   ASSERT_EQ(outcomes->size(), 4u);
   for (size_t i = 0; i < outcomes->size(); ++i) {
@@ -99,9 +98,8 @@ TEST_F(ResumeTest, KilledAfterSomeLedgersResumesWithoutPayingTwice) {
 // either before that chunk's write or after it (the write landed but the job
 // never heard). Started again on a reopened register, it finishes the rest.
 TEST_F(ResumeTest, JobKilledBetweenChunksFinishesOnRestart) {
-  for (HookedRegister::Fault fault : {HookedRegister::Fault::kBefore,
-                                      HookedRegister::Fault::kAfter}) {
-    SCOPED_TRACE(fault == HookedRegister::Fault::kBefore ? "before write" : "after write");
+  for (const bool before_write : {true, false}) {
+    SCOPED_TRACE(before_write ? "before write" : "after write");
     job_.reset();
     reg_.reset();
     std::filesystem::remove_all(dir_);
@@ -109,18 +107,25 @@ TEST_F(ResumeTest, JobKilledBetweenChunksFinishesOnRestart) {
     Reopen();
     MakeDue();
     const Day as_of(2024, 4, 1);
-    const int decided = fault == HookedRegister::Fault::kBefore ? 3 : 4;
+    const int decided = before_write ? 3 : 4;
     {
-      HookedRegister hooked(reg_.get());
-      hooked.decide_fault = [fault](int call) {
-        return call == 3 ? fault : HookedRegister::Fault::kNone;
-      };
+      DelegatingRegister hooked(reg_.get());
+      {
+        // Three chunks go to the register, the 4th kills the run, and the
+        // job stops at the failure: no 5th call.
+        ::testing::InSequence chunks;
+        EXPECT_CALL(hooked, DecideNextAsync).Times(3);
+        if (before_write) {
+          EXPECT_CALL(hooked, DecideNextAsync).WillOnce(KilledBeforeWrite());
+        } else {
+          EXPECT_CALL(hooked, DecideNextAsync).WillOnce(KilledAfterWrite(reg_.get()));
+        }
+      }
       IssuanceJob job(&hooked, &rules_, &clock_);
       job.set_chunk_size(1);
       auto killed = job.Run(as_of, false);
       ASSERT_FALSE(killed.ok());
       EXPECT_EQ(killed.status().code(), absl::StatusCode::kUnavailable);
-      EXPECT_EQ(hooked.decide_calls(), 4);  // it stopped at the failure
     }
     EXPECT_EQ(Cards(2024).size(), static_cast<size_t>(decided));
     EXPECT_EQ(Payouts("", 2024).size(), static_cast<size_t>(decided));
@@ -164,9 +169,7 @@ TEST_F(ResumeTest, ReportsDuringARunAreInItOrInTheNext) {
   const Day as_of(2024, 4, 1);
   constexpr int kBefore = 3;  // chunks decided when the reports arrive
   constexpr Ore kExtra = 700;
-  HookedRegister hooked(reg_.get());
-  hooked.before_decide = [&](int call) {
-    if (call != kBefore) return;
+  const auto report_extra = [&] {
     std::vector<core::CoPaymentInput> items;
     int n = 0;
     for (const auto& [person, excess] : excess_) {
@@ -176,6 +179,8 @@ TEST_F(ResumeTest, ReportsDuringARunAreInItOrInTheNext) {
     ASSERT_TRUE(r.ok()) << r.status();
     for (const auto& x : *r) ASSERT_EQ(x.outcome, core::Outcome::kAccepted);
   };
+  DelegatingRegister hooked(reg_.get());
+  BeforeChunk(hooked, kBefore, report_extra);
   IssuanceJob job(&hooked, &rules_, &clock_);
   job.set_chunk_size(1);
   auto during = job.Run(as_of, false);
@@ -217,13 +222,13 @@ TEST_F(ResumeTest, CrossingDuringARunIsIssuedOnce) {
   const Day as_of(2024, 4, 1);
   std::vector<std::string> newcomers;
   for (int i = 0; i < 6; ++i) newcomers.push_back(Person(900 + i));
-  HookedRegister hooked(reg_.get());
-  hooked.before_decide = [&](int call) {
-    if (call != 5) return;
+  const auto newcomers_cross = [&] {
     for (size_t i = 0; i < newcomers.size(); ++i) {
       Pay(newcomers[i], Day(2024, 3, 20), kCap2024 + 10);
     }
   };
+  DelegatingRegister hooked(reg_.get());
+  BeforeChunk(hooked, 5, newcomers_cross);
   IssuanceJob job(&hooked, &rules_, &clock_);
   job.set_chunk_size(1);
   auto during = job.Run(as_of, false);

@@ -115,31 +115,31 @@ TEST_F(SchedulerTest, ZeroIntervalNeverRuns) {
 // second Run is attempted from another thread.
 TEST_F(SchedulerTest, SecondRunWhileOneIsInProgressIsAborted) {
   for (int i = 0; i < 5; ++i) Pay(Person(10 + i), Day(2024, 5, 1 + i), kCap2024 + 100);
-  HookedRegister hooked(reg_.get());
+  DelegatingRegister hooked(reg_.get());
   IssuanceJob job(&hooked, &rules_, &clock_);
   job.set_chunk_size(2);
   absl::Status second_status;
-  hooked.before_decide = [&](int call) {
-    if (call != 0) return;
+  // In the first chunk of the first run only.
+  BeforeChunk(hooked, 0, [&] {
     std::thread other([&] { second_status = job.Run(Day(2024, 6, 1), false).status(); });
     other.join();
-  };
+  });
   auto first = job.Run(Day(2024, 6, 1), false);
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_EQ(second_status.code(), absl::StatusCode::kAborted) << second_status;
   EXPECT_EQ(first->cards_issued, 5);
   // A dry run is refused as well while a run holds the job.
-  hooked.before_decide = [&](int) {
+  BeforeEveryChunk(hooked, [&] {
     std::thread other([&] { second_status = job.Run(Day(2024, 6, 1), true).status(); });
     other.join();
-  };
+  });
   Pay(Person(20), Day(2024, 5, 25), kCap2024 + 300);
   auto second = job.Run(Day(2024, 6, 1), false);
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_EQ(second->cards_issued, 1);
   EXPECT_EQ(second_status.code(), absl::StatusCode::kAborted);
   // Once the run ended, the job takes runs again.
-  hooked.before_decide = nullptr;
+  EXPECT_CALL(hooked, DecideNextAsync).WillRepeatedly(RealDecide());
   auto third = job.Run(Day(2024, 6, 1), false);
   ASSERT_TRUE(third.ok()) << third.status();
   EXPECT_EQ(third->ledgers_examined, 0);
@@ -157,12 +157,12 @@ TEST_F(SchedulerTest, ConcurrentRunsNeverDuplicateCardsOrPayouts) {
   ASSERT_TRUE(reg_->Submit(std::move(items)).ok());
   std::atomic<int> in_run{0};
   std::atomic<bool> overlapped{false};
-  HookedRegister hooked(reg_.get());
-  hooked.before_decide = [&](int) {
+  DelegatingRegister hooked(reg_.get());
+  BeforeEveryChunk(hooked, [&] {
     if (in_run.fetch_add(1) != 0) overlapped = true;
     absl::SleepFor(absl::Microseconds(200));
     in_run.fetch_sub(1);
-  };
+  });
   IssuanceJob job(&hooked, &rules_, &clock_);
   job.set_chunk_size(1);  // long runs: many chances to overlap
   int64_t cards = 0, payouts = 0, ok_runs = 0, aborted = 0;
@@ -197,15 +197,14 @@ TEST_F(SchedulerTest, ConcurrentRunsNeverDuplicateCardsOrPayouts) {
 // the scheduler does not report refused runs as failures; the work is done once.
 TEST_F(SchedulerTest, ManualRunWhileScheduledRunHoldsTheJob) {
   for (int i = 0; i < 3; ++i) Pay(Person(200 + i), Day(2024, 5, 10), kCap2024 + 50);
-  HookedRegister hooked(reg_.get());
+  DelegatingRegister hooked(reg_.get());
   IssuanceJob job(&hooked, &rules_, &clock_);
   absl::Notification entered, release;
-  std::atomic<bool> held{false};
-  hooked.before_decide = [&](int) {
-    if (held.exchange(true)) return;  // hold only the first scheduled chunk
+  // Holds only the first scheduled chunk.
+  BeforeChunk(hooked, 0, [&] {
     entered.Notify();
     release.WaitForNotificationWithTimeout(kWaitLimit);
-  };
+  });
   std::atomic<int> errors{0};
   Scheduler scheduler(&job, absl::Milliseconds(50),
                       [&](const absl::Status&) { errors.fetch_add(1); });
@@ -229,16 +228,14 @@ TEST_F(SchedulerTest, ManualRunWhileScheduledRunHoldsTheJob) {
 // and that is not reported as an error.
 TEST_F(SchedulerTest, ScheduledTicksDuringAManualRunAreNotErrors) {
   Pay(Person(300), Day(2024, 5, 10), kCap2024 + 50);
-  HookedRegister hooked(reg_.get());
+  DelegatingRegister hooked(reg_.get());
   IssuanceJob job(&hooked, &rules_, &clock_);
   absl::Notification release;
   absl::Notification manual_entered;
-  hooked.before_decide = [&](int call) {
-    if (call == 0) {
-      manual_entered.Notify();
-      release.WaitForNotificationWithTimeout(kWaitLimit);
-    }
-  };
+  BeforeChunk(hooked, 0, [&] {
+    manual_entered.Notify();
+    release.WaitForNotificationWithTimeout(kWaitLimit);
+  });
   std::atomic<int> errors{0};
   std::atomic<int> finished{0};
   job.set_observer([&](const RunSummary&) { finished.fetch_add(1); });
@@ -261,8 +258,8 @@ TEST_F(SchedulerTest, ScheduledTicksDuringAManualRunAreNotErrors) {
 
 TEST_F(SchedulerTest, FailedRunsAreReported) {
   Pay(Person(400), Day(2024, 5, 10), kCap2024 + 50);
-  HookedRegister hooked(reg_.get());
-  hooked.decide_fault = [](int) { return HookedRegister::Fault::kBefore; };
+  DelegatingRegister hooked(reg_.get());
+  EXPECT_CALL(hooked, DecideNextAsync).WillRepeatedly(KilledBeforeWrite());
   IssuanceJob job(&hooked, &rules_, &clock_);
   absl::Mutex mu;
   std::vector<absl::Status> errors;
@@ -290,15 +287,13 @@ TEST_F(SchedulerTest, StopReturnsPromptly) {
 
   // Stop while a run is in progress waits for that run, which completes.
   Pay(Person(500), Day(2024, 5, 10), kCap2024 + 50);
-  HookedRegister hooked(reg_.get());
+  DelegatingRegister hooked(reg_.get());
   IssuanceJob job(&hooked, &rules_, &clock_);
   absl::Notification entered;
-  hooked.before_decide = [&](int call) {
-    if (call == 0) {
-      entered.Notify();
-      absl::SleepFor(absl::Milliseconds(100));
-    }
-  };
+  BeforeChunk(hooked, 0, [&] {
+    entered.Notify();
+    absl::SleepFor(absl::Milliseconds(100));
+  });
   {
     Scheduler busy(&job, absl::Milliseconds(10));
     busy.Start();
@@ -310,7 +305,10 @@ TEST_F(SchedulerTest, StopReturnsPromptly) {
   EXPECT_EQ(Cards(2024).size(), 1u);  // the run in progress finished its work
 
   // The destructor stops a started scheduler too.
-  { Scheduler dropped(job_.get(), absl::Hours(1)); dropped.Start(); }
+  {
+    Scheduler dropped(job_.get(), absl::Hours(1));
+    dropped.Start();
+  }
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
-// StreamCoPayments' ordering and failure handling against a fake register that
-// completes submissions out of order and can fail them: the real register
-// completes in order, so only a fake exercises the reordering.
+// StreamCoPayments' ordering and failure handling against a mock register
+// whose submissions complete out of order and can fail: the real register
+// completes in order, so only a mock exercises the reordering.
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -16,19 +16,23 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/server/test_util.h"
+#include "tests/testing/mock_register.h"
 
 namespace frikort::testutil {
 namespace {
 
+using ::frikort::testing::MockRegister;
 using ::testing::HasSubstr;
+using ::testing::NiceMock;
 
 // Holds submissions until `batch` are pending (or 100 ms pass), then completes
 // them newest first. Report id "fail" fails its submission with UNAVAILABLE;
-// "short" answers one result too few.
-class ReorderingRegister final : public storage::Register {
+// "short" answers one result too few. It answers the mock register's
+// SubmitAsync; the register's other methods give the mock's default answers.
+class Reorderer {
  public:
-  explicit ReorderingRegister(size_t batch) : batch_(batch), thread_([this] { Loop(); }) {}
-  ~ReorderingRegister() override {
+  explicit Reorderer(size_t batch) : batch_(batch), thread_([this] { Loop(); }) {}
+  ~Reorderer() {
     {
       absl::MutexLock l(&mu_);
       stop_ = true;
@@ -36,66 +40,13 @@ class ReorderingRegister final : public storage::Register {
     thread_.join();
   }
 
-  void SubmitAsync(std::vector<core::CoPaymentInput> items, SubmitDone done) override {
+  void Submit(std::vector<core::CoPaymentInput> items, storage::Register::SubmitDone done) {
     absl::MutexLock l(&mu_);
     pending_.emplace_back(std::move(items), std::move(done));
-    ++submissions_;
-  }
-  int submissions() {
-    absl::MutexLock l(&mu_);
-    return submissions_;
-  }
-
-  void UpdatePaymentAsync(std::string, std::string, int, ResultDone done) override {
-    std::move(done)(absl::UnimplementedError("fake"));
-  }
-  void CancelAsync(std::string, std::string, std::string, ResultDone done) override {
-    std::move(done)(absl::UnimplementedError("fake"));
-  }
-  void SetReservationAsync(std::string, bool,
-                           absl::AnyInvocable<void(absl::Status) &&> done) override {
-    std::move(done)(absl::UnimplementedError("fake"));
-  }
-  absl::StatusOr<storage::LedgerView> GetLedger(absl::string_view, int) override {
-    return absl::UnimplementedError("fake");
-  }
-  absl::StatusOr<std::vector<storage::SchemeExemption>> CheckExemption(absl::string_view,
-                                                                       absl::CivilDay,
-                                                                       core::Category,
-                                                                       absl::string_view) override {
-    return absl::UnimplementedError("fake");
-  }
-  absl::StatusOr<storage::Page<storage::LookupRecord>> ListLookups(absl::string_view, int,
-                                                                   absl::string_view) override {
-    return absl::UnimplementedError("fake");
-  }
-  absl::StatusOr<storage::Page<storage::Card>> ListFreeCards(int, std::optional<absl::CivilDay>,
-                                                             int, absl::string_view) override {
-    return absl::UnimplementedError("fake");
-  }
-  absl::StatusOr<storage::Page<storage::Payout>> ListPayouts(absl::string_view, int, int,
-                                                             absl::string_view) override {
-    return absl::UnimplementedError("fake");
-  }
-  absl::StatusOr<std::vector<storage::DueLedger>> ScanDue(const std::optional<storage::DueLedger>&,
-                                                          size_t) override {
-    return absl::UnimplementedError("fake");
-  }
-  absl::StatusOr<std::string> AllocateRunId() override { return absl::UnimplementedError("fake"); }
-  void DecideNextAsync(storage::RunInfo, std::shared_ptr<storage::DueCursor>, size_t, DecideFn,
-                       DecideDone done) override {
-    std::move(done)(absl::UnimplementedError("fake"));
-  }
-  absl::StatusOr<VerifyReport> Verify() override { return absl::UnimplementedError("fake"); }
-  uint64_t ApproximateSizeBytes() override { return 0; }
-  uint64_t PendingCompactionBytes() override { return 0; }
-  absl::Status Health() override { return absl::OkStatus(); }
-  absl::StatusOr<storage::BackupInfo> Backup(const std::string&) override {
-    return absl::UnimplementedError("fake");
   }
 
  private:
-  using Pending = std::pair<std::vector<core::CoPaymentInput>, SubmitDone>;
+  using Pending = std::pair<std::vector<core::CoPaymentInput>, storage::Register::SubmitDone>;
 
   void Loop() {
     while (true) {
@@ -136,7 +87,6 @@ class ReorderingRegister final : public storage::Register {
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<Pending> pending_ ABSL_GUARDED_BY(mu_);
-  int submissions_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };
 
@@ -148,7 +98,13 @@ class StreamOrderTest : public ::testing::Test {
         core::RulesTable::Parse("year 2026 tak=3278 minimum=0\n");
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = std::make_unique<core::RulesTable>(*std::move(rules));
-    reg_ = std::make_unique<ReorderingRegister>(4);
+    reorderer_ = std::make_unique<Reorderer>(4);
+    reg_ = std::make_unique<NiceMock<MockRegister>>();
+    ON_CALL(*reg_, SubmitAsync)
+        .WillByDefault(
+            [this](std::vector<core::CoPaymentInput> items, storage::Register::SubmitDone done) {
+              reorderer_->Submit(std::move(items), std::move(done));
+            });
     job_ = std::make_unique<jobs::IssuanceJob>(reg_.get(), rules_.get(), &clock_);
     server::ServerOptions options;
     options.listen_address = "127.0.0.1:0";
@@ -164,6 +120,7 @@ class StreamOrderTest : public ::testing::Test {
     server_.reset();
     job_.reset();
     reg_.reset();
+    reorderer_.reset();
   }
 
   static v1::SubmitCoPaymentsRequest Message(const std::vector<std::string>& ids) {
@@ -174,7 +131,8 @@ class StreamOrderTest : public ::testing::Test {
 
   core::FakeClock clock_{absl::FromUnixSeconds(1781517600)};
   std::unique_ptr<core::RulesTable> rules_;
-  std::unique_ptr<ReorderingRegister> reg_;
+  std::unique_ptr<Reorderer> reorderer_;
+  std::unique_ptr<NiceMock<MockRegister>> reg_;
   std::unique_ptr<jobs::IssuanceJob> job_;
   std::unique_ptr<server::FrikortServer> server_;
   std::unique_ptr<v1::Reporting::Stub> stub_;
@@ -182,6 +140,8 @@ class StreamOrderTest : public ::testing::Test {
 
 TEST_F(StreamOrderTest, ResponsesFollowRequestOrderWhenTheRegisterAnswersOutOfOrder) {
   const int kMessages = 30;
+  // One submission a message.
+  EXPECT_CALL(*reg_, SubmitAsync).Times(kMessages);
   auto ctx = Ctx();
   auto stream = stub_->StreamCoPayments(ctx.get());
   std::thread writer([&] {
@@ -203,7 +163,6 @@ TEST_F(StreamOrderTest, ResponsesFollowRequestOrderWhenTheRegisterAnswersOutOfOr
   writer.join();
   EXPECT_TRUE(stream->Finish().ok());
   EXPECT_EQ(m, kMessages);
-  EXPECT_EQ(reg_->submissions(), kMessages);
 }
 
 TEST_F(StreamOrderTest, RegisterFailureEndsTheStreamAfterTheEarlierAnswers) {
