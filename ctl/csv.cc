@@ -9,8 +9,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
-#include "core/timestamp.h"
 #include "core/calendar.h"
+#include "core/timestamp.h"
 
 namespace frikort::ctl {
 namespace {

@@ -8,8 +8,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
-#include "core/timestamp.h"
 #include "core/calendar.h"
+#include "core/timestamp.h"
 #include "ctl/csv.h"
 
 namespace frikort::ctl {

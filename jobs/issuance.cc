@@ -10,9 +10,8 @@
 
 namespace frikort::jobs {
 
-IssuanceJob::IssuanceJob(storage::Register* reg, const core::RulesTable* rules,
-                         const core::Clock* clock)
-    : reg_(reg), rules_(rules), clock_(clock) {}
+IssuanceJob::IssuanceJob(storage::Register* reg, const core::Clock* clock)
+    : reg_(reg), clock_(clock) {}
 
 absl::StatusOr<RunSummary> IssuanceJob::Run(std::optional<absl::CivilDay> as_of, bool dry_run) {
   if (running_.exchange(true)) {

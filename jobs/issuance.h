@@ -45,7 +45,7 @@ struct RunSummary {
 class IssuanceJob {
  public:
   // Neither pointer is owned; both must outlive the job.
-  IssuanceJob(storage::Register* reg, const core::RulesTable* rules, const core::Clock* clock);
+  IssuanceJob(storage::Register* reg, const core::Clock* clock);
 
   // One run with decision date `as_of` (nullopt = today in Europe/Oslo).
   // Aborted if a run is in progress; Unavailable on storage failure (the run
@@ -67,7 +67,6 @@ class IssuanceJob {
 
  private:
   storage::Register* const reg_;
-  const core::RulesTable* const rules_;
   const core::Clock* const clock_;
   std::atomic<bool> running_{false};
   std::function<void(const RunSummary&)> observer_;

@@ -3,8 +3,8 @@
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
-#include "core/timestamp.h"
 #include "core/calendar.h"
+#include "core/timestamp.h"
 
 namespace frikort::server {
 namespace {

@@ -312,7 +312,7 @@ absl::Status Serve(const DaemonOptions& options) {
     metrics_port = *port;
   }
 
-  jobs::IssuanceJob job(reg, rules, clock);
+  jobs::IssuanceJob job(reg, clock);
   job.set_observer([m = metrics.get()](const jobs::RunSummary& s) {
     m->RecordRun(s);
     LogIssuanceRun(s);

@@ -26,8 +26,8 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/synchronization/mutex.h"
-#include "server/daemon.h"
 #include "core/command_line.h"
+#include "server/daemon.h"
 
 namespace {
 // The flags' defaults are DaemonOptions' own.

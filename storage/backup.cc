@@ -35,9 +35,8 @@ constexpr char kDevKeyName[] = "pseudonym.key";
 
 // `log_backup`: the lookup log's backup taken with this one (0: none).
 std::string Metadata(absl::string_view secret_check, rocksdb::BackupID log_backup) {
-  std::string out = absl::StrCat(log_backup != 0 ? kMetadataFormatWithLog : kMetadataFormat,
-                                 "\n", kCheckPrefix,
-                                 absl::BytesToHexString(secret_check), "\n");
+  std::string out = absl::StrCat(log_backup != 0 ? kMetadataFormatWithLog : kMetadataFormat, "\n",
+                                 kCheckPrefix, absl::BytesToHexString(secret_check), "\n");
   if (log_backup != 0) absl::StrAppend(&out, kLogBackupPrefix, log_backup, "\n");
   return out;
 }
@@ -139,10 +138,10 @@ absl::StatusOr<LookupLogBackup> CheckedLookupLogBackup(const std::string& backup
   out.engine.reset(raw);
   if (s.ok()) s = out.engine->VerifyBackup(out.id);
   if (!s.ok()) {
-    return absl::DataLossError(absl::StrCat(
-        "restore_from ", backup_dir, ": the lookup log backup ", out.id, " in ", out.folder,
-        " that backup ", info.backup_id, " needs is missing or damaged (", s.ToString(),
-        "). Nothing was written"));
+    return absl::DataLossError(absl::StrCat("restore_from ", backup_dir, ": the lookup log backup ",
+                                            out.id, " in ", out.folder, " that backup ",
+                                            info.backup_id, " needs is missing or damaged (",
+                                            s.ToString(), "). Nothing was written"));
   }
   return out;
 }
@@ -154,8 +153,8 @@ absl::Status RestoreLookupLog(const LookupLogBackup& log, const std::string& dat
   rocksdb::IOStatus s =
       log.engine->RestoreDBFromBackup(rocksdb::RestoreOptions(), log.id, target, target);
   if (!s.ok()) {
-    return FromRocksIo(s, absl::StrCat("restoring lookup log backup ", log.id, " from ",
-                                       log.folder, " into ", target, " failed"));
+    return FromRocksIo(s, absl::StrCat("restoring lookup log backup ", log.id, " from ", log.folder,
+                                       " into ", target, " failed"));
   }
   return absl::OkStatus();
 }
@@ -181,7 +180,8 @@ absl::StatusOr<rocksdb::BackupInfo> BackupInto(rocksdb::DB* db, const fs::path& 
   options.max_background_operations = 1;
   rocksdb::BackupEngine* raw = nullptr;
   rocksdb::IOStatus s = rocksdb::BackupEngine::Open(options, rocksdb::Env::Default(), &raw);
-  if (!s.ok()) return FromRocksIo(s, absl::StrCat("dest: cannot open backups in ", folder.string()));
+  if (!s.ok())
+    return FromRocksIo(s, absl::StrCat("dest: cannot open backups in ", folder.string()));
   std::unique_ptr<rocksdb::BackupEngine> engine(raw);
 
   // Without a flush the engine copies the live WAL with the table files: one

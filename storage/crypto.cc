@@ -149,8 +149,7 @@ absl::StatusOr<std::string> Crypto::Encrypt(absl::string_view plaintext,
   return out;
 }
 
-absl::StatusOr<std::string> Crypto::Decrypt(absl::string_view sealed,
-                                            absl::string_view aad) const {
+absl::StatusOr<std::string> Crypto::Decrypt(absl::string_view sealed, absl::string_view aad) const {
   if (sealed.size() < kNonceBytes + kTagBytes) {
     return absl::DataLossError("encrypted id: too short");
   }
@@ -166,8 +165,8 @@ absl::StatusOr<std::string> Crypto::Decrypt(absl::string_view sealed,
       EVP_DecryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len,
                         U(sealed) + kNonceBytes, static_cast<int>(n)) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagBytes, tag.data()) != 1 ||
-      EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(out.data()) + len,
-                          &len) != 1) {
+      EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(out.data()) + len, &len) !=
+          1) {
     return absl::DataLossError("encrypted id: authentication failed (wrong key or damaged record)");
   }
   return out;

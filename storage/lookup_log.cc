@@ -42,8 +42,8 @@ absl::Status LookupLog::Failed(absl::Status s) {
   absl::MutexLock l(&mu_);
   if (failure_.ok()) {
     failure_ = absl::Status(
-        s.code(), absl::StrCat("cannot write the lookup log; lookups are refused (", s.message(),
-                               ")"));
+        s.code(),
+        absl::StrCat("cannot write the lookup log; lookups are refused (", s.message(), ")"));
     failed_.store(true, std::memory_order_release);
   }
   return failure_;

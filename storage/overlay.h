@@ -43,7 +43,10 @@ class Overlay {
   // come from that thread (the writer's), and any other crashes the process
   // (a write from elsewhere would race the group it joins).
   Overlay(StoreReader* store, absl::Time now, std::shared_ptr<const Overlay> parent)
-      : store_(store), now_(now), parent_(std::move(parent)), builder_(std::this_thread::get_id()) {}
+      : store_(store),
+        now_(now),
+        parent_(std::move(parent)),
+        builder_(std::this_thread::get_id()) {}
 
   // The time the group was started: every record it writes is stamped with it.
   absl::Time now() const { return now_; }

@@ -55,8 +55,7 @@ std::vector<Op> WritePipeline::TakeOps() {
   absl::MutexLock l(&mu_);
   mu_.Await(absl::Condition(this, &WritePipeline::HasWork));
   size_t weight = 0;
-  while (!queue_.empty() &&
-         (ops.empty() || weight + queue_.front().weight <= max_group_weight_)) {
+  while (!queue_.empty() && (ops.empty() || weight + queue_.front().weight <= max_group_weight_)) {
     weight += queue_.front().weight;
     ops.push_back(std::move(queue_.front()));
     queue_.pop_front();

@@ -104,22 +104,24 @@ absl::StatusOr<LedgerView> RegisterImpl::GetLedger(absl::string_view person_id, 
   range.prefix = keys::PersonYear(pseudonym, year);
   rec::Entry e;
   bool damaged = false;
-  absl::Status s = store_->Scan(Table::kEntries, range, [&](absl::string_view, absl::string_view v) {
-    if (!e.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
-      damaged = true;
-      return false;
-    }
-    view.entries.push_back(ToEntry(e));
-    return true;
-  });
+  absl::Status s =
+      store_->Scan(Table::kEntries, range, [&](absl::string_view, absl::string_view v) {
+        if (!e.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
+          damaged = true;
+          return false;
+        }
+        view.entries.push_back(ToEntry(e));
+        return true;
+      });
   if (!s.ok()) return s;
   if (damaged) return absl::DataLossError("damaged entry record");
   return view;
 }
 
-absl::StatusOr<RegisterImpl::Evaluated> RegisterImpl::EvaluateExemption(
-    absl::string_view person_id, absl::CivilDay date, core::Category category,
-    absl::string_view caller) {
+absl::StatusOr<RegisterImpl::Evaluated> RegisterImpl::EvaluateExemption(absl::string_view person_id,
+                                                                        absl::CivilDay date,
+                                                                        core::Category category,
+                                                                        absl::string_view caller) {
   if (auto s = pipeline_->status(); !s.ok()) return s;
   auto id = core::ParsePersonId(person_id, options_.id_options);
   if (!id.ok()) return id.status();
@@ -156,8 +158,7 @@ absl::StatusOr<RegisterImpl::Evaluated> RegisterImpl::EvaluateExemption(
         if (value == nullptr) return;
         if (!l.ParseFromArray(value->data(), static_cast<int>(value->size()))) {
           damaged = true;
-        } else if (l.card_issued() && l.card().valid_from() <= day &&
-                   day <= l.card().valid_to()) {
+        } else if (l.card_issued() && l.card().valid_from() <= day && day <= l.card().valid_to()) {
           x.status = core::ExemptionStatus::kExempt;
           x.valid_from = Day(l.card().valid_from());
           x.valid_to = Day(l.card().valid_to());
@@ -271,17 +272,17 @@ absl::StatusOr<Page<LookupRecord>> RegisterImpl::ListLookups(absl::string_view p
   auto id = core::ParsePersonId(person_id, options_.id_options);
   if (!id.ok()) return id.status();
   Page<LookupRecord> page;
-  auto token = ScanPage(Table::kLookups, crypto_.Pseudonym(id->digits), page_token, page_size,
-                        [&](absl::string_view, absl::string_view value) {
-                          rec::Lookup r;
-                          if (!r.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-                            return absl::DataLossError("damaged lookup record");
-                          }
-                          page.items.push_back({absl::FromUnixMicros(r.time_us()), r.caller(),
-                                                Day(r.date()),
-                                                static_cast<core::Category>(r.category())});
-                          return absl::OkStatus();
-                        });
+  auto token =
+      ScanPage(Table::kLookups, crypto_.Pseudonym(id->digits), page_token, page_size,
+               [&](absl::string_view, absl::string_view value) {
+                 rec::Lookup r;
+                 if (!r.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+                   return absl::DataLossError("damaged lookup record");
+                 }
+                 page.items.push_back({absl::FromUnixMicros(r.time_us()), r.caller(), Day(r.date()),
+                                       static_cast<core::Category>(r.category())});
+                 return absl::OkStatus();
+               });
   if (!token.ok()) return token.status();
   page.next_page_token = *std::move(token);
   return page;
@@ -295,19 +296,19 @@ absl::StatusOr<Page<Card>> RegisterImpl::ListFreeCards(int year,
   const std::string prefix =
       issued_on ? keys::CardPrefix(year, core::DayNumber(*issued_on)) : keys::CardPrefix(year);
   Page<Card> page;
-  auto token = ScanPage(Table::kCards, prefix, page_token, page_size,
-                        [&](absl::string_view, absl::string_view value) -> absl::Status {
-                          rec::CardIndex ci;
-                          if (!ci.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-                            return absl::DataLossError("damaged card record");
-                          }
-                          auto person = PersonIdOf(ci.pseudonym());
-                          if (!person.ok()) return person.status();
-                          page.items.push_back(ToCard(*std::move(person), ci.year(),
-                                                      static_cast<core::Scheme>(ci.scheme()),
-                                                      ci.card()));
-                          return absl::OkStatus();
-                        });
+  auto token =
+      ScanPage(Table::kCards, prefix, page_token, page_size,
+               [&](absl::string_view, absl::string_view value) -> absl::Status {
+                 rec::CardIndex ci;
+                 if (!ci.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+                   return absl::DataLossError("damaged card record");
+                 }
+                 auto person = PersonIdOf(ci.pseudonym());
+                 if (!person.ok()) return person.status();
+                 page.items.push_back(ToCard(*std::move(person), ci.year(),
+                                             static_cast<core::Scheme>(ci.scheme()), ci.card()));
+                 return absl::OkStatus();
+               });
   if (!token.ok()) return token.status();
   page.next_page_token = *std::move(token);
   return page;

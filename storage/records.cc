@@ -104,8 +104,7 @@ void Records::ForEachLedger(absl::string_view pseudonym,
 void Records::SetDue(const LedgerId& id) { o_.Put(Table::kDue, DueKey(id), ""); }
 void Records::ClearDue(const LedgerId& id) { o_.Delete(Table::kDue, DueKey(id)); }
 
-std::vector<LedgerId> Records::DueAfter(absl::string_view after, size_t limit,
-                                        std::string* last) {
+std::vector<LedgerId> Records::DueAfter(absl::string_view after, size_t limit, std::string* last) {
   std::vector<LedgerId> out;
   std::vector<std::string> due_keys = o_.KeysAfter(Table::kDue, after, limit);
   if (failed() || due_keys.empty()) return out;

@@ -54,8 +54,8 @@ RegisterImpl::RegisterImpl(const RegisterOptions& options, Crypto crypto,
       pipeline_(std::make_unique<WritePipeline>(
           store_.get(), options.clock,
           static_cast<size_t>(std::max(1, options.max_group_reports)))),
-      lookup_log_(std::make_unique<LookupLog>(store_.get(), [this] { return pipeline_->status(); })) {
-}
+      lookup_log_(
+          std::make_unique<LookupLog>(store_.get(), [this] { return pipeline_->status(); })) {}
 
 absl::Status RegisterImpl::Start() {
   // The secret check: a register opened with another key would compute other
@@ -69,9 +69,9 @@ absl::Status RegisterImpl::Start() {
     w.tables[static_cast<int>(Table::kMeta)].push_back({"secret_check", &value});
     if (absl::Status s = store_->Commit(w); !s.ok()) return s;
   } else if (**check != crypto_.SecretCheck()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the pseudonym key does not match the one the register in ", options_.data_dir,
-        " was created with; refusing to open it with another key"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("the pseudonym key does not match the one the register in ", options_.data_dir,
+                     " was created with; refusing to open it with another key"));
   }
   pipeline_->Start();
   lookup_log_->Start();
@@ -99,8 +99,8 @@ void RegisterImpl::UpdatePaymentAsync(std::string provider_id, std::string repor
                                       ResultDone done) {
   auto result = std::make_shared<ReportResult>();
   Op op;
-  op.apply = [this, provider_id = std::move(provider_id), report_id = std::move(report_id),
-              payment, result](Overlay& o) {
+  op.apply = [this, provider_id = std::move(provider_id), report_id = std::move(report_id), payment,
+              result](Overlay& o) {
     Records r(o);
     *result = machine_.ApplyUpdatePayment(r, provider_id, report_id, payment);
   };

@@ -1,12 +1,11 @@
 // The register: the national co-payment ledger behind one interface.
 //
-// Register owns its store (storage/store.h; RocksDB by default). Every change (reports, payment updates,
-// cancellations, reservations, issuance decisions) is an operation queued to a
-// single writer thread, which applies all queued operations in arrival order
-// into one group (reading its own uncommitted writes); a commit thread writes
-// each group with one synced write (group commit) and only then completes its
-// operations' callbacks, in order, while the writer builds the next group on
-// top of the one being synced (storage/pipeline.h). So:
+// Register owns its store (storage/store.h; RocksDB by default). Every change (reports, payment
+// updates, cancellations, reservations, issuance decisions) is an operation queued to a single
+// writer thread, which applies all queued operations in arrival order into one group (reading its
+// own uncommitted writes); a commit thread writes each group with one synced write (group commit)
+// and only then completes its operations' callbacks, in order, while the writer builds the next
+// group on top of the one being synced (storage/pipeline.h). So:
 //  - writes to one person are serialized (one writer), each report is atomic
 //    (a WriteBatch never lands half), many callers share one fsync;
 //  - an operation whose callback reported success survives kill -9 and a power

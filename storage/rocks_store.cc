@@ -57,8 +57,7 @@ class RocksReader : public StoreReader {
  public:
   RocksReader(rocksdb::DB* db, rocksdb::DB* log_db,
               const std::vector<rocksdb::ColumnFamilyHandle*>* cfs,
-              const rocksdb::Snapshot* snap = nullptr,
-              const rocksdb::Snapshot* log_snap = nullptr)
+              const rocksdb::Snapshot* snap = nullptr, const rocksdb::Snapshot* log_snap = nullptr)
       : db_(db), log_db_(log_db), cfs_(cfs), snap_(snap), log_snap_(log_snap) {}
   ~RocksReader() override {
     if (snap_ != nullptr) db_->ReleaseSnapshot(snap_);
@@ -67,18 +66,18 @@ class RocksReader : public StoreReader {
 
   absl::StatusOr<std::optional<std::string>> Get(Table table, absl::string_view key) override {
     std::string v;
-    rocksdb::Status s = table == Table::kLookups
-                            ? log_db_->Get(Options(table), log_db_->DefaultColumnFamily(),
-                                           Slice(key), &v)
-                            : db_->Get(Options(table), Cf(table), Slice(key), &v);
+    rocksdb::Status s =
+        table == Table::kLookups
+            ? log_db_->Get(Options(table), log_db_->DefaultColumnFamily(), Slice(key), &v)
+            : db_->Get(Options(table), Cf(table), Slice(key), &v);
     if (s.IsNotFound()) return std::nullopt;
     if (!s.ok()) return FromRocks(s, "read");
     return v;
   }
 
-  absl::Status MultiGet(Table table, absl::Span<const absl::string_view> keys, bool sorted,
-                        const std::function<void(size_t, const absl::string_view*)>& found)
-      override {
+  absl::Status MultiGet(
+      Table table, absl::Span<const absl::string_view> keys, bool sorted,
+      const std::function<void(size_t, const absl::string_view*)>& found) override {
     std::vector<rocksdb::Slice> slices;
     slices.reserve(keys.size());
     for (absl::string_view k : keys) slices.push_back(Slice(k));
@@ -103,9 +102,9 @@ class RocksReader : public StoreReader {
     return absl::OkStatus();
   }
 
-  absl::Status Scan(Table table, const ScanRange& range,
-                    const std::function<bool(absl::string_view, absl::string_view)>& visit)
-      override {
+  absl::Status Scan(
+      Table table, const ScanRange& range,
+      const std::function<bool(absl::string_view, absl::string_view)>& visit) override {
     rocksdb::ReadOptions ro = Options(table);
     // Tables keyed by pseudonym first (entries, lookups) carry prefix blooms:
     // a scan within one person skips the files without them.
@@ -164,14 +163,14 @@ class RocksStore final : public Store {
   absl::StatusOr<std::optional<std::string>> Get(Table table, absl::string_view key) override {
     return latest_->Get(table, key);
   }
-  absl::Status MultiGet(Table table, absl::Span<const absl::string_view> keys, bool sorted,
-                        const std::function<void(size_t, const absl::string_view*)>& found)
-      override {
+  absl::Status MultiGet(
+      Table table, absl::Span<const absl::string_view> keys, bool sorted,
+      const std::function<void(size_t, const absl::string_view*)>& found) override {
     return latest_->MultiGet(table, keys, sorted, found);
   }
-  absl::Status Scan(Table table, const ScanRange& range,
-                    const std::function<bool(absl::string_view, absl::string_view)>& visit)
-      override {
+  absl::Status Scan(
+      Table table, const ScanRange& range,
+      const std::function<bool(absl::string_view, absl::string_view)>& visit) override {
     return latest_->Scan(table, range, visit);
   }
 
@@ -183,7 +182,7 @@ class RocksStore final : public Store {
       }
       for (const WriteSet::Write& w : writes.tables[t]) {
         rocksdb::Status s = w.value != nullptr ? wb.Put(cfs_[t], Slice(w.key), Slice(*w.value))
-                                    : wb.Delete(cfs_[t], Slice(w.key));
+                                               : wb.Delete(cfs_[t], Slice(w.key));
         if (!s.ok()) return FromRocks(s, "batch");
       }
     }
@@ -269,11 +268,11 @@ absl::Status RocksStore::LockFolder() {
   if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     if (err == EWOULDBLOCK) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "data_dir ", options_.data_dir, " is locked: another frikortd is using it"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("data_dir ", options_.data_dir, " is locked: another frikortd is using it"));
     }
-    return absl::UnavailableError(absl::StrCat("cannot lock data_dir ", options_.data_dir, ": ",
-                                               std::strerror(err)));
+    return absl::UnavailableError(
+        absl::StrCat("cannot lock data_dir ", options_.data_dir, ": ", std::strerror(err)));
   }
   return absl::OkStatus();
 }

@@ -46,9 +46,9 @@ absl::StatusOr<std::string> LoadSecret(const std::string& key_file) {
   buf << in.rdbuf();
   std::string secret(absl::StripAsciiWhitespace(buf.str()));
   if (secret.size() < kMinSecretBytes) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "pseudonym key file ", key_file, " holds ", secret.size(),
-        " bytes; at least 32 are required (e.g. openssl rand -hex 32)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("pseudonym key file ", key_file, " holds ", secret.size(),
+                     " bytes; at least 32 are required (e.g. openssl rand -hex 32)"));
   }
   return secret;
 }
@@ -59,16 +59,16 @@ absl::StatusOr<std::string> LoadOrCreateDevSecret(const std::string& data_dir) {
   if (!absl::IsNotFound(loaded.status())) return loaded;
   unsigned char raw[32];
   if (RAND_bytes(raw, sizeof raw) != 1) return absl::InternalError("RAND_bytes failed");
-  const std::string hex = absl::BytesToHexString(
-                              absl::string_view(reinterpret_cast<const char*>(raw), sizeof raw)) +
-                          "\n";
+  const std::string hex =
+      absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(raw), sizeof raw)) +
+      "\n";
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create pseudonym key file ", path, ": ", std::strerror(errno)));
   }
-  const bool ok = write(fd, hex.data(), hex.size()) == static_cast<ssize_t>(hex.size()) &&
-                  fsync(fd) == 0;
+  const bool ok =
+      write(fd, hex.data(), hex.size()) == static_cast<ssize_t>(hex.size()) && fsync(fd) == 0;
   close(fd);
   if (!ok) {
     unlink(path.c_str());

@@ -223,8 +223,7 @@ ReportResult StateMachine::ApplyCancel(Records& r, const std::string& provider_i
   return Accepted(report_id, e, "cancelled");
 }
 
-core::LedgerState StateMachine::StateOf(int year, core::Scheme scheme,
-                                        const rec::Ledger& l) const {
+core::LedgerState StateMachine::StateOf(int year, core::Scheme scheme, const rec::Ledger& l) const {
   core::LedgerState s;
   s.year = year;
   if (const core::YearRules* yr = rules_.ForYear(year)) s.refund_minimum = yr->refund_minimum;

@@ -64,8 +64,8 @@ class StateMachine {
   // enum number from the request).
   ReportResult ApplyUpdatePayment(Records& r, const std::string& provider_id,
                                   const std::string& report_id, int payment);
-  ReportResult ApplyCancel(Records& r, const std::string& provider_id,
-                           const std::string& report_id, const std::string& reason);
+  ReportResult ApplyCancel(Records& r, const std::string& provider_id, const std::string& report_id,
+                           const std::string& reason);
   // `digits`: a valid national id. Due markers follow the reservation.
   void ApplyReservation(Records& r, const std::string& digits, bool reserved);
   // Takes the next `limit` due markers after `cursor`, moves it past them,
@@ -80,8 +80,8 @@ class StateMachine {
   core::LedgerState StateOf(int year, core::Scheme scheme, const rec::Ledger& l) const;
 
  private:
-  LedgerOutcome ApplyDecide(Records& r, const RunInfo& run, uint64_t run_seq,
-                            const LedgerId& id, const Register::DecideFn& decide);
+  LedgerOutcome ApplyDecide(Records& r, const RunInfo& run, uint64_t run_seq, const LedgerId& id,
+                            const Register::DecideFn& decide);
   // Adds one newly counted entry to its ledger, rescanning only when the
   // entry lands before the crossing point (or the crossing is new and the
   // entry is not the latest counted one).

@@ -125,7 +125,8 @@ absl::StatusOr<Register::VerifyReport> RegisterImpl::Verify() {
                              " != counted entries ", totals.counted_total));
     }
     const std::optional<absl::CivilDay> stored =
-        l.crossed() ? std::optional<absl::CivilDay>(core::DayFromNumber(l.cap_reached_on())) : std::nullopt;
+        l.crossed() ? std::optional<absl::CivilDay>(core::DayFromNumber(l.cap_reached_on()))
+                    : std::nullopt;
     if (stored != totals.cap_reached_on) {
       violation(absl::StrCat(where, ": crossing date differs from the entries'"));
     }
@@ -135,7 +136,8 @@ absl::StatusOr<Register::VerifyReport> RegisterImpl::Verify() {
       if (l.counted_total_ore() < cap && !under_review) {
         violation(absl::StrCat(where, ": card issued below the cap and not under review"));
       }
-      auto found = get(Table::kCards, keys::Card(year, l.card().issued_on(), pseudonym, scheme), &v);
+      auto found =
+          get(Table::kCards, keys::Card(year, l.card().issued_on(), pseudonym, scheme), &v);
       if (!found.ok()) return found.status();
       if (!*found) violation(absl::StrCat(where, ": card missing from the card listing"));
     }
@@ -151,7 +153,8 @@ absl::StatusOr<Register::VerifyReport> RegisterImpl::Verify() {
     if (!*pf || !person.ParseFromString(v)) {
       violation(absl::StrCat(where, ": ledger of a person the register does not hold"));
     }
-    const bool needs = core::NeedsIssuanceWork(machine_.StateOf(year, scheme, l)) && !person.reserved();
+    const bool needs =
+        core::NeedsIssuanceWork(machine_.StateOf(year, scheme, l)) && !person.reserved();
     auto marked = get(Table::kDue, keys::Due(year, pseudonym, scheme), &v);
     if (!marked.ok()) return marked.status();
     if (*marked != needs) {
@@ -188,8 +191,9 @@ absl::StatusOr<Register::VerifyReport> RegisterImpl::Verify() {
       violation("damaged payout record");
       return absl::OkStatus();
     }
-    auto found = get(
-        Table::kLedgers, keys::Ledger(p.pseudonym(), p.year(), static_cast<core::Scheme>(p.scheme())), &v);
+    auto found =
+        get(Table::kLedgers,
+            keys::Ledger(p.pseudonym(), p.year(), static_cast<core::Scheme>(p.scheme())), &v);
     if (!found.ok()) return found.status();
     if (!*found || !l.ParseFromString(v) || !l.card_issued() || l.refunded_ore() < p.amount_ore()) {
       violation(absl::StrCat(who(p.pseudonym()), " ", p.year(), ": payout in ", p.run_id(),

@@ -165,7 +165,7 @@ struct Stack {
         storage::Register::Open(server::RegisterOptionsFor(daemon, kSecret, &rules, &clock));
     if (!opened.ok()) Die(opened.status());
     reg = *std::move(opened);
-    job = std::make_unique<jobs::IssuanceJob>(reg.get(), &rules, &clock);
+    job = std::make_unique<jobs::IssuanceJob>(reg.get(), &clock);
     if (!with_server) return;
     server::ServerOptions so;
     so.listen_address = "127.0.0.1:0";
@@ -316,7 +316,8 @@ void Ingest() {
                if (!st.ok()) Stack::Die(absl::InternalError(st.error_message()));
              });
   }
-  if (raw > 0) PrintRow("raw RocksDB ceiling (same reads/writes, synced batches)", raw, "reports/s");
+  if (raw > 0)
+    PrintRow("raw RocksDB ceiling (same reads/writes, synced batches)", raw, "reports/s");
   if (direct > 0) PrintRow("Register::Submit, no gRPC", direct, "reports/s");
   if (unary > 0) PrintRow("SubmitCoPayments over gRPC", unary, "reports/s");
   if (stream > 0) PrintRow("StreamCoPayments over gRPC", stream, "reports/s");
@@ -398,7 +399,8 @@ void Lookup() {
       done.Notify();
     });
     done.WaitForNotification();
-    if (!status.ok()) Stack::Die(absl::InternalError(absl::StrCat(method, ": ", status.error_message())));
+    if (!status.ok())
+      Stack::Die(absl::InternalError(absl::StrCat(method, ": ", status.error_message())));
     return testutil::FromByteBuffer(resp);
   };
   const std::string health_request = testutil::EncodeStringField(1, "");
@@ -425,29 +427,31 @@ void Lookup() {
   const bool with_noop = absl::c_linear_search(calls, "health");
   const bool with_check = absl::c_linear_search(calls, "check");
   for (int w = 0; w < kWindows; ++w) {
-    if (with_noop) Hammer(
-        in_flight, length / kWindows,
-        [&](int, int64_t) {
-          const std::string answer = unary("/grpc.health.v1.Health/Check", health_request);
-          if (answer.size() < 2 || answer[0] != 0x08 || answer[1] != 1) {
-            Stack::Die(absl::InternalError("health check: not SERVING"));
-          }
-        },
-        &noop);
-    if (with_check) Hammer(
-        in_flight, length / kWindows,
-        [&](int t, int64_t i) {
-          v1::CheckExemptionRequest req;
-          req.set_person_id(persons[(t * 7919 + i * 31 + w * 104729) % persons.size()]);
-          req.set_date("2024-11-30");
-          v1::CheckExemptionResponse resp;
-          if (!resp.ParseFromString(unary("/frikort.v1.Lookup/CheckExemption",
-                                          req.SerializeAsString())) ||
-              resp.exemptions_size() == 0) {
-            Stack::Die(absl::InternalError("CheckExemption: unexpected answer"));
-          }
-        },
-        &check);
+    if (with_noop)
+      Hammer(
+          in_flight, length / kWindows,
+          [&](int, int64_t) {
+            const std::string answer = unary("/grpc.health.v1.Health/Check", health_request);
+            if (answer.size() < 2 || answer[0] != 0x08 || answer[1] != 1) {
+              Stack::Die(absl::InternalError("health check: not SERVING"));
+            }
+          },
+          &noop);
+    if (with_check)
+      Hammer(
+          in_flight, length / kWindows,
+          [&](int t, int64_t i) {
+            v1::CheckExemptionRequest req;
+            req.set_person_id(persons[(t * 7919 + i * 31 + w * 104729) % persons.size()]);
+            req.set_date("2024-11-30");
+            v1::CheckExemptionResponse resp;
+            if (!resp.ParseFromString(
+                    unary("/frikort.v1.Lookup/CheckExemption", req.SerializeAsString())) ||
+                resp.exemptions_size() == 0) {
+              Stack::Die(absl::InternalError("CheckExemption: unexpected answer"));
+            }
+          },
+          &check);
   }
   if (feed.joinable()) {
     feed_stop = true;

@@ -342,7 +342,10 @@ TEST(PersonIdTest, SingleDigitErrorsAreCaught) {
 
 TEST(PersonIdTest, MalformedInputNeverCrashes) {
   const std::string huge(1 << 20, '1');
-  const std::string with_nul("1507650\0" "565", 11);
+  const std::string with_nul(
+      "1507650\0"
+      "565",
+      11);
   const std::string cases[] = {
       "",
       "1",

@@ -124,7 +124,10 @@ class FrikortctlTest : public ::testing::Test {
           const size_t at = line.find(kAddress);
           if (at != std::string::npos) {
             const size_t from = at + kAddress.size();
-            absl::SimpleAtoi(line.substr(from, line.find('"', from) - from), &port_);
+            // A line that does not parse leaves port_ at 0: the loop looks on.
+            if (!absl::SimpleAtoi(line.substr(from, line.find('"', from) - from), &port_)) {
+              port_ = 0;
+            }
           }
         }
         absl::SleepFor(absl::Milliseconds(20));

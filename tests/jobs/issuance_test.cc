@@ -588,7 +588,7 @@ TEST_F(IssuanceTest, ReservationQueuedBeforeAChunkKeepsTheLedgerOutOfIt) {
   Pay(p, Day(2024, 3, 1), kCap2024 + 2000);
   DelegatingRegister hooked(reg_.get());
   BeforeEveryChunk(hooked, [&] { ASSERT_TRUE(reg_->SetReservation(p, true).ok()); });
-  IssuanceJob job(&hooked, &rules_, &clock_);
+  IssuanceJob job(&hooked, &clock_);
   auto s = job.Run(Day(2024, 3, 10), false);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->ledgers_examined, 0);
@@ -617,7 +617,7 @@ TEST_F(IssuanceTest, ReservationBetweenChunksTakesOutALedgerAheadOfTheCursor) {
   };
   DelegatingRegister hooked(reg_.get());
   BeforeChunk(hooked, 1, both_opt_out);
-  IssuanceJob job(&hooked, &rules_, &clock_);
+  IssuanceJob job(&hooked, &clock_);
   job.set_chunk_size(1);
   auto s = job.Run(Day(2024, 3, 10), false);
   ASSERT_TRUE(s.ok()) << s.status();

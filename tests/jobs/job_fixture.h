@@ -116,7 +116,7 @@ class JobTest : public ::testing::Test {
     auto r = Register::Open(o);
     ASSERT_TRUE(r.ok()) << r.status();
     reg_ = *std::move(r);
-    job_ = std::make_unique<IssuanceJob>(reg_.get(), &rules_, &clock_);
+    job_ = std::make_unique<IssuanceJob>(reg_.get(), &clock_);
   }
 
   static std::string Person(int n) { return ::frikort::testing::PersonN(n); }

@@ -121,7 +121,7 @@ TEST_F(ResumeTest, JobKilledBetweenChunksFinishesOnRestart) {
           EXPECT_CALL(hooked, DecideNextAsync).WillOnce(KilledAfterWrite(reg_.get()));
         }
       }
-      IssuanceJob job(&hooked, &rules_, &clock_);
+      IssuanceJob job(&hooked, &clock_);
       job.set_chunk_size(1);
       auto killed = job.Run(as_of, false);
       ASSERT_FALSE(killed.ok());
@@ -181,7 +181,7 @@ TEST_F(ResumeTest, ReportsDuringARunAreInItOrInTheNext) {
   };
   DelegatingRegister hooked(reg_.get());
   BeforeChunk(hooked, kBefore, report_extra);
-  IssuanceJob job(&hooked, &rules_, &clock_);
+  IssuanceJob job(&hooked, &clock_);
   job.set_chunk_size(1);
   auto during = job.Run(as_of, false);
   ASSERT_TRUE(during.ok()) << during.status();
@@ -229,7 +229,7 @@ TEST_F(ResumeTest, CrossingDuringARunIsIssuedOnce) {
   };
   DelegatingRegister hooked(reg_.get());
   BeforeChunk(hooked, 5, newcomers_cross);
-  IssuanceJob job(&hooked, &rules_, &clock_);
+  IssuanceJob job(&hooked, &clock_);
   job.set_chunk_size(1);
   auto during = job.Run(as_of, false);
   ASSERT_TRUE(during.ok()) << during.status();

@@ -116,7 +116,7 @@ TEST_F(SchedulerTest, ZeroIntervalNeverRuns) {
 TEST_F(SchedulerTest, SecondRunWhileOneIsInProgressIsAborted) {
   for (int i = 0; i < 5; ++i) Pay(Person(10 + i), Day(2024, 5, 1 + i), kCap2024 + 100);
   DelegatingRegister hooked(reg_.get());
-  IssuanceJob job(&hooked, &rules_, &clock_);
+  IssuanceJob job(&hooked, &clock_);
   job.set_chunk_size(2);
   absl::Status second_status;
   // In the first chunk of the first run only.
@@ -163,7 +163,7 @@ TEST_F(SchedulerTest, ConcurrentRunsNeverDuplicateCardsOrPayouts) {
     absl::SleepFor(absl::Microseconds(200));
     in_run.fetch_sub(1);
   });
-  IssuanceJob job(&hooked, &rules_, &clock_);
+  IssuanceJob job(&hooked, &clock_);
   job.set_chunk_size(1);  // long runs: many chances to overlap
   int64_t cards = 0, payouts = 0, ok_runs = 0, aborted = 0;
   absl::Mutex mu;
@@ -198,7 +198,7 @@ TEST_F(SchedulerTest, ConcurrentRunsNeverDuplicateCardsOrPayouts) {
 TEST_F(SchedulerTest, ManualRunWhileScheduledRunHoldsTheJob) {
   for (int i = 0; i < 3; ++i) Pay(Person(200 + i), Day(2024, 5, 10), kCap2024 + 50);
   DelegatingRegister hooked(reg_.get());
-  IssuanceJob job(&hooked, &rules_, &clock_);
+  IssuanceJob job(&hooked, &clock_);
   absl::Notification entered, release;
   // Holds only the first scheduled chunk.
   BeforeChunk(hooked, 0, [&] {
@@ -229,7 +229,7 @@ TEST_F(SchedulerTest, ManualRunWhileScheduledRunHoldsTheJob) {
 TEST_F(SchedulerTest, ScheduledTicksDuringAManualRunAreNotErrors) {
   Pay(Person(300), Day(2024, 5, 10), kCap2024 + 50);
   DelegatingRegister hooked(reg_.get());
-  IssuanceJob job(&hooked, &rules_, &clock_);
+  IssuanceJob job(&hooked, &clock_);
   absl::Notification release;
   absl::Notification manual_entered;
   BeforeChunk(hooked, 0, [&] {
@@ -260,7 +260,7 @@ TEST_F(SchedulerTest, FailedRunsAreReported) {
   Pay(Person(400), Day(2024, 5, 10), kCap2024 + 50);
   DelegatingRegister hooked(reg_.get());
   EXPECT_CALL(hooked, DecideNextAsync).WillRepeatedly(KilledBeforeWrite());
-  IssuanceJob job(&hooked, &rules_, &clock_);
+  IssuanceJob job(&hooked, &clock_);
   absl::Mutex mu;
   std::vector<absl::Status> errors;
   Scheduler scheduler(&job, absl::Milliseconds(20), [&](const absl::Status& s) {
@@ -288,7 +288,7 @@ TEST_F(SchedulerTest, StopReturnsPromptly) {
   // Stop while a run is in progress waits for that run, which completes.
   Pay(Person(500), Day(2024, 5, 10), kCap2024 + 50);
   DelegatingRegister hooked(reg_.get());
-  IssuanceJob job(&hooked, &rules_, &clock_);
+  IssuanceJob job(&hooked, &clock_);
   absl::Notification entered;
   BeforeChunk(hooked, 0, [&] {
     entered.Notify();

@@ -471,7 +471,7 @@ inline void SimDriver::RunIssuance(bool interrupted, bool reports_between_chunks
                                 std::move(done)(std::move(r));
                               });
       });
-  IssuanceJob job(&hooked, &rules_, &clock_);
+  IssuanceJob job(&hooked, &clock_);
   job.set_chunk_size(chunk);
   absl::StatusOr<RunSummary> got = job.Run(as_of, dry_run);
   for (std::thread& t : release) t.join();

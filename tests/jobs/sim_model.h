@@ -1,10 +1,10 @@
 // The reference model of the simulation test (simulation_test.cc): the
 // register's rules restated as plain maps, written from the rules (README "The
 // rules") and the contract (proto/frikort/v1/frikort.proto, README "The
-// issuance job"), never from core/ledger.cc. It holds every report as sent and as it stands now, the
-// cards, refunded sums and payouts, and predicts every answer the register
-// gives: report outcomes, ledgers, cards, payouts, exemption status and what
-// the issuance job decides for one ledger.
+// issuance job"), never from core/ledger.cc. It holds every report as sent and as it stands now,
+// the cards, refunded sums and payouts, and predicts every answer the register gives: report
+// outcomes, ledgers, cards, payouts, exemption status and what the issuance job decides for one
+// ledger.
 //
 // Caps and refund minimums come from the rules file; which scheme a category
 // counts toward, what counts, the crossing date, the refund rule and the due

@@ -105,7 +105,7 @@ class StreamOrderTest : public ::testing::Test {
             [this](std::vector<core::CoPaymentInput> items, storage::Register::SubmitDone done) {
               reorderer_->Submit(std::move(items), std::move(done));
             });
-    job_ = std::make_unique<jobs::IssuanceJob>(reg_.get(), rules_.get(), &clock_);
+    job_ = std::make_unique<jobs::IssuanceJob>(reg_.get(), &clock_);
     server::ServerOptions options;
     options.listen_address = "127.0.0.1:0";
     server_ = std::make_unique<server::FrikortServer>(options, reg_.get(), job_.get(), rules_.get(),

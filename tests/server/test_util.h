@@ -270,7 +270,8 @@ class ServerTest : public ::testing::Test {
               "2026-06-15T10:00:00Z");
     const std::string src = SourceDir();
     ASSERT_FALSE(src.empty()) << "FRIKORT_SOURCE_DIR is not set (run the tests with ctest)";
-    absl::StatusOr<core::RulesTable> rules = frikort::testing::ReadRulesFile(src + "/deploy/rules.txt");
+    absl::StatusOr<core::RulesTable> rules =
+        frikort::testing::ReadRulesFile(src + "/deploy/rules.txt");
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = std::make_unique<core::RulesTable>(*std::move(rules));
     clock_ = std::make_unique<core::FakeClock>(StartTime());
@@ -301,7 +302,7 @@ class ServerTest : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<storage::Register>> reg = storage::Register::Open(options);
     ASSERT_TRUE(reg.ok()) << reg.status();
     reg_ = *std::move(reg);
-    job_ = std::make_unique<jobs::IssuanceJob>(reg_.get(), rules_.get(), clock_.get());
+    job_ = std::make_unique<jobs::IssuanceJob>(reg_.get(), clock_.get());
   }
 
   // Hooks for fixtures that serve differently (e.g. mutual TLS, a failing

@@ -1,6 +1,8 @@
 // Register::Backup and Register::Restore: online backups restore to a register
 // that answers exactly like the original; a wrong key, a used folder or a bad
 // destination is refused with a clear error and nothing written.
+#include "storage/backup.h"
+
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -12,7 +14,6 @@
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
 #include "rocksdb/utilities/backup_engine.h"
-#include "storage/backup.h"
 #include "storage/register.h"
 #include "tests/testing/ids.h"
 #include "tests/testing/rules_file.h"
@@ -161,10 +162,10 @@ TEST_F(BackupTest, LookupLogIsBackedUpAndRestoredWithTheRegister) {
     ASSERT_TRUE(rocksdb::DB::Open(scratch_options, Path("scratch"), &scratch).ok());
     std::unique_ptr<rocksdb::DB> owned(scratch);
     rocksdb::BackupEngine* raw = nullptr;
-    ASSERT_TRUE(rocksdb::BackupEngine::Open(
-                    rocksdb::BackupEngineOptions(Path("backups/lookup-log")),
-                    rocksdb::Env::Default(), &raw)
-                    .ok());
+    ASSERT_TRUE(
+        rocksdb::BackupEngine::Open(rocksdb::BackupEngineOptions(Path("backups/lookup-log")),
+                                    rocksdb::Env::Default(), &raw)
+            .ok());
     std::unique_ptr<rocksdb::BackupEngine> engine(raw);
     ASSERT_TRUE(engine->CreateNewBackup(scratch).ok());
   }

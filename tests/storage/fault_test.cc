@@ -42,8 +42,8 @@ namespace frikort::storage {
 namespace {
 
 using ::frikort::testing::FaultFs;
-using ::frikort::testing::RocksStoreOn;
 using ::frikort::testing::MakePersonId;
+using ::frikort::testing::RocksStoreOn;
 
 const std::string kSecret(32, 'f');
 constexpr int kPersons = 20;
@@ -359,9 +359,8 @@ TEST_F(FaultTest, LookupLogThatCannotSyncRefusesLookups) {
   auto look = [&] {
     absl::Notification done;
     absl::Status status;
-    reg_->CheckExemptionAsync(persons_[0], absl::CivilDay(2024, 6, 1),
-                              core::Category::kUnspecified, "desk",
-                              [&](absl::StatusOr<std::vector<SchemeExemption>> got) {
+    reg_->CheckExemptionAsync(persons_[0], absl::CivilDay(2024, 6, 1), core::Category::kUnspecified,
+                              "desk", [&](absl::StatusOr<std::vector<SchemeExemption>> got) {
                                 status = got.status();
                                 done.Notify();
                               });

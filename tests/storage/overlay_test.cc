@@ -79,9 +79,8 @@ TEST(OverlayTest, ScanMergesStoreParentAndOwnWritesInKeyOrder) {
   o.Put(Table::kEntries, "p4", "own");
   o.Put(Table::kEntries, "p3", "back");
   o.Delete(Table::kEntries, "p5");
-  EXPECT_THAT(ScanAll(o, Table::kEntries, "p"),
-              ElementsAre(Pair("p1", "vp1"), Pair("p2", "par"), Pair("p3", "back"),
-                          Pair("p4", "own")));
+  EXPECT_THAT(ScanAll(o, Table::kEntries, "p"), ElementsAre(Pair("p1", "vp1"), Pair("p2", "par"),
+                                                            Pair("p3", "back"), Pair("p4", "own")));
 }
 
 TEST(OverlayTest, KeysAfterMergesAndSkipsDeletedMarkers) {

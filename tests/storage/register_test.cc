@@ -236,11 +236,11 @@ TEST_F(RegisterTest, CancellationKeepsHistoryAndFlagsIssuedCard) {
   auto due = reg_->ScanDue(std::nullopt, 10);
   ASSERT_TRUE(due.ok());
   ASSERT_EQ(due->size(), 1u);
-  auto out = reg_->DecideNext({*run, absl::CivilDay(2024, 5, 1), false},
-                              std::make_shared<storage::DueCursor>(), 10,
-                              [](const core::LedgerState& s) {
-                                return core::DecideIssuance(s, absl::CivilDay(2024, 5, 1));
-                              });
+  auto out =
+      reg_->DecideNext({*run, absl::CivilDay(2024, 5, 1), false},
+                       std::make_shared<storage::DueCursor>(), 10, [](const core::LedgerState& s) {
+                         return core::DecideIssuance(s, absl::CivilDay(2024, 5, 1));
+                       });
   ASSERT_TRUE(out.ok());
   ASSERT_TRUE((*out)[0].decision.issue_card);
   EXPECT_EQ(Ledger(alice_, 2024, Scheme::kTak).card->valid_from, absl::CivilDay(2024, 4, 1));
@@ -444,19 +444,19 @@ TEST_F(RegisterTest, OldLookupLogMovesToItsOwnDatabaseOnce) {
   ASSERT_TRUE(
       reg_->CheckExemption(alice_, absl::CivilDay(2024, 6, 1), Category::kUnspecified, "new").ok());
   reg_.reset();
-  auto with_old_family = [&](const std::function<void(rocksdb::DB*, rocksdb::ColumnFamilyHandle*)>&
-                                 fn) {
-    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-    for (const std::string& name : testing::RegisterColumnFamilies()) {
-      descs.emplace_back(name, rocksdb::ColumnFamilyOptions());
-    }
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir_, descs, &handles, &db).ok());
-    fn(db, handles.back());
-    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
-    delete db;
-  };
+  auto with_old_family =
+      [&](const std::function<void(rocksdb::DB*, rocksdb::ColumnFamilyHandle*)>& fn) {
+        std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+        for (const std::string& name : testing::RegisterColumnFamilies()) {
+          descs.emplace_back(name, rocksdb::ColumnFamilyOptions());
+        }
+        std::vector<rocksdb::ColumnFamilyHandle*> handles;
+        rocksdb::DB* db = nullptr;
+        ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir_, descs, &handles, &db).ok());
+        fn(db, handles.back());
+        for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+        delete db;
+      };
   // A register of schema 1, its lookup log in the `audit` family: records
   // as the old register wrote them, a second apart, more than two of the
   // move's steps (10,000 each). (The one lookup made above, already in the
@@ -631,11 +631,11 @@ TEST_F(RegisterTest, VerifyIsCleanAfterEveryKindOfChange) {
   auto run = reg_->AllocateRunId();
   auto due = reg_->ScanDue(std::nullopt, 10);
   ASSERT_EQ(due->size(), 2u);
-  auto decided = reg_->DecideNext({*run, absl::CivilDay(2024, 5, 1), false},
-                                  std::make_shared<storage::DueCursor>(), 10,
-                                  [](const core::LedgerState& s) {
-                                    return core::DecideIssuance(s, absl::CivilDay(2024, 5, 1));
-                                  });
+  auto decided =
+      reg_->DecideNext({*run, absl::CivilDay(2024, 5, 1), false},
+                       std::make_shared<storage::DueCursor>(), 10, [](const core::LedgerState& s) {
+                         return core::DecideIssuance(s, absl::CivilDay(2024, 5, 1));
+                       });
   ASSERT_TRUE(decided.ok());
   ASSERT_EQ(decided->size(), 2u);
   ASSERT_TRUE(reg_->Cancel("1234567", "a", "x").ok());

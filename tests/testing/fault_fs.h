@@ -269,8 +269,8 @@ class FaultFs : public rocksdb::FileSystemWrapper {
 
 // RegisterOptions::open_store for the RocksDB store over `env` (nullptr =
 // the default), with the register's options otherwise.
-inline std::function<absl::StatusOr<std::unique_ptr<storage::Store>>(
-    const storage::RegisterOptions&)>
+inline std::function<
+    absl::StatusOr<std::unique_ptr<storage::Store>>(const storage::RegisterOptions&)>
 RocksStoreOn(rocksdb::Env* env) {
   return [env](const storage::RegisterOptions& options) {
     storage::RocksStoreOptions rocks = storage::RocksStoreOptionsFrom(options);

@@ -28,8 +28,8 @@ inline std::string MakePersonId(int day, int month, int yy, int n, bool d_number
   int found = 0;
   for (int individual = born_2000s ? 999 : 499; individual >= (born_2000s ? 500 : 0);
        --individual) {
-    std::string base = absl::StrFormat("%02d%02d%02d%03d", day + (d_number ? 40 : 0), month, yy,
-                                       individual);
+    std::string base =
+        absl::StrFormat("%02d%02d%02d%03d", day + (d_number ? 40 : 0), month, yy, individual);
     int k1 = Mod11(base, kW1);
     if (k1 < 0) continue;
     base += static_cast<char>('0' + k1);

@@ -28,8 +28,7 @@ class MemStore : public storage::Store {
   int multi_gets() const { return multi_gets_; }
   int commits() const { return commits_; }
 
-  absl::StatusOr<std::optional<std::string>> Get(storage::Table t,
-                                                 absl::string_view key) override {
+  absl::StatusOr<std::optional<std::string>> Get(storage::Table t, absl::string_view key) override {
     absl::MutexLock l(&mu_);
     ++gets_;
     const auto& m = tables_[static_cast<int>(t)];
@@ -37,9 +36,9 @@ class MemStore : public storage::Store {
     if (it == m.end()) return std::nullopt;
     return it->second;
   }
-  absl::Status MultiGet(storage::Table t, absl::Span<const absl::string_view> keys, bool sorted,
-                        const std::function<void(size_t, const absl::string_view*)>& found)
-      override {
+  absl::Status MultiGet(
+      storage::Table t, absl::Span<const absl::string_view> keys, bool sorted,
+      const std::function<void(size_t, const absl::string_view*)>& found) override {
     absl::MutexLock l(&mu_);
     ++multi_gets_;
     const auto& m = tables_[static_cast<int>(t)];
@@ -54,9 +53,9 @@ class MemStore : public storage::Store {
     }
     return absl::OkStatus();
   }
-  absl::Status Scan(storage::Table t, const storage::ScanRange& range,
-                    const std::function<bool(absl::string_view, absl::string_view)>& visit)
-      override {
+  absl::Status Scan(
+      storage::Table t, const storage::ScanRange& range,
+      const std::function<bool(absl::string_view, absl::string_view)>& visit) override {
     absl::MutexLock l(&mu_);
     const auto& m = tables_[static_cast<int>(t)];
     for (auto it = m.lower_bound(range.start.empty() ? range.prefix : range.start);
