@@ -1,6 +1,7 @@
 #include "storage/register.h"
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -534,6 +535,28 @@ TEST_F(RegisterTest, MissingLookupLogIsRefusedNotRecreated) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << r.status();
   EXPECT_THAT(r.status().message(), ::testing::HasSubstr("lookup-log, which is missing"));
   EXPECT_FALSE(std::filesystem::exists(dir_ / internal::kLookupLogDir));
+}
+
+TEST_F(RegisterTest, ADamagedRegisterIsRefusedAsDataLoss) {
+  SubmitOne(Report("r1", alice_, absl::CivilDay(2024, 3, 1), 50000));
+  reg_.reset();
+  // Garbage over the MANIFEST (the list of the database's files): RocksDB
+  // reports corruption, which is lost data, not a passing fault.
+  int damaged = 0;
+  for (const auto& f : std::filesystem::directory_iterator(dir_)) {
+    if (f.path().filename().string().rfind("MANIFEST-", 0) != 0) continue;
+    const auto size = std::filesystem::file_size(f.path());
+    std::FILE* out = std::fopen(f.path().c_str(), "r+b");
+    ASSERT_NE(out, nullptr);
+    const std::string garbage(size, '\x5a');
+    std::fwrite(garbage.data(), 1, garbage.size(), out);
+    std::fclose(out);
+    ++damaged;
+  }
+  ASSERT_GT(damaged, 0);
+  auto r = Register::Open(Options(kSecret));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << r.status();
 }
 
 TEST_F(RegisterTest, AsyncLookupsAnswerLikeSyncOnesAndAreLoggedFirst) {

@@ -1,6 +1,7 @@
 // A Store in memory, for tests of what runs over the Store seam (the group
 // overlay, the records) without a database. Commits apply at once; the
-// lookup log is a table like the others; Snapshot copies everything.
+// lookup log is a table like the others; Snapshot copies everything, a
+// scan its range (small data only).
 // Thread safety: one mutex over all of it.
 #ifndef FRIKORT_TESTS_TESTING_MEM_STORE_H_
 #define FRIKORT_TESTS_TESTING_MEM_STORE_H_
@@ -10,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
@@ -27,6 +29,11 @@ class MemStore : public storage::Store {
   int gets() const { return gets_; }
   int multi_gets() const { return multi_gets_; }
   int commits() const { return commits_; }
+  // Every later commit fails with `s` and writes nothing (ok: commits work).
+  void FailCommits(absl::Status s) {
+    absl::MutexLock l(&mu_);
+    commit_failure_ = std::move(s);
+  }
 
   absl::StatusOr<std::optional<std::string>> Get(storage::Table t, absl::string_view key) override {
     absl::MutexLock l(&mu_);
@@ -56,16 +63,24 @@ class MemStore : public storage::Store {
   absl::Status Scan(
       storage::Table t, const storage::ScanRange& range,
       const std::function<bool(absl::string_view, absl::string_view)>& visit) override {
-    absl::MutexLock l(&mu_);
-    const auto& m = tables_[static_cast<int>(t)];
-    for (auto it = m.lower_bound(range.start.empty() ? range.prefix : range.start);
-         it != m.end() && absl::StartsWith(it->first, range.prefix); ++it) {
-      if (!visit(it->first, it->second)) break;
+    // Visited without the lock: a visitor may read the store again.
+    std::vector<std::pair<std::string, std::string>> found;
+    {
+      absl::MutexLock l(&mu_);
+      const auto& m = tables_[static_cast<int>(t)];
+      for (auto it = m.lower_bound(range.start.empty() ? range.prefix : range.start);
+           it != m.end() && absl::StartsWith(it->first, range.prefix); ++it) {
+        found.emplace_back(it->first, it->second);
+      }
+    }
+    for (const auto& [k, v] : found) {
+      if (!visit(k, v)) break;
     }
     return absl::OkStatus();
   }
   absl::Status Commit(const storage::WriteSet& writes) override {
     absl::MutexLock l(&mu_);
+    if (!commit_failure_.ok()) return commit_failure_;
     ++commits_;
     for (int t = 0; t < storage::kNumTables; ++t) {
       for (const auto& w : writes.tables[t]) {
@@ -100,6 +115,7 @@ class MemStore : public storage::Store {
  private:
   absl::Mutex mu_;
   Tables tables_;
+  absl::Status commit_failure_;
   int gets_ = 0, multi_gets_ = 0, commits_ = 0;
 };
 
