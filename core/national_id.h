@@ -3,6 +3,9 @@
 // Person ids (fødselsnummer, D-number) are 11 digits: DDMMYY, three individual
 // digits, two mod-11 check digits. Both the classic k1 rule and the rule for
 // numbers assigned from 2032 (weighted sum incl. k1 ≡ 0..3 mod 11) are accepted.
+// The century comes from the individual number only for the classic k1; a
+// 2032-rule k1 means the number was assigned from 2032, so its date need only be
+// real in 19YY or 20YY (29.02.00 with individual 000-499 is then 2000, not 1900).
 // H-numbers (month + 40) and FH-numbers (first digit 8 or 9) are refused;
 // synthetic test ids (month + 40 or + 80) are accepted only when allowed.
 #ifndef FRIKORT_CORE_NATIONAL_ID_H_

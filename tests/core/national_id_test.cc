@@ -241,6 +241,54 @@ TEST(PersonIdTest, MonthPlus80OnlyWhenSyntheticAllowed) {
   EXPECT_FALSE(ParsePersonId(FirstValid("318490", 0, 499), kTest).ok());
 }
 
+// The 2032 rule: a number with a k1 residue of 1, 2 or 3 was assigned from 2032,
+// when the individual number stopped telling the century. 29.02.00 with an
+// individual number 000-499 reads as 1900 (no 29 February) by the classic
+// ranges, but such a number may be anyone's born 2000, a leap year.
+TEST(PersonIdTest, Rule2032LeapDayOf2000IsRealWhateverTheIndividualNumber) {
+  int rule2032_checked = 0;
+  int classic_checked = 0;
+  for (const bool d_number : {false, true}) {
+    const std::string ddmmyy = d_number ? "690200" : "290200";
+    for (int individual = 0; individual <= 499; individual += 7) {
+      const std::string nine = ddmmyy + absl::StrFormat("%03d", individual);
+      if (auto n = WithCheckDigits(nine)) {
+        auto id = ParsePersonId(*n, kProduction);
+        ASSERT_FALSE(id.ok()) << *n << ": classic k1 and 000-499 is 1900";
+        EXPECT_EQ(id.status().message(), "person_id: birth date part is not a real date") << *n;
+        ++classic_checked;
+      }
+      for (int c = 1; c <= 3; ++c) {
+        std::optional<std::string> n = With2032CheckDigits(nine, c);
+        if (!n) continue;
+        auto id = ParsePersonId(*n, kProduction);
+        ASSERT_TRUE(id.ok()) << *n << " c=" << c << ": " << id.status();
+        EXPECT_EQ(id->birth_date, absl::CivilDay(2000, 2, 29)) << *n;
+        EXPECT_EQ(id->kind, d_number ? PersonIdKind::kDNumber : PersonIdKind::kFodselsnummer);
+        ++rule2032_checked;
+      }
+    }
+  }
+  EXPECT_GT(classic_checked, 10);
+  EXPECT_GT(rule2032_checked, 20);
+}
+
+// Whatever the k1 rule, a date must be real in some century the id allows.
+TEST(PersonIdTest, Rule2032StillRefusesDatesThatAreNeverReal) {
+  for (const char* ddmmyy : {"290201", "300200", "690201", "310400"}) {
+    for (int individual = 0; individual < 1000; individual += 37) {
+      const std::string nine = ddmmyy + absl::StrFormat("%03d", individual);
+      for (int c = 1; c <= 3; ++c) {
+        if (auto n = With2032CheckDigits(nine, c)) {
+          auto id = ParsePersonId(*n, kProduction);
+          ASSERT_FALSE(id.ok()) << *n;
+          EXPECT_EQ(id.status().message(), "person_id: birth date part is not a real date");
+        }
+      }
+    }
+  }
+}
+
 TEST(PersonIdTest, Rule2032VariantsOfK1) {
   int variants_checked = 0;
   for (int individual = 0; individual < 200; ++individual) {
