@@ -179,7 +179,22 @@ absl::Status ValidateProviderId(absl::string_view s) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateReportId(absl::string_view s) {
+bool HoldsPersonId(absl::string_view text, const PersonIdOptions& options) {
+  size_t i = 0;
+  while (i < text.size()) {
+    if (!IsAsciiDigit(text[i])) {
+      ++i;
+      continue;
+    }
+    size_t end = i;
+    while (end < text.size() && IsAsciiDigit(text[end])) ++end;
+    if (end - i == 11 && ParsePersonId(text.substr(i, 11), options).ok()) return true;
+    i = end;
+  }
+  return false;
+}
+
+absl::Status ValidateReportId(absl::string_view s, const PersonIdOptions& options) {
   if (s.empty()) return absl::InvalidArgumentError("report_id: not given");
   if (s.size() > 64) {
     return absl::InvalidArgumentError(
@@ -192,6 +207,13 @@ absl::Status ValidateReportId(absl::string_view s) {
       return absl::InvalidArgumentError(
           "report_id: only letters A-Z a-z, digits and . _ : - are allowed");
     }
+  }
+  // A report id is stored in clear, logged and echoed in answers; a national id
+  // typed into it would leak there.
+  if (HoldsPersonId(s, options)) {
+    return absl::InvalidArgumentError(
+        "report_id: holds a national id (an 11-digit number that validates); use an id of the "
+        "practitioner system's own");
   }
   return absl::OkStatus();
 }

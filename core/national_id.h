@@ -43,8 +43,15 @@ absl::StatusOr<PersonId> ParsePersonId(absl::string_view s, const PersonIdOption
 // a valid mod-11 check digit (weights 3 2 7 6 5 4 3 2). InvalidArgument otherwise.
 absl::Status ValidateProviderId(absl::string_view s);
 
-// report_id: 1-64 chars of [A-Za-z0-9._:-]. InvalidArgument otherwise.
-absl::Status ValidateReportId(absl::string_view s);
+// Whether `text` holds a national id: a run of exactly 11 ASCII digits (bounded
+// by non-digits or the ends) that ParsePersonId accepts with `options`. Longer
+// digit runs are not split: they are not a national id as typed.
+bool HoldsPersonId(absl::string_view text, const PersonIdOptions& options);
+
+// report_id: 1-64 chars of [A-Za-z0-9._:-] that do not hold a national id
+// (HoldsPersonId with `options`, the register's setting). InvalidArgument
+// otherwise; the message never echoes the id.
+absl::Status ValidateReportId(absl::string_view s, const PersonIdOptions& options);
 
 }  // namespace frikort::core
 

@@ -437,7 +437,7 @@ TEST(PersonIdTest, RandomBytesNeverCrash) {
       EXPECT_THAT(std::string(id.status().message()), StartsWith("person_id: "));
     }
     (void)ValidateProviderId(s);
-    (void)ValidateReportId(s);
+    (void)ValidateReportId(s, kProduction);
   }
 }
 
@@ -507,8 +507,46 @@ TEST(ProviderIdTest, Malformed) {
 TEST(ReportIdTest, Valid) {
   for (const std::string& s : {std::string("r"), std::string("r-1"), std::string("A.b_c:d-9"),
                                std::string("2024-01-05T10:00:00Z"), std::string(64, 'x')}) {
-    EXPECT_TRUE(ValidateReportId(s).ok()) << s;
+    EXPECT_TRUE(ValidateReportId(s, kProduction).ok()) << s;
   }
+}
+
+// Any valid id, classic or 2032 rule, fødselsnummer or D-number.
+std::string AnyValid(const std::string& ddmmyy) { return FirstValid(ddmmyy, 100, 499); }
+
+TEST(HoldsPersonIdTest, FindsAnElevenDigitRunThatValidates) {
+  const std::string id = AnyValid("150765");
+  const std::string d_number = AnyValid("550765");
+  for (const std::string& text :
+       {id, "r-" + id, id + "-1", "a:" + id + ":b", "x1.y" + d_number, "first 123 then " + id}) {
+    EXPECT_TRUE(HoldsPersonId(text, kProduction)) << text;
+  }
+  std::string bad_k2 = id;
+  bad_k2.back() = bad_k2.back() == '9' ? '0' : static_cast<char>(bad_k2.back() + 1);
+  for (const std::string& text :
+       {std::string(""), std::string("r-1"), bad_k2, "1" + id, id + "0", id.substr(0, 10),
+        std::string("2024-01-05T10:00:00Z"), std::string(64, '1')}) {
+    EXPECT_FALSE(HoldsPersonId(text, kProduction)) << text;
+  }
+  // A synthetic id (month + 80) is one only where synthetic ids are accepted.
+  const std::string synthetic = AnyValid("158765");
+  EXPECT_FALSE(HoldsPersonId("t-" + synthetic, kProduction));
+  EXPECT_TRUE(HoldsPersonId("t-" + synthetic, kTest));
+}
+
+TEST(ReportIdTest, HoldingANationalIdIsRefusedWithoutEchoingIt) {
+  const std::string id = AnyValid("150765");
+  for (const std::string& s : {id, "bill-" + id, id + ".2"}) {
+    absl::Status st = ValidateReportId(s, kProduction);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_EQ(st.message(),
+              "report_id: holds a national id (an 11-digit number that validates); use an id of "
+              "the practitioner system's own");
+    EXPECT_FALSE(absl::StrContains(st.message(), id));
+  }
+  const std::string synthetic = AnyValid("158765");
+  EXPECT_TRUE(ValidateReportId("t-" + synthetic, kProduction).ok());
+  EXPECT_FALSE(ValidateReportId("t-" + synthetic, kTest).ok());
 }
 
 TEST(ReportIdTest, Invalid) {
@@ -516,7 +554,7 @@ TEST(ReportIdTest, Invalid) {
        {std::string(""), std::string(65, 'x'), std::string("a b"), std::string("a/b"),
         std::string("\xC3\xB8"), std::string("a\0b", 3), std::string("a\nb"), std::string("a+b"),
         std::string(1 << 20, 'x')}) {
-    absl::Status st = ValidateReportId(s);
+    absl::Status st = ValidateReportId(s, kProduction);
     EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << absl::CHexEscape(s.substr(0, 9));
     EXPECT_THAT(std::string(st.message()), StartsWith("report_id: "));
   }
