@@ -20,7 +20,7 @@ Validation Reject(RejectReason reason, std::string message) {
 
 Validation ValidateCoPayment(const CoPaymentInput& in, const RulesTable& rules,
                              const PersonIdOptions& id_options, absl::Time now) {
-  if (absl::Status s = ValidateReportId(in.report_id); !s.ok()) {
+  if (absl::Status s = ValidateReportId(in.report_id, id_options); !s.ok()) {
     return Reject(RejectReason::kInvalidReportId, std::string(s.message()));
   }
   if (absl::Status s = ValidateProviderId(in.provider_id); !s.ok()) {
@@ -106,6 +106,17 @@ Validation ValidateCoPayment(const CoPaymentInput& in, const RulesTable& rules,
   out.performed_abroad = in.performed_abroad;
   out.late = OsloDate(now) > service_date + kLateAfterDays;
   return v;
+}
+
+absl::Status ValidateCancelReason(absl::string_view reason, const PersonIdOptions& id_options) {
+  // The reason is stored in clear with the cancelled report; a national id
+  // typed into it would leak there. The message never echoes it.
+  if (HoldsPersonId(reason, id_options)) {
+    return absl::InvalidArgumentError(
+        "reason: holds a national id (an 11-digit number that validates); describe the "
+        "cancellation without it");
+  }
+  return absl::OkStatus();
 }
 
 bool Counts(Payment payment, Category category, bool performed_abroad, bool cancelled) {

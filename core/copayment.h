@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "core/national_id.h"
@@ -62,6 +64,10 @@ struct Validation {
 // amount, payment, attributed_year, rules for the year.
 Validation ValidateCoPayment(const CoPaymentInput& in, const RulesTable& rules,
                              const PersonIdOptions& id_options, absl::Time now);
+
+// The free-text reason of a cancellation: refused (InvalidArgument, "reason:
+// ...") when it holds a national id (HoldsPersonId with `id_options`).
+absl::Status ValidateCancelReason(absl::string_view reason, const PersonIdOptions& id_options);
 
 // Whether a co-payment counts toward the cap: paid or invoiced (not
 // INVOICED_UNPAID, not EXEMPT_FRIKORT), in Norway or climate travel, and not

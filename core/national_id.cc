@@ -60,6 +60,35 @@ std::optional<int> CenturyYear(int yy, int individual) {
   return std::nullopt;
 }
 
+// 19YY or 20YY, the first in which the date is real; nullopt in neither.
+std::optional<int> NineteenOrTwenty(int yy, int month, int day) {
+  if (IsRealDate(1900 + yy, month, day)) return 1900 + yy;
+  if (IsRealDate(2000 + yy, month, day)) return 2000 + yy;
+  return std::nullopt;
+}
+
+// The birth year of an id with the classic k1: the century the individual
+// number gives, or, for never-allocated ranges, 19YY or 20YY. nullopt when the
+// date is not real there.
+std::optional<int> ClassicBirthYear(int yy, int individual, int month, int day) {
+  const std::optional<int> year = CenturyYear(yy, individual);
+  if (!year.has_value()) return NineteenOrTwenty(yy, month, day);
+  if (IsRealDate(*year, month, day)) return year;
+  return std::nullopt;
+}
+
+// The birth year of an id with a 2032-rule k1. Such a number was assigned from
+// 2032, when the individual number stopped telling the century, so it may
+// belong to anyone alive then: born 19YY or 20YY (not 18YY). The date is
+// accepted if it is real in either; the individual number's reading is kept
+// when it is one of them and real, so only dates it would refuse (29.02.00
+// with 000-499, read as 1900) move to the other century.
+std::optional<int> Rule2032BirthYear(int yy, int individual, int month, int day) {
+  const std::optional<int> year = CenturyYear(yy, individual);
+  if (year.has_value() && *year >= 1900 && IsRealDate(*year, month, day)) return year;
+  return NineteenOrTwenty(yy, month, day);
+}
+
 absl::Status PersonIdError(absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat("person_id: ", why));
 }
@@ -107,7 +136,8 @@ absl::StatusOr<PersonId> ParsePersonId(absl::string_view s, const PersonIdOption
   // assigned from 2032 may also make it 1, 2 or 3. Since the classic rule is the
   // c = 0 case, checking the residue accepts both generations.
   const int k1 = Digit(s, 9);
-  if ((WeightedSum(s, kK1Weights) + k1) % 11 > 3) {
+  const int k1_residue = (WeightedSum(s, kK1Weights) + k1) % 11;
+  if (k1_residue > 3) {
     return PersonIdError("check digit k1 does not match");
   }
   const std::optional<int> k2 = Mod11CheckDigit(WeightedSum(s, kK2Weights));
@@ -117,21 +147,15 @@ absl::StatusOr<PersonId> ParsePersonId(absl::string_view s, const PersonIdOption
 
   const int yy = TwoDigits(s, 4);
   const int individual = Digit(s, 6) * 100 + TwoDigits(s, 7);
-  const std::optional<int> year = CenturyYear(yy, individual);
-  int birth_year = 0;
-  if (year.has_value()) {
-    if (IsRealDate(*year, month, day)) birth_year = *year;
-  } else if (IsRealDate(1900 + yy, month, day)) {
-    birth_year = 1900 + yy;
-  } else if (IsRealDate(2000 + yy, month, day)) {
-    birth_year = 2000 + yy;
-  }
-  if (birth_year == 0) {
+  const std::optional<int> birth_year = k1_residue == 0
+                                            ? ClassicBirthYear(yy, individual, month, day)
+                                            : Rule2032BirthYear(yy, individual, month, day);
+  if (!birth_year.has_value()) {
     return PersonIdError("birth date part is not a real date");
   }
 
   id.digits = std::string(s);
-  id.birth_date = absl::CivilDay(birth_year, month, day);
+  id.birth_date = absl::CivilDay(*birth_year, month, day);
   return id;
 }
 
@@ -155,7 +179,22 @@ absl::Status ValidateProviderId(absl::string_view s) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateReportId(absl::string_view s) {
+bool HoldsPersonId(absl::string_view text, const PersonIdOptions& options) {
+  size_t i = 0;
+  while (i < text.size()) {
+    if (!IsAsciiDigit(text[i])) {
+      ++i;
+      continue;
+    }
+    size_t end = i;
+    while (end < text.size() && IsAsciiDigit(text[end])) ++end;
+    if (end - i == 11 && ParsePersonId(text.substr(i, 11), options).ok()) return true;
+    i = end;
+  }
+  return false;
+}
+
+absl::Status ValidateReportId(absl::string_view s, const PersonIdOptions& options) {
   if (s.empty()) return absl::InvalidArgumentError("report_id: not given");
   if (s.size() > 64) {
     return absl::InvalidArgumentError(
@@ -168,6 +207,13 @@ absl::Status ValidateReportId(absl::string_view s) {
       return absl::InvalidArgumentError(
           "report_id: only letters A-Z a-z, digits and . _ : - are allowed");
     }
+  }
+  // A report id is stored in clear, logged and echoed in answers; a national id
+  // typed into it would leak there.
+  if (HoldsPersonId(s, options)) {
+    return absl::InvalidArgumentError(
+        "report_id: holds a national id (an 11-digit number that validates); use an id of the "
+        "practitioner system's own");
   }
   return absl::OkStatus();
 }

@@ -3,6 +3,9 @@
 // Person ids (fødselsnummer, D-number) are 11 digits: DDMMYY, three individual
 // digits, two mod-11 check digits. Both the classic k1 rule and the rule for
 // numbers assigned from 2032 (weighted sum incl. k1 ≡ 0..3 mod 11) are accepted.
+// The century comes from the individual number only for the classic k1; a
+// 2032-rule k1 means the number was assigned from 2032, so its date need only be
+// real in 19YY or 20YY (29.02.00 with individual 000-499 is then 2000, not 1900).
 // H-numbers (month + 40) and FH-numbers (first digit 8 or 9) are refused;
 // synthetic test ids (month + 40 or + 80) are accepted only when allowed.
 #ifndef FRIKORT_CORE_NATIONAL_ID_H_
@@ -40,8 +43,15 @@ absl::StatusOr<PersonId> ParsePersonId(absl::string_view s, const PersonIdOption
 // a valid mod-11 check digit (weights 3 2 7 6 5 4 3 2). InvalidArgument otherwise.
 absl::Status ValidateProviderId(absl::string_view s);
 
-// report_id: 1-64 chars of [A-Za-z0-9._:-]. InvalidArgument otherwise.
-absl::Status ValidateReportId(absl::string_view s);
+// Whether `text` holds a national id: a run of exactly 11 ASCII digits (bounded
+// by non-digits or the ends) that ParsePersonId accepts with `options`. Longer
+// digit runs are not split: they are not a national id as typed.
+bool HoldsPersonId(absl::string_view text, const PersonIdOptions& options);
+
+// report_id: 1-64 chars of [A-Za-z0-9._:-] that do not hold a national id
+// (HoldsPersonId with `options`, the register's setting). InvalidArgument
+// otherwise; the message never echoes the id.
+absl::Status ValidateReportId(absl::string_view s, const PersonIdOptions& options);
 
 }  // namespace frikort::core
 

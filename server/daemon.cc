@@ -1,6 +1,7 @@
 #include "server/daemon.h"
 
 #include <pthread.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
@@ -362,6 +363,10 @@ absl::Status Serve(const DaemonOptions& options) {
 }
 
 int RunDaemon(const DaemonOptions& options) {
+  // Everything frikortd creates (database files, WAL, backups, the development
+  // key) is private to its user: the register holds reports whose ids and
+  // reasons are free text, and RocksDB would otherwise create them 0644.
+  umask(077);
   if (absl::Status s = CheckDaemonOptions(options); !s.ok()) {
     std::fprintf(stderr, "frikortd: %s\n", std::string(s.message()).c_str());
     return kExitBadFlags;

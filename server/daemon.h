@@ -8,7 +8,9 @@
 //
 // Errors: each step returns absl::Status naming the option and the path or
 // value at fault (never a national id); RunDaemon logs the one line and maps
-// it to the exit code. Threads: Serve and RunDaemon block SIGTERM, SIGINT and
+// it to the exit code. RunDaemon first sets umask 077, so every file and
+// folder frikortd creates (database, WAL, backups, the development key) is
+// private to its user. Threads: Serve and RunDaemon block SIGTERM, SIGINT and
 // SIGHUP in the calling thread (every thread started after inherits that) and
 // take them with sigwait; call them from the main thread before any other
 // thread exists. The other functions keep no state.

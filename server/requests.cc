@@ -67,12 +67,13 @@ absl::StatusOr<core::Payment> CheckRequest(const v1::UpdatePaymentRequest& reque
   return PaymentFromProto(static_cast<int>(request.payment()), "payment");
 }
 
-absl::Status CheckRequest(const v1::CancelCoPaymentRequest& request) {
+absl::Status CheckRequest(const v1::CancelCoPaymentRequest& request,
+                          const core::PersonIdOptions& id_options) {
   if (request.reason().size() > kMaxCancelReasonBytes) {
     return absl::InvalidArgumentError(absl::StrCat("reason: ", request.reason().size(),
                                                    " bytes; at most ", kMaxCancelReasonBytes));
   }
-  return absl::OkStatus();
+  return core::ValidateCancelReason(request.reason(), id_options);
 }
 
 // ---- Lookup ----

@@ -41,8 +41,10 @@ std::vector<core::CoPaymentInput> ToInputs(const v1::SubmitCoPaymentsRequest& re
 // a known but wrong status is left to the register's per-report answer.
 absl::StatusOr<core::Payment> CheckRequest(const v1::UpdatePaymentRequest& request);
 
-// A reason of at most kMaxCancelReasonBytes.
-absl::Status CheckRequest(const v1::CancelCoPaymentRequest& request);
+// A reason of at most kMaxCancelReasonBytes that holds no national id
+// (core::ValidateCancelReason with the server's id options).
+absl::Status CheckRequest(const v1::CancelCoPaymentRequest& request,
+                          const core::PersonIdOptions& id_options);
 
 // ---- Lookup ----
 

@@ -333,7 +333,7 @@ grpc::ServerUnaryReactor* ReportingService::CancelCoPayment(
   absl::Status bound =
       ctx_->gate->CheckProvider(*admission, Rpc::kCancelCoPayment, request->provider_id());
   if (!bound.ok()) return FinishNow(context, bound, *admission);
-  if (absl::Status reason = CheckRequest(*request); !reason.ok())
+  if (absl::Status reason = CheckRequest(*request, ctx_->id_options); !reason.ok())
     return FinishNow(context, reason, *admission);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   ctx_->reg->CancelAsync(request->provider_id(), request->report_id(), request->reason(),

@@ -33,11 +33,12 @@ LedgerId LedgerOf(absl::string_view pseudonym, const rec::Entry& e) {
 }
 
 // The rejection of a change naming a malformed provider or report id.
-std::optional<ReportResult> CheckIds(const std::string& provider_id, const std::string& report_id) {
+std::optional<ReportResult> CheckIds(const std::string& provider_id, const std::string& report_id,
+                                     const core::PersonIdOptions& id_options) {
   if (auto s = core::ValidateProviderId(provider_id); !s.ok()) {
     return Rejected(report_id, core::RejectReason::kInvalidProviderId, std::string(s.message()));
   }
-  if (auto s = core::ValidateReportId(report_id); !s.ok()) {
+  if (auto s = core::ValidateReportId(report_id, id_options); !s.ok()) {
     return Rejected(report_id, core::RejectReason::kInvalidReportId, std::string(s.message()));
   }
   return std::nullopt;
@@ -167,7 +168,7 @@ bool StateMachine::FindReport(Records& r, const std::string& provider_id,
 
 ReportResult StateMachine::ApplyUpdatePayment(Records& r, const std::string& provider_id,
                                               const std::string& report_id, int payment) {
-  if (auto bad = CheckIds(provider_id, report_id)) return *std::move(bad);
+  if (auto bad = CheckIds(provider_id, report_id, id_options_)) return *std::move(bad);
   if (payment != static_cast<int>(core::Payment::kPaid)) {
     return Rejected(
         report_id, core::RejectReason::kInvalidPaymentStatus,
@@ -204,7 +205,7 @@ ReportResult StateMachine::ApplyUpdatePayment(Records& r, const std::string& pro
 
 ReportResult StateMachine::ApplyCancel(Records& r, const std::string& provider_id,
                                        const std::string& report_id, const std::string& reason) {
-  if (auto bad = CheckIds(provider_id, report_id)) return *std::move(bad);
+  if (auto bad = CheckIds(provider_id, report_id, id_options_)) return *std::move(bad);
   EntryKey entry_key;
   rec::Entry e;
   if (!FindReport(r, provider_id, report_id, &entry_key, &e)) {

@@ -86,6 +86,26 @@ TEST_F(CoPaymentTest, InvalidReportId) {
   ExpectReject(in, RejectReason::kInvalidReportId, "report_id");
   in.report_id = "has space";
   ExpectReject(in, RejectReason::kInvalidReportId, "report_id");
+  // The person's own id typed into the report id: refused, and not echoed.
+  in.report_id = "bill-15076500565";
+  ExpectReject(in, RejectReason::kInvalidReportId, "report_id");
+  const Validation v = Check(in);
+  EXPECT_THAT(v.message, HasSubstr("holds a national id"));
+  EXPECT_THAT(v.message, ::testing::Not(HasSubstr("15076500565")));
+  // Eleven digits that do not validate are an ordinary report id.
+  in.report_id = "bill-15076500566";
+  EXPECT_TRUE(Check(in).ok()) << Check(in).message;
+}
+
+TEST(CancelReasonTest, HoldingANationalIdIsRefusedWithoutEchoingIt) {
+  const PersonIdOptions production;
+  EXPECT_TRUE(ValidateCancelReason("", production).ok());
+  EXPECT_TRUE(ValidateCancelReason("wrong patient, see ticket 12345678901", production).ok());
+  const absl::Status st = ValidateCancelReason("wrong patient 15076500565", production);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(st.message(),
+            "reason: holds a national id (an 11-digit number that validates); describe the "
+            "cancellation without it");
 }
 
 TEST_F(CoPaymentTest, InvalidProviderId) {

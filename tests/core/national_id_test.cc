@@ -241,6 +241,54 @@ TEST(PersonIdTest, MonthPlus80OnlyWhenSyntheticAllowed) {
   EXPECT_FALSE(ParsePersonId(FirstValid("318490", 0, 499), kTest).ok());
 }
 
+// The 2032 rule: a number with a k1 residue of 1, 2 or 3 was assigned from 2032,
+// when the individual number stopped telling the century. 29.02.00 with an
+// individual number 000-499 reads as 1900 (no 29 February) by the classic
+// ranges, but such a number may be anyone's born 2000, a leap year.
+TEST(PersonIdTest, Rule2032LeapDayOf2000IsRealWhateverTheIndividualNumber) {
+  int rule2032_checked = 0;
+  int classic_checked = 0;
+  for (const bool d_number : {false, true}) {
+    const std::string ddmmyy = d_number ? "690200" : "290200";
+    for (int individual = 0; individual <= 499; individual += 7) {
+      const std::string nine = ddmmyy + absl::StrFormat("%03d", individual);
+      if (auto n = WithCheckDigits(nine)) {
+        auto id = ParsePersonId(*n, kProduction);
+        ASSERT_FALSE(id.ok()) << *n << ": classic k1 and 000-499 is 1900";
+        EXPECT_EQ(id.status().message(), "person_id: birth date part is not a real date") << *n;
+        ++classic_checked;
+      }
+      for (int c = 1; c <= 3; ++c) {
+        std::optional<std::string> n = With2032CheckDigits(nine, c);
+        if (!n) continue;
+        auto id = ParsePersonId(*n, kProduction);
+        ASSERT_TRUE(id.ok()) << *n << " c=" << c << ": " << id.status();
+        EXPECT_EQ(id->birth_date, absl::CivilDay(2000, 2, 29)) << *n;
+        EXPECT_EQ(id->kind, d_number ? PersonIdKind::kDNumber : PersonIdKind::kFodselsnummer);
+        ++rule2032_checked;
+      }
+    }
+  }
+  EXPECT_GT(classic_checked, 10);
+  EXPECT_GT(rule2032_checked, 20);
+}
+
+// Whatever the k1 rule, a date must be real in some century the id allows.
+TEST(PersonIdTest, Rule2032StillRefusesDatesThatAreNeverReal) {
+  for (const char* ddmmyy : {"290201", "300200", "690201", "310400"}) {
+    for (int individual = 0; individual < 1000; individual += 37) {
+      const std::string nine = ddmmyy + absl::StrFormat("%03d", individual);
+      for (int c = 1; c <= 3; ++c) {
+        if (auto n = With2032CheckDigits(nine, c)) {
+          auto id = ParsePersonId(*n, kProduction);
+          ASSERT_FALSE(id.ok()) << *n;
+          EXPECT_EQ(id.status().message(), "person_id: birth date part is not a real date");
+        }
+      }
+    }
+  }
+}
+
 TEST(PersonIdTest, Rule2032VariantsOfK1) {
   int variants_checked = 0;
   for (int individual = 0; individual < 200; ++individual) {
@@ -389,7 +437,7 @@ TEST(PersonIdTest, RandomBytesNeverCrash) {
       EXPECT_THAT(std::string(id.status().message()), StartsWith("person_id: "));
     }
     (void)ValidateProviderId(s);
-    (void)ValidateReportId(s);
+    (void)ValidateReportId(s, kProduction);
   }
 }
 
@@ -459,8 +507,46 @@ TEST(ProviderIdTest, Malformed) {
 TEST(ReportIdTest, Valid) {
   for (const std::string& s : {std::string("r"), std::string("r-1"), std::string("A.b_c:d-9"),
                                std::string("2024-01-05T10:00:00Z"), std::string(64, 'x')}) {
-    EXPECT_TRUE(ValidateReportId(s).ok()) << s;
+    EXPECT_TRUE(ValidateReportId(s, kProduction).ok()) << s;
   }
+}
+
+// Any valid id, classic or 2032 rule, fødselsnummer or D-number.
+std::string AnyValid(const std::string& ddmmyy) { return FirstValid(ddmmyy, 100, 499); }
+
+TEST(HoldsPersonIdTest, FindsAnElevenDigitRunThatValidates) {
+  const std::string id = AnyValid("150765");
+  const std::string d_number = AnyValid("550765");
+  for (const std::string& text :
+       {id, "r-" + id, id + "-1", "a:" + id + ":b", "x1.y" + d_number, "first 123 then " + id}) {
+    EXPECT_TRUE(HoldsPersonId(text, kProduction)) << text;
+  }
+  std::string bad_k2 = id;
+  bad_k2.back() = bad_k2.back() == '9' ? '0' : static_cast<char>(bad_k2.back() + 1);
+  for (const std::string& text :
+       {std::string(""), std::string("r-1"), bad_k2, "1" + id, id + "0", id.substr(0, 10),
+        std::string("2024-01-05T10:00:00Z"), std::string(64, '1')}) {
+    EXPECT_FALSE(HoldsPersonId(text, kProduction)) << text;
+  }
+  // A synthetic id (month + 80) is one only where synthetic ids are accepted.
+  const std::string synthetic = AnyValid("158765");
+  EXPECT_FALSE(HoldsPersonId("t-" + synthetic, kProduction));
+  EXPECT_TRUE(HoldsPersonId("t-" + synthetic, kTest));
+}
+
+TEST(ReportIdTest, HoldingANationalIdIsRefusedWithoutEchoingIt) {
+  const std::string id = AnyValid("150765");
+  for (const std::string& s : {id, "bill-" + id, id + ".2"}) {
+    absl::Status st = ValidateReportId(s, kProduction);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_EQ(st.message(),
+              "report_id: holds a national id (an 11-digit number that validates); use an id of "
+              "the practitioner system's own");
+    EXPECT_FALSE(absl::StrContains(st.message(), id));
+  }
+  const std::string synthetic = AnyValid("158765");
+  EXPECT_TRUE(ValidateReportId("t-" + synthetic, kProduction).ok());
+  EXPECT_FALSE(ValidateReportId("t-" + synthetic, kTest).ok());
 }
 
 TEST(ReportIdTest, Invalid) {
@@ -468,7 +554,7 @@ TEST(ReportIdTest, Invalid) {
        {std::string(""), std::string(65, 'x'), std::string("a b"), std::string("a/b"),
         std::string("\xC3\xB8"), std::string("a\0b", 3), std::string("a\nb"), std::string("a+b"),
         std::string(1 << 20, 'x')}) {
-    absl::Status st = ValidateReportId(s);
+    absl::Status st = ValidateReportId(s, kProduction);
     EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << absl::CHexEscape(s.substr(0, 9));
     EXPECT_THAT(std::string(st.message()), StartsWith("report_id: "));
   }

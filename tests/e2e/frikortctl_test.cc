@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -402,6 +403,32 @@ TEST_F(FrikortctlTest, BackupAndRestoreAnswerLikeTheOriginal) {
   StartDaemon(restored);
   EXPECT_EQ(Answers(Channel()), original);
   StopDaemon();
+}
+
+TEST_F(FrikortctlTest, DataFilesArePrivateToTheDaemonsUser) {
+  // A permissive umask in the parent, inherited by frikortd: the daemon itself
+  // must make what it writes private (reports, the WAL, the development key).
+  const mode_t previous = umask(022);
+  StartDaemon(dir_ + "/data");
+  umask(previous);
+  ToolResult r = Ctl({"import", ReportsCsv()});
+  EXPECT_EQ(r.code, 3) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("2 accepted"));
+  StopDaemon();
+
+  int checked = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir_ + "/data", ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const fs::perms perms = it->symlink_status().permissions();
+    EXPECT_EQ(perms & (fs::perms::group_all | fs::perms::others_all), fs::perms::none)
+        << it->path() << " is 0" << std::oct << static_cast<unsigned>(perms);
+    ++checked;
+  }
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_GT(checked, 3);  // CURRENT, MANIFEST, a WAL or table, the key at least
+  const fs::perms top = fs::status(dir_ + "/data").permissions();
+  EXPECT_EQ(top & (fs::perms::group_all | fs::perms::others_all), fs::perms::none);
 }
 
 TEST_F(FrikortctlTest, JsonLogsOneObjectPerLineAndNoIdInClear) {

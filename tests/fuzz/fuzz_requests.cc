@@ -160,8 +160,9 @@ void CheckUpdatePayment(const v1::UpdatePaymentRequest& request) {
 }
 
 void CheckCancel(const v1::CancelCoPaymentRequest& request) {
-  const absl::Status status = CheckRequest(request);
-  FUZZ_CHECK(status.ok() == (request.reason().size() <= server::kMaxCancelReasonBytes));
+  const absl::Status status = CheckRequest(request, kProduction);
+  FUZZ_CHECK(status.ok() == (request.reason().size() <= server::kMaxCancelReasonBytes &&
+                             !core::HoldsPersonId(request.reason(), kProduction)));
   if (!status.ok()) CheckRefusal(status, {"reason"});
 }
 

@@ -16,6 +16,7 @@ namespace frikort::testutil {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::SizeIs;
 
 class ReportingTest : public ServerTest {
@@ -188,6 +189,31 @@ TEST_F(ReportingTest, InvalidReportId) {
   }
   EXPECT_EQ(SubmitOne(Valid(std::string(64, 'a'), person)).outcome(), v1::ACCEPTED);
   EXPECT_EQ(SubmitOne(Valid("A-z.0:9_", person)).outcome(), v1::ACCEPTED);
+}
+
+TEST_F(ReportingTest, ReportIdHoldingANationalIdIsRejectedWithoutEchoingIt) {
+  const std::string person = PersonId(13);
+  const std::string typed = PersonId(14);  // someone's id typed into report_id
+  for (const std::string& bad : {typed, "bill-" + typed, typed + ":2", "r" + person}) {
+    const v1::CoPayment item = MakeCoPayment(Valid(bad, person));
+    ExpectRejected(item, v1::INVALID_REPORT_ID, "report_id: holds a national id");
+    const v1::ReportResult r = SubmitOne(item);
+    EXPECT_EQ(r.message(),
+              "report_id: holds a national id (an 11-digit number that validates); use an id "
+              "of the practitioner system's own");
+  }
+  // Eleven digits that do not validate, or a longer run, are ordinary ids.
+  EXPECT_EQ(SubmitOne(Valid("bill-" + WithBadCheckDigit(typed), person)).outcome(), v1::ACCEPTED);
+  EXPECT_EQ(SubmitOne(Valid("bill-0" + typed, person)).outcome(), v1::ACCEPTED);
+  // Payment updates and cancellations name a report the same way.
+  v1::ReportResult u = UpdatePayment("1234567", "bill-" + typed, v1::PAID);
+  EXPECT_EQ(u.outcome(), v1::REJECTED);
+  EXPECT_EQ(u.reason(), v1::INVALID_REPORT_ID);
+  EXPECT_THAT(u.message(), Not(HasSubstr(typed)));
+  v1::ReportResult c = Cancel("1234567", "bill-" + typed);
+  EXPECT_EQ(c.outcome(), v1::REJECTED);
+  EXPECT_EQ(c.reason(), v1::INVALID_REPORT_ID);
+  EXPECT_THAT(c.message(), Not(HasSubstr(typed)));
 }
 
 TEST_F(ReportingTest, InvalidAmount) {
@@ -673,6 +699,23 @@ TEST_F(ReportingTest, CancelUnknownReportAndOverlongReason) {
   grpc::Status s = reporting_->CancelCoPayment(Ctx().get(), request, &result);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("reason"));
+}
+
+TEST_F(ReportingTest, CancelReasonHoldingANationalIdIsInvalidArgument) {
+  const CoPaymentSpec spec = Valid("k-9", PersonId(15));
+  ASSERT_EQ(SubmitOne(MakeCoPayment(spec)).outcome(), v1::ACCEPTED);
+  v1::CancelCoPaymentRequest request;
+  request.set_provider_id(spec.provider_id);
+  request.set_report_id("k-9");
+  request.set_reason(absl::StrCat("wrong patient, meant ", PersonId(16)));
+  v1::ReportResult result;
+  grpc::Status s = reporting_->CancelCoPayment(Ctx().get(), request, &result);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(),
+            "reason: holds a national id (an 11-digit number that validates); describe the "
+            "cancellation without it");
+  // Nothing was cancelled: the same cancellation without the id goes through.
+  EXPECT_EQ(Cancel(spec.provider_id, "k-9", "wrong patient").outcome(), v1::ACCEPTED);
 }
 
 // ---- shutdown -----------------------------------------------------------------------

@@ -53,9 +53,23 @@ TEST(RequestsTest, PaymentNumberAndReasonLength) {
 
   v1::CancelCoPaymentRequest cancel;
   cancel.set_reason(std::string(kMaxCancelReasonBytes, 'x'));
-  EXPECT_TRUE(CheckRequest(cancel).ok());
+  EXPECT_TRUE(CheckRequest(cancel, kProduction).ok());
   cancel.mutable_reason()->push_back('x');
-  EXPECT_EQ(CheckRequest(cancel).message(), "reason: 4097 bytes; at most 4096");
+  EXPECT_EQ(CheckRequest(cancel, kProduction).message(), "reason: 4097 bytes; at most 4096");
+}
+
+TEST(RequestsTest, CancelReasonHoldingANationalIdIsRefused) {
+  v1::CancelCoPaymentRequest cancel;
+  const std::string id = testing::PersonN(7);
+  cancel.set_reason("billed the wrong patient, " + id);
+  const absl::Status status = CheckRequest(cancel, kProduction);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Message(status), StartsWith("reason: holds a national id"));
+  EXPECT_THAT(Message(status), Not(HasSubstr(id)));
+  std::string bad = id;
+  bad.back() = bad.back() == '9' ? '0' : static_cast<char>(bad.back() + 1);
+  cancel.set_reason("billed the wrong patient, " + bad);
+  EXPECT_TRUE(CheckRequest(cancel, kProduction).ok());
 }
 
 TEST(RequestsTest, LookupWindowEdges) {
