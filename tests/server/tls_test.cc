@@ -347,6 +347,17 @@ TEST_F(TlsTest, CertificateWithoutCommonNameIsUnauthenticated) {
   EXPECT_THAT(s.error_message(), HasSubstr("common name"));
 }
 
+TEST_F(TlsTest, EmptyAuthzFileIsRefusedOnReloadAndTheTableStays) {
+  WriteAuthz("# everyone removed\n\n");
+  absl::StatusOr<size_t> n = server_->ReloadAuthz();
+  ASSERT_FALSE(n.ok()) << *n;
+  EXPECT_EQ(n.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(n.status().message()),
+              HasSubstr("authz_file " + authz_path_ + ": no client certificate line"));
+  Client ops = As("ops-1");
+  EXPECT_TRUE(EveryRpc()[5].call(ops, 0).ok());
+}
+
 TEST_F(TlsTest, ReporterIsBoundToItsProvidersWholeBatch) {
   Client rep = As("reporter-1");
   v1::SubmitCoPaymentsResponse r;
