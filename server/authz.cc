@@ -222,6 +222,14 @@ absl::StatusOr<AuthzTable> AuthzTable::LoadFile(const std::string& path) {
     return absl::Status(table.status().code(),
                         absl::StrCat("authz file ", path, ": ", table.status().message()));
   }
+  // An empty table would refuse every call: more likely a truncated or wrong
+  // file than an intent, and on reload it would lock every client out.
+  if (table->size() == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("authz_file ", path,
+                     ": no client certificate line (only comments or blank lines); at least one "
+                     "is needed"));
+  }
   return table;
 }
 

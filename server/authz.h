@@ -86,7 +86,8 @@ class AuthzTable {
  public:
   // InvalidArgument "line N: <reason>" for the first malformed line.
   static absl::StatusOr<AuthzTable> Parse(absl::string_view text);
-  // Parse of the file's contents; errors name the path.
+  // Parse of the file's contents; errors name the path. A file without a
+  // certificate line is refused (InvalidArgument naming authz_file).
   static absl::StatusOr<AuthzTable> LoadFile(const std::string& path);
 
   // nullptr when the CN has no line.
@@ -107,7 +108,7 @@ class Authorizer {
 
   // Reads `path` and puts its table in force, atomically for the calls that
   // follow. On error the table in force (if any) stays. Returns the number of
-  // certificate lines.
+  // certificate lines. A file without one is refused like a malformed one.
   absl::StatusOr<size_t> LoadFile(const std::string& path);
   // False in development mode (no table was ever loaded).
   bool enforcing() const;

@@ -1,6 +1,18 @@
 // Mutual TLS for frikortd: the server's certificate and key, and the CA whose
 // client certificates are accepted. Clients without a certificate from that CA
 // are refused during the handshake, before any call.
+//
+// The handshake only proves a chain to a client CA. So that a client's CN is
+// one the client CA chose, every call is then refused (UNAUTHENTICATED, before
+// any handler or audit record) unless the client certificate
+//   - is signed directly by a tls_client_ca certificate (issuer name and
+//     signature), not by an intermediate,
+//   - came with no intermediate: the chain gRPC reports for the peer holds
+//     nothing but it and client CA certificates,
+//   - is not itself a CA (basicConstraints CA:TRUE, or keyCertSign), and
+//   - has at most one common name (CN) in its subject.
+// UNAUTHENTICATED, not PERMISSION_DENIED: the caller's identity cannot be
+// established, so there is no principal whose rights could be lacking.
 #ifndef FRIKORT_SERVER_TLS_H_
 #define FRIKORT_SERVER_TLS_H_
 
@@ -27,7 +39,8 @@ struct TlsOptions {
 // certificate, the certificate has expired, or a CA certificate is not a CA.
 absl::Status CheckTlsOptions(const TlsOptions& tls);
 
-// Server credentials that require and verify a client certificate.
+// Server credentials that require and verify a client certificate, with the
+// per-call client certificate rules above.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeTlsServerCredentials(
     const TlsOptions& tls);
 

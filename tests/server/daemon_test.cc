@@ -261,6 +261,13 @@ TEST_F(DaemonTlsTest, MalformedAuthzFileIsRefusedNamingTheLine) {
                 {"line 2: unknown role 'root'"});
 }
 
+TEST_F(DaemonTlsTest, EmptyAuthzFileIsRefusedNamingTheFlagAndPath) {
+  DaemonOptions o = TlsOptions();
+  o.authz_file = Write("empty-authz.txt", "# nobody yet\n", 0644);
+  ExpectRefused(SecurityOptions(o).status(), absl::StatusCode::kInvalidArgument,
+                {"authz_file " + o.authz_file + ": no client certificate line"});
+}
+
 TEST_F(DaemonTest, NonLoopbackWithoutTlsIsRefused) {
   DaemonOptions o = Options();
   o.listen = "0.0.0.0:0";

@@ -2,7 +2,8 @@
 // made here (tests/testing/certs.h). Every role against every RPC, the
 // reporter's provider binding (whole batch, also on the stream), a CN not in
 // the authz file, a certificate from another CA, none at all, plaintext, the
-// reload, the per-caller call limit, and the audit logs.
+// identity rules (no intermediate, no CA, one CN), the reload, the
+// per-caller call limit, and the audit logs.
 #include <unistd.h>
 
 #include <filesystem>
@@ -345,6 +346,56 @@ TEST_F(TlsTest, CertificateWithoutCommonNameIsUnauthenticated) {
   grpc::Status s = c.lookup->CheckExemption(Ctx().get(), q, &r);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
   EXPECT_THAT(s.error_message(), HasSubstr("common name"));
+}
+
+// The identity attack: a client certificate that is also a CA mints one with
+// the operator's CN and presents it with itself as the chain. The handshake
+// accepts that chain; the server must not.
+TEST_F(TlsTest, LeafFromAClientIntermediateIsRefusedAndNothingIsAudited) {
+  TestCa intermediate("reporter-2", ca_);
+  Credential minted = intermediate.Client("ops-1");
+  Client c = Connect(&minted);
+  for (const RpcCall& r : EveryRpc()) {
+    grpc::Status s = r.call(c, 1);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+        << server::RpcName(r.rpc) << ": " << s.error_message();
+    EXPECT_THAT(s.error_message(), HasSubstr("client certificate refused"));
+  }
+  EXPECT_THAT(AuditLines(), ElementsAre()) << "a refused identity was audited";
+  EXPECT_EQ(Entries(1), 0);
+  std::filesystem::remove_all(BackupDest());
+}
+
+TEST_F(TlsTest, ClientCertificateThatIsACaIsRefused) {
+  // The client CA signed it, its CN is in the authz file, but it is a CA.
+  TestCa client_ca_cert("ops-1", ca_);
+  Credential itself = client_ca_cert.Itself();
+  Client c = Connect(&itself);
+  grpc::Status s = EveryRpc()[5].call(c, 0);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("itself a CA certificate"));
+  EXPECT_THAT(AuditLines(), ElementsAre());
+}
+
+TEST_F(TlsTest, SubjectWithTwoCommonNamesIsRefused) {
+  Credential two = ca_.ClientWithCns({"ops-1", "stranger"});
+  Client c = Connect(&two);
+  grpc::Status s = EveryRpc()[5].call(c, 0);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("2 common names"));
+  EXPECT_THAT(s.error_message(), Not(HasSubstr("ops-1")));
+  EXPECT_THAT(AuditLines(), ElementsAre());
+}
+
+TEST_F(TlsTest, EmptyAuthzFileIsRefusedOnReloadAndTheTableStays) {
+  WriteAuthz("# everyone removed\n\n");
+  absl::StatusOr<size_t> n = server_->ReloadAuthz();
+  ASSERT_FALSE(n.ok()) << *n;
+  EXPECT_EQ(n.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(n.status().message()),
+              HasSubstr("authz_file " + authz_path_ + ": no client certificate line"));
+  Client ops = As("ops-1");
+  EXPECT_TRUE(EveryRpc()[5].call(ops, 0).ok());
 }
 
 TEST_F(TlsTest, ReporterIsBoundToItsProvidersWholeBatch) {

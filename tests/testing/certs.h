@@ -1,6 +1,7 @@
 // Test certificates made in the test with OpenSSL: a CA, and server and client
-// certificates it signs (EC P-256 keys, so making them is fast), as PEM texts;
-// and a gRPC channel that presents one of them.
+// certificates it signs, or a client certificate that is itself a CA (EC P-256
+// keys, so making them is fast), as PEM texts; and a gRPC channel that
+// presents one of them.
 #ifndef FRIKORT_TESTS_TESTING_CERTS_H_
 #define FRIKORT_TESTS_TESTING_CERTS_H_
 
@@ -30,7 +31,7 @@ class TestCa {
   // A self-signed CA whose subject is CN=`name`. Two CAs with the same name
   // have different keys: one does not vouch for the other's certificates.
   explicit TestCa(const std::string& name) : key_(NewKey()), cert_(X509_new(), X509_free) {
-    Fill(cert_.get(), name, key_.get(), nullptr);
+    Fill(cert_.get(), {name}, key_.get(), nullptr);
     AddExt(cert_.get(), cert_.get(), NID_basic_constraints, "critical,CA:TRUE");
     AddExt(cert_.get(), cert_.get(), NID_key_usage, "critical,keyCertSign,cRLSign");
     AddExt(cert_.get(), cert_.get(), NID_subject_key_identifier, "hash");
@@ -38,12 +39,36 @@ class TestCa {
     cert_pem_ = CertPem(cert_.get());
   }
 
+  // What an attacker with a client certificate that is also a CA holds: a
+  // CA:TRUE certificate with subject CN=`cn` that `issuer` signed as a client
+  // certificate (clientAuth, digitalSignature), with keyCertSign so it can
+  // sign certificates of its own. Those carry it as their chain (leaf first).
+  TestCa(const std::string& cn, TestCa& issuer) : key_(NewKey()), cert_(X509_new(), X509_free) {
+    Fill(cert_.get(), {cn}, key_.get(), issuer.cert_.get());
+    ASN1_INTEGER_set(X509_get_serialNumber(cert_.get()), ++issuer.serial_);  // the issuer's series
+    AddExt(cert_.get(), issuer.cert_.get(), NID_basic_constraints, "critical,CA:TRUE");
+    AddExt(cert_.get(), issuer.cert_.get(), NID_key_usage,
+           "critical,digitalSignature,keyAgreement,keyCertSign");
+    AddExt(cert_.get(), issuer.cert_.get(), NID_ext_key_usage, "clientAuth");
+    AddExt(cert_.get(), cert_.get(), NID_subject_key_identifier, "hash");
+    AddExt(cert_.get(), issuer.cert_.get(), NID_authority_key_identifier, "keyid");
+    X509_sign(cert_.get(), issuer.key_.get(), EVP_sha256());
+    cert_pem_ = CertPem(cert_.get());
+    chain_pem_ = cert_pem_;
+  }
+
   const std::string& cert_pem() const { return cert_pem_; }
+  // This CA's own certificate and key, to present as a client certificate.
+  Credential Itself() const { return {cert_pem_, KeyPem(key_.get())}; }
 
   // A client certificate with subject CN=`cn` (no CN at all when empty).
-  Credential Client(const std::string& cn) { return Issue(cn, "clientAuth", ""); }
+  Credential Client(const std::string& cn) { return Issue({cn}, "clientAuth", ""); }
+  // A client certificate whose subject has a CN for each of `cns`, in order.
+  Credential ClientWithCns(const std::vector<std::string>& cns) {
+    return Issue(cns, "clientAuth", "");
+  }
   // A server certificate for localhost and 127.0.0.1.
-  Credential Server() { return Issue("localhost", "serverAuth", "DNS:localhost,IP:127.0.0.1"); }
+  Credential Server() { return Issue({"localhost"}, "serverAuth", "DNS:localhost,IP:127.0.0.1"); }
 
  private:
   using KeyPtr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
@@ -52,18 +77,20 @@ class TestCa {
   static KeyPtr NewKey() { return KeyPtr(EVP_EC_gen("P-256"), EVP_PKEY_free); }
 
   // Version 3, serial, validity (an hour ago to a week ahead), subject, key.
-  void Fill(X509* x, const std::string& cn, EVP_PKEY* key, X509* issuer) {
+  void Fill(X509* x, const std::vector<std::string>& cns, EVP_PKEY* key, X509* issuer) {
     X509_set_version(x, 2);
     ASN1_INTEGER_set(X509_get_serialNumber(x), ++serial_);
     X509_gmtime_adj(X509_getm_notBefore(x), -3600);
     X509_gmtime_adj(X509_getm_notAfter(x), 7 * 24 * 3600);
     X509_NAME* name = X509_get_subject_name(x);
-    if (!cn.empty()) {
+    if (!cns.front().empty()) {
       X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
                                  reinterpret_cast<const unsigned char*>("Frikort tests"), -1, -1,
                                  0);
-      X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-                                 reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+      for (const std::string& cn : cns) {
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                                   reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+      }
     } else {
       X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8,
                                  reinterpret_cast<const unsigned char*>("No CN"), -1, -1, 0);
@@ -94,10 +121,16 @@ class TestCa {
     return Drain(bio);
   }
 
-  Credential Issue(const std::string& cn, const char* usage, const char* san) {
+  static std::string KeyPem(EVP_PKEY* key) {
+    BIO* bio = BIO_new(BIO_s_mem());
+    PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+    return Drain(bio);
+  }
+
+  Credential Issue(const std::vector<std::string>& cns, const char* usage, const char* san) {
     KeyPtr key = NewKey();
     CertPtr cert(X509_new(), X509_free);
-    Fill(cert.get(), cn, key.get(), cert_.get());
+    Fill(cert.get(), cns, key.get(), cert_.get());
     AddExt(cert.get(), cert_.get(), NID_basic_constraints, "critical,CA:FALSE");
     AddExt(cert.get(), cert_.get(), NID_key_usage, "critical,digitalSignature,keyAgreement");
     AddExt(cert.get(), cert_.get(), NID_ext_key_usage, usage);
@@ -105,16 +138,15 @@ class TestCa {
     if (san[0] != '\0') AddExt(cert.get(), cert_.get(), NID_subject_alt_name, san);
     X509_sign(cert.get(), key_.get(), EVP_sha256());
     Credential c;
-    c.cert_pem = CertPem(cert.get());
-    BIO* bio = BIO_new(BIO_s_mem());
-    PEM_write_bio_PrivateKey(bio, key.get(), nullptr, nullptr, 0, nullptr, nullptr);
-    c.key_pem = Drain(bio);
+    c.cert_pem = CertPem(cert.get()) + chain_pem_;
+    c.key_pem = KeyPem(key.get());
     return c;
   }
 
   KeyPtr key_;
   CertPtr cert_;
   std::string cert_pem_;
+  std::string chain_pem_;  // for an intermediate: its certificate, sent after a leaf
   long serial_ = 0;
 };
 
