@@ -8,14 +8,21 @@
 
 namespace frikort::server {
 
+namespace {
+
+// A field as a JSON string, redacted as every log line is: the caller and a
+// refusal's reason can carry text a client chose.
+std::string Field(absl::string_view text) { return log::JsonQuote(log::RedactIds(text)); }
+
+}  // namespace
+
 std::string FormatAuditLine(const AuditRecord& r) {
   std::string line = absl::StrCat(
       "{\"time\":",
       log::JsonQuote(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", r.time, absl::UTCTimeZone())),
-      ",\"audit\":", log::JsonQuote(r.event), ",\"caller\":", log::JsonQuote(r.caller),
-      ",\"rpc\":", log::JsonQuote(r.rpc));
-  if (!r.person.empty()) absl::StrAppend(&line, ",\"person\":", log::JsonQuote(r.person));
-  if (!r.reason.empty()) absl::StrAppend(&line, ",\"reason\":", log::JsonQuote(r.reason));
+      ",\"audit\":", Field(r.event), ",\"caller\":", Field(r.caller), ",\"rpc\":", Field(r.rpc));
+  if (!r.person.empty()) absl::StrAppend(&line, ",\"person\":", Field(r.person));
+  if (!r.reason.empty()) absl::StrAppend(&line, ",\"reason\":", Field(r.reason));
   return line + "}";
 }
 

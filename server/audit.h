@@ -1,6 +1,8 @@
 // The security audit log: operator calls (Registry, Issuance) and refused
 // calls, one line each, with the caller and the time. National ids never
-// appear in clear: a person is named by the register's pseudonym.
+// appear in clear: a person is named by the register's pseudonym, and every
+// field is redacted like a log line (server/log.h: runs of 11 digits become
+// "<id>"), since the caller and a refusal's reason can carry client text.
 //
 // The line format lives in FormatAuditLine alone, so the log can move to
 // another format or destination by changing that function or the sink.
@@ -20,13 +22,13 @@ struct AuditRecord {
   absl::string_view event;   // "operator_call" or "denied"
   absl::string_view caller;  // certificate CN, or "dev:<peer>" in development mode
   absl::string_view rpc;     // "frikort.v1.Registry/GetLedger"
-  absl::string_view person;  // pseudonym (hex) or ""
+  absl::string_view person;  // pseudonym (Register::AuditPseudonym) or ""
   absl::string_view reason;  // why a call was denied, or ""
 };
 
 // One JSON object, no newline:
 // {"time":"2026-06-15T10:00:00.123Z","audit":"operator_call","caller":"ops-1",
-//  "rpc":"frikort.v1.Registry/GetLedger","person":"9f86d0..."}
+//  "rpc":"frikort.v1.Registry/GetLedger","person":"t5qxmvvb-..."}
 std::string FormatAuditLine(const AuditRecord& record);
 
 // Receives each formatted line.

@@ -5,8 +5,25 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/national_id.h"
 
 namespace frikort::server {
+namespace {
+
+// A refusal of the provider binding (authz.h) repeats the provider_id it
+// refused. That is fine for a provider number (1 to 9 digits, validated), but
+// any other text could hold a national id: then `field` is named with the
+// text's length instead, and that goes to the client and the audit log.
+absl::Status WithoutForeignText(absl::Status denial, const Principal& principal,
+                                absl::string_view field, absl::string_view provider_id,
+                                absl::string_view tail) {
+  if (core::ValidateProviderId(provider_id).ok()) return denial;
+  return absl::PermissionDeniedError(absl::StrCat(
+      field, ": caller '", principal.cn, "' may not report for a provider_id that is no provider ",
+      "number (", provider_id.size(), " characters)", tail));
+}
+
+}  // namespace
 
 CallTicket::CallTicket(CallTicket&& other) noexcept
     : limiter_(std::exchange(other.limiter_, nullptr)), caller_(std::move(other.caller_)) {}
@@ -94,7 +111,14 @@ absl::Status CallGate::CheckProviders(
   absl::StatusOr<std::shared_ptr<const Principal>> now = Reauthorize(admission, rpc);
   if (!now.ok()) return now.status();
   absl::Status s = server::CheckProviders(**now, items);
-  return s.ok() ? s : Denied(admission.caller, rpc, s);
+  if (s.ok()) return s;
+  for (int i = 0; i < items.size(); ++i) {  // the item refused: the first foreign one
+    if ((*now)->MayReportFor(items[i].provider_id())) continue;
+    s = WithoutForeignText(std::move(s), **now, absl::StrCat("co_payments[", i, "].provider_id"),
+                           items[i].provider_id(), "; nothing of this batch was stored");
+    break;
+  }
+  return Denied(admission.caller, rpc, s);
 }
 
 absl::Status CallGate::CheckProvider(const Admission& admission, Rpc rpc,
@@ -102,7 +126,9 @@ absl::Status CallGate::CheckProvider(const Admission& admission, Rpc rpc,
   absl::StatusOr<std::shared_ptr<const Principal>> now = Reauthorize(admission, rpc);
   if (!now.ok()) return now.status();
   absl::Status s = server::CheckProvider(**now, provider_id);
-  return s.ok() ? s : Denied(admission.caller, rpc, s);
+  if (s.ok()) return s;
+  return Denied(admission.caller, rpc,
+                WithoutForeignText(std::move(s), **now, "provider_id", provider_id, ""));
 }
 
 absl::StatusOr<std::shared_ptr<const Principal>> CallGate::Reauthorize(const Admission& admission,

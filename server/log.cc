@@ -133,8 +133,7 @@ void WriteRecord(absl::string_view event, absl::string_view json_object) {
   absl::MutexLock l(&mu);
   std::string line;
   if (format == Format::kJson) {
-    // The usual fields, then the record untouched (RedactIds would mangle a
-    // pseudonym that happens to hold a run of eleven digits).
+    // The usual fields, then the record as its maker redacted it.
     line = FormatLine(format, absl::Now(), Level::kInfo, event, event, {});
     line.pop_back();  // the closing brace
     absl::StrAppend(&line, ",\"record\":", json_object, "}\n");

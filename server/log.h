@@ -36,8 +36,8 @@ using Fields = std::vector<std::pair<std::string, std::string>>;
 void Log(Level level, absl::string_view event, absl::string_view message,
          const Fields& fields = {});
 
-// A record that is already one JSON object and holds no national id (the
-// operator audit trail, whose pseudonyms must not be touched by RedactIds).
+// A record that is already one JSON object, redacted by its maker (the
+// operator audit trail: FormatAuditLine).
 // JSON mode: a line with the usual time, level and event and the object as
 // "record"; text mode: "frikortd: <event>: <json_object>". Never interleaves
 // with Log.

@@ -3,9 +3,12 @@
 #include <exception>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/address.h"
+#include "frikort/v1/operations.pb.h"
+#include "google/protobuf/descriptor.h"
 #include "prometheus/collectable.h"
 #include "prometheus/gauge.h"
 #include "prometheus/metric_family.h"
@@ -26,6 +29,34 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
 constexpr absl::string_view kSubmitMethod = "/frikort.v1.Reporting/SubmitCoPayments";
 constexpr absl::string_view kStreamMethod = "/frikort.v1.Reporting/StreamCoPayments";
 constexpr absl::string_view kLookupMethod = "/frikort.v1.Lookup/CheckExemption";
+
+// The methods the RPC metrics name ("frikort.v1.Lookup/CheckExemption"): every
+// method of the contract's services (read from its descriptors, so a method
+// added to the .proto files is named without a change here), and health and
+// reflection. Any other path a client sends is counted as "unknown": a label
+// per path would let clients grow /metrics without bound and put their own
+// text (a national id, say) into it.
+const absl::flat_hash_set<std::string>& ContractMethods() {
+  static const auto* methods = [] {
+    auto* m = new absl::flat_hash_set<std::string>{
+        "grpc.health.v1.Health/Check",
+        "grpc.health.v1.Health/Watch",
+        "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    };
+    for (const google::protobuf::FileDescriptor* file :
+         {v1::SubmitCoPaymentsRequest::descriptor()->file(),
+          v1::BackupRequest::descriptor()->file()}) {
+      for (int s = 0; s < file->service_count(); ++s) {
+        const google::protobuf::ServiceDescriptor* service = file->service(s);
+        for (int i = 0; i < service->method_count(); ++i) {
+          m->insert(absl::StrCat(service->full_name(), "/", service->method(i)->name()));
+        }
+      }
+    }
+    return m;
+  }();
+  return *methods;
+}
 
 prometheus::MetricFamily Gauge(const char* name, const char* help, double value) {
   prometheus::MetricFamily f;
@@ -227,7 +258,7 @@ void Metrics::RecordRun(const jobs::RunSummary& s) {
 }
 
 void Metrics::RecordRpc(absl::string_view method, grpc::StatusCode code, absl::Duration took) {
-  const std::string m(method);
+  const std::string m(ContractMethods().contains(method) ? method : kUnknownMethod);
   rpc_duration_.Add({{"method", m}}, LatencyBuckets()).Observe(absl::ToDoubleSeconds(took));
   rpcs_
       .Add({{"method", m}, {"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(code))}})

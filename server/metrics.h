@@ -1,7 +1,8 @@
 // Prometheus metrics of frikortd (prometheus-cpp): what the register did
 // (reports by outcome, lookups, cards, payouts, cards past the deadline), how
-// long each RPC took (a histogram per method, recorded by a gRPC server
-// interceptor so no handler needs a hook), and the state of RocksDB (size,
+// long each RPC took (a histogram per method of the contract, recorded by a
+// gRPC server interceptor so no handler needs a hook; every other path a
+// client calls is one "unknown" method), and the state of RocksDB (size,
 // pending compaction bytes, health), read from the register at each scrape.
 //
 // Thread safety: every method may be called from any thread.
@@ -44,6 +45,10 @@ inline constexpr const char* kMetricNames[] = {
     "frikort_register_healthy",
 };
 
+// The method label of every call to a path outside the contract (and health
+// and reflection): unknown paths share one series, whatever a client sends.
+inline constexpr char kUnknownMethod[] = "unknown";
+
 class Metrics {
  public:
   // `reg` (not owned, may be null) is read at each scrape; it must outlive
@@ -65,6 +70,8 @@ class Metrics {
   void RecordReportResults(const v1::SubmitCoPaymentsResponse& response);
   void RecordLookup();
   void RecordRun(const jobs::RunSummary& summary);
+  // `method` is "frikort.v1.Lookup/CheckExemption"; one outside the contract
+  // is counted as kUnknownMethod.
   void RecordRpc(absl::string_view method, grpc::StatusCode code, absl::Duration took);
 
   // For grpc::ServerBuilder::experimental().SetInterceptorCreators: times

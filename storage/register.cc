@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -16,13 +15,40 @@ namespace frikort::storage {
 namespace internal {
 
 absl::StatusOr<uint64_t> ParseRunId(absl::string_view run_id) {
+  const size_t length = run_id.size();
   uint64_t seq = 0;
   if (!absl::ConsumePrefix(&run_id, "run-") || run_id.empty() || !absl::SimpleAtoi(run_id, &seq) ||
       seq == 0) {
+    // Described, not repeated: the text is the client's and could hold a
+    // national id.
     return absl::InvalidArgumentError(
-        absl::StrCat("run_id: \"", run_id, "\" is not a run id (expected run-NNNNNN)"));
+        absl::StrCat("run_id: not a run id (", length, " characters; expected run-NNNNNN)"));
   }
   return seq;
+}
+
+std::string PseudonymText(absl::string_view pseudonym) {
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+  constexpr int kGroup = 8;
+  std::string out;
+  int written = 0;
+  auto put = [&](uint32_t value) {
+    if (written > 0 && written % kGroup == 0) out += '-';
+    out += kAlphabet[value & 31];
+    ++written;
+  };
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (unsigned char byte : pseudonym) {
+    buffer = (buffer << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      put(buffer >> bits);
+    }
+  }
+  if (bits > 0) put(buffer << (5 - bits));
+  return out;
 }
 
 std::string FormatRunId(uint64_t seq) { return absl::StrFormat("run-%06d", seq); }
@@ -195,7 +221,7 @@ absl::StatusOr<BackupInfo> RegisterImpl::Backup(const std::string& dest_dir) {
 
 std::string RegisterImpl::AuditPseudonym(absl::string_view person_id) const {
   auto id = core::ParsePersonId(person_id, options_.id_options);
-  return id.ok() ? absl::BytesToHexString(crypto_.Pseudonym(id->digits)) : "";
+  return id.ok() ? PseudonymText(crypto_.Pseudonym(id->digits)) : "";
 }
 
 }  // namespace internal

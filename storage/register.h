@@ -313,7 +313,8 @@ class Register {
   // Ok while the register can serve; Unavailable after a failed write or
   // sync of the register or of its lookup log (until restart).
   virtual absl::Status Health() = 0;
-  // The person's pseudonym in hex, for audit logs that must not hold the
+  // The person's pseudonym as text (internal::PseudonymText: base32 in groups,
+  // never a run of 11 digits), for audit logs that must not hold the
   // national id in clear; "" for an invalid id (and from registers that keep
   // no pseudonyms, such as test doubles).
   virtual std::string AuditPseudonym(absl::string_view person_id) const { return ""; }

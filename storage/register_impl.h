@@ -108,6 +108,12 @@ class RegisterImpl final : public Register {
 absl::StatusOr<uint64_t> ParseRunId(absl::string_view run_id);
 std::string FormatRunId(uint64_t seq);
 
+// A pseudonym as the audit log names a person: RFC 4648 base32, lowercase,
+// unpadded, in groups of eight joined by '-'. Its only digits are 2-7, at
+// most eight in a row, so a scanner for national ids (runs of 11 digits)
+// never flags it; hex could hold such a run.
+std::string PseudonymText(absl::string_view pseudonym);
+
 }  // namespace frikort::storage::internal
 
 #endif  // FRIKORT_STORAGE_REGISTER_IMPL_H_

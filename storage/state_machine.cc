@@ -44,9 +44,12 @@ std::optional<ReportResult> CheckIds(const std::string& provider_id, const std::
   return std::nullopt;
 }
 
+// The messages below name the provider (validated by then: a provider number
+// of 1 to 9 digits) but never the report id, which is free text that could
+// hold a national id; the result's report_id field names the report.
 ReportResult UnknownReport(const std::string& provider_id, const std::string& report_id) {
   return Rejected(report_id, core::RejectReason::kUnknownReport,
-                  absl::StrCat("report_id: provider ", provider_id, " has no report ", report_id));
+                  absl::StrCat("report_id: provider ", provider_id, " has no report with this id"));
 }
 
 ReportResult Accepted(std::string report_id, const rec::Entry& e, std::string message) {
@@ -94,11 +97,10 @@ ReportResult StateMachine::ApplyReport(Records& r, const PreparedReport& p) {
   rec::ReportIndex index;
   if (r.GetReport(in.provider_id, in.report_id, &index)) {
     if (index.content_hash() != p.content_hash) {
-      return Rejected(
-          in.report_id, core::RejectReason::kConflictingDuplicate,
-          absl::StrCat("report_id: provider ", in.provider_id, " already reported ", in.report_id,
-                       " with different content; send a "
-                       "cancellation and a new report_id to correct it"));
+      return Rejected(in.report_id, core::RejectReason::kConflictingDuplicate,
+                      absl::StrCat("report_id: provider ", in.provider_id,
+                                   " already reported this id with different content; send a "
+                                   "cancellation and a new report_id to correct it"));
     }
     rec::Entry stored;
     ReportResult dup;

@@ -6,6 +6,8 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "server/audit.h"
+#include "tests/testing/id_scan.h"
 
 namespace frikort::server::log {
 namespace {
@@ -46,6 +48,21 @@ TEST(LogTest, NationalIdsAreNeverWritten) {
   EXPECT_EQ(json.find("01016012345"), std::string::npos) << json;
   EXPECT_EQ(FormatLine(Format::kText, kTime, Level::kInfo, "e", "id 01016012345", {}),
             "frikortd: id <id>");
+}
+
+// Audit lines carry client text too (a refusal's reason repeats what the
+// caller sent; a certificate CN is whatever the CA signed): they are
+// redacted like every other line.
+TEST(LogTest, AuditLinesHoldNoNationalId) {
+  const std::string line = FormatAuditLine({.time = kTime,
+                                            .event = "denied",
+                                            .caller = "clinic-01016012345",
+                                            .rpc = "frikort.v1.Reporting/UpdatePayment",
+                                            .person = "",
+                                            .reason = "provider_id: '01016012345' is foreign"});
+  EXPECT_TRUE(frikort::testing::HasNoIdLikeRun(line)) << line;
+  EXPECT_THAT(line, ::testing::HasSubstr("\"caller\":\"clinic-<id>\""));
+  EXPECT_THAT(line, ::testing::HasSubstr("\"reason\":\"provider_id: '<id>' is foreign\""));
 }
 
 TEST(LogTest, Formats) {

@@ -11,11 +11,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/server/test_util.h"
+#include "tests/testing/id_scan.h"
 
 namespace frikort::testutil {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::SizeIs;
 using ::testing::StartsWith;
 
@@ -379,6 +381,19 @@ TEST_F(RegistryTest, IssuanceRefusesBadArguments) {
 }
 
 // ---- standard services ------------------------------------------------------------
+
+// A run id is client text that can hold a national id: a malformed one is
+// described by its length, never repeated.
+TEST_F(RegistryTest, AMalformedRunIdIsNotRepeated) {
+  const std::string run_id = absl::StrCat("run-", PersonId(5), "-and-then-some");
+  v1::ListPayoutsResponse payouts;
+  grpc::Status s = ListPayouts(run_id, 0, 0, "", &payouts);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("run_id"));
+  EXPECT_THAT(s.error_message(), HasSubstr(absl::StrCat(run_id.size(), " characters")));
+  EXPECT_THAT(s.error_message(), Not(HasSubstr(run_id.substr(4))));
+  EXPECT_TRUE(frikort::testing::HasNoIdLikeRun(s.error_message())) << s.error_message();
+}
 
 TEST_F(RegistryTest, HealthIsServing) {
   HealthAnswer overall = HealthCheck(channel_, "");

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/server/test_util.h"
+#include "tests/testing/id_scan.h"
 
 namespace frikort::testutil {
 namespace {
@@ -629,6 +630,26 @@ TEST_F(ReportingTest, UpdatePaymentUnknownReport) {
   EXPECT_EQ(r.outcome(), v1::REJECTED);
   EXPECT_EQ(r.reason(), v1::UNKNOWN_REPORT);
   EXPECT_EQ(r.report_id(), "never-sent");
+}
+
+// A report id is free text that can hold a national id: the messages of a
+// result never repeat it (the result's report_id field names the report).
+TEST_F(ReportingTest, ResultMessagesDoNotRepeatTheReportId) {
+  const std::string report_id = absl::StrCat("visit-", PersonId(20));
+  v1::ReportResult unknown = UpdatePayment("1234567", report_id, v1::PAID);
+  EXPECT_EQ(unknown.reason(), v1::UNKNOWN_REPORT);
+  EXPECT_THAT(unknown.message(), HasSubstr("report_id"));
+  EXPECT_TRUE(frikort::testing::HasNoIdLikeRun(unknown.message())) << unknown.message();
+  EXPECT_EQ(unknown.report_id(), report_id);
+
+  CoPaymentSpec s = Valid(report_id, PersonId(21));
+  ASSERT_EQ(SubmitOne(s).outcome(), v1::ACCEPTED);
+  s.amount_ore += 1;
+  v1::ReportResult conflict = SubmitOne(s);
+  EXPECT_EQ(conflict.reason(), v1::CONFLICTING_DUPLICATE);
+  EXPECT_THAT(conflict.message(), HasSubstr("report_id"));
+  EXPECT_TRUE(frikort::testing::HasNoIdLikeRun(conflict.message())) << conflict.message();
+  EXPECT_EQ(conflict.report_id(), report_id);
 }
 
 // ---- CancelCoPayment ----------------------------------------------------------------

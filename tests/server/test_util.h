@@ -176,6 +176,28 @@ inline std::string EncodeStringField(int field, const std::string& value) {
   return out + value;
 }
 
+// A unary call of any `path` (a service without installed generated code,
+// or none at all) with `request` as the message's bytes; the response's bytes
+// go to `response` when given.
+inline grpc::Status RawUnaryCall(const std::shared_ptr<grpc::Channel>& channel,
+                                 const std::string& path, const std::string& request,
+                                 absl::Duration timeout, std::string* response = nullptr) {
+  grpc::GenericStub stub(channel);
+  auto ctx = Ctx(timeout);
+  grpc::ByteBuffer request_buffer = ToByteBuffer(request);
+  grpc::ByteBuffer response_buffer;
+  grpc::Status status;
+  absl::Notification done;
+  stub.UnaryCall(ctx.get(), path, grpc::StubOptions(), &request_buffer, &response_buffer,
+                 [&](grpc::Status s) {
+                   status = s;
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  if (status.ok() && response != nullptr) *response = FromByteBuffer(response_buffer);
+  return status;
+}
+
 // grpc.health.v1.Health/Check: the ServingStatus number (1 SERVING,
 // 2 NOT_SERVING; an empty response is 0 UNKNOWN), or the call's error.
 struct HealthAnswer {
@@ -185,20 +207,11 @@ struct HealthAnswer {
 inline HealthAnswer HealthCheck(const std::shared_ptr<grpc::Channel>& channel,
                                 const std::string& service,
                                 absl::Duration timeout = absl::Seconds(5)) {
-  grpc::GenericStub stub(channel);
-  auto ctx = Ctx(timeout);
-  grpc::ByteBuffer request = ToByteBuffer(EncodeStringField(1, service));
-  grpc::ByteBuffer response;
   HealthAnswer answer;
-  absl::Notification done;
-  stub.UnaryCall(ctx.get(), "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request,
-                 &response, [&](grpc::Status s) {
-                   answer.status = s;
-                   done.Notify();
-                 });
-  done.WaitForNotification();
+  std::string bytes;
+  answer.status = RawUnaryCall(channel, "/grpc.health.v1.Health/Check",
+                               EncodeStringField(1, service), timeout, &bytes);
   if (!answer.status.ok()) return answer;
-  const std::string bytes = FromByteBuffer(response);
   answer.serving_status = 0;
   if (bytes.size() >= 2 && bytes[0] == 0x08) answer.serving_status = bytes[1];
   return answer;

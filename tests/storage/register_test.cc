@@ -8,7 +8,6 @@
 #include <functional>
 #include <thread>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -16,10 +15,13 @@
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
 #include "storage/backup.h"
+#include "storage/crypto.h"
 #include "storage/keys.h"
 #include "storage/records.pb.h"
+#include "storage/register_impl.h"
 #include "storage/secret.h"
 #include "tests/testing/fixture.h"
+#include "tests/testing/id_scan.h"
 #include "tests/testing/ids.h"
 #include "tests/testing/tamper.h"
 
@@ -437,11 +439,38 @@ TEST_F(RegisterTest, LookupLogListsFlushedAndFreshRecordsInOrder) {
   EXPECT_EQ(callers, (std::vector<std::string>{"a5", "a4", "a3", "a2", "a1", "a0"}));
 }
 
+// The audit log names a person by the pseudonym in base32 (RFC 4648,
+// lowercase, unpadded) in groups of eight: a scanner for national ids never
+// finds a run of 11 digits in it, whatever the person.
+TEST_F(RegisterTest, AuditPseudonymsHoldNoRunOfElevenDigits) {
+  EXPECT_EQ(internal::PseudonymText(""), "");
+  EXPECT_EQ(internal::PseudonymText("f"), "my");
+  EXPECT_EQ(internal::PseudonymText("foobar"), "mzxw6ytb-oi");
+  EXPECT_EQ(internal::PseudonymText(std::string(10, '\xff')), "77777777-77777777");
+  EXPECT_EQ(reg_->AuditPseudonym(alice_),
+            internal::PseudonymText(Crypto::Create(kSecret)->Pseudonym(alice_)));
+  EXPECT_EQ(reg_->AuditPseudonym("not an id"), "");
+  int id_like = 0, other_form = 0;
+  std::string example;
+  for (int n = 0; n < 400; ++n) {
+    const std::string text = reg_->AuditPseudonym(frikort::testing::PersonN(n));
+    if (!frikort::testing::HasNoIdLikeRun(text)) {
+      ++id_like;
+      example = text;
+    }
+    if (!::testing::Value(text, ::testing::MatchesRegex("([a-z2-7]{8}-){6}[a-z2-7]{4}"))) {
+      ++other_form;
+    }
+  }
+  EXPECT_EQ(other_form, 0);
+  EXPECT_EQ(id_like, 0) << "for example " << example;
+}
+
 // A register created before the lookup log had a database of its own kept
 // the log in its `audit` family: opening it moves those records over, once.
 TEST_F(RegisterTest, OldLookupLogMovesToItsOwnDatabaseOnce) {
-  const std::string pseudonym = absl::HexStringToBytes(reg_->AuditPseudonym(alice_));
-  ASSERT_EQ(pseudonym.size(), 32u);
+  const std::string pseudonym = Crypto::Create(kSecret)->Pseudonym(alice_);
+  ASSERT_EQ(pseudonym.size(), kPseudonymBytes);
   ASSERT_TRUE(
       reg_->CheckExemption(alice_, absl::CivilDay(2024, 6, 1), Category::kUnspecified, "new").ok());
   reg_.reset();
