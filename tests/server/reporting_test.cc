@@ -632,10 +632,13 @@ TEST_F(ReportingTest, UpdatePaymentUnknownReport) {
   EXPECT_EQ(r.report_id(), "never-sent");
 }
 
-// A report id is free text that can hold a national id: the messages of a
-// result never repeat it (the result's report_id field names the report).
+// A report id is free text: one that holds a valid national id is refused
+// (ReportIdHoldingANationalIdIsRejectedWithoutEchoingIt), and the messages of
+// a result never repeat any report id either, so an 11-digit run that does
+// not validate (a mistyped id) is not echoed (the result's report_id field
+// names the report).
 TEST_F(ReportingTest, ResultMessagesDoNotRepeatTheReportId) {
-  const std::string report_id = absl::StrCat("visit-", PersonId(20));
+  const std::string report_id = "visit-12345678901";  // month 34: no valid id
   v1::ReportResult unknown = UpdatePayment("1234567", report_id, v1::PAID);
   EXPECT_EQ(unknown.reason(), v1::UNKNOWN_REPORT);
   EXPECT_THAT(unknown.message(), HasSubstr("report_id"));
