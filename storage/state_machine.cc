@@ -155,17 +155,17 @@ ReportResult StateMachine::ApplyReport(Records& r, const PreparedReport& p) {
       c.late ? "accepted; reported more than 14 days after the service (late)" : "accepted");
 }
 
-bool StateMachine::FindReport(Records& r, const std::string& provider_id,
-                              const std::string& report_id, EntryKey* entry_key,
-                              rec::Entry* entry) {
+std::optional<ReportResult> StateMachine::FindReport(Records& r, const std::string& provider_id,
+                                                     const std::string& report_id,
+                                                     EntryKey* entry_key, rec::Entry* entry) {
   rec::ReportIndex index;
-  if (!r.GetReport(provider_id, report_id, &index)) return false;
+  if (!r.GetReport(provider_id, report_id, &index)) return UnknownReport(provider_id, report_id);
   *entry_key = index.entry_key();
   if (!r.GetEntry(*entry_key, entry)) {
     r.Fail(absl::DataLossError("an idempotency index record points at a missing entry"));
-    return false;
+    return UnknownReport(provider_id, report_id);
   }
-  return true;
+  return std::nullopt;
 }
 
 ReportResult StateMachine::ApplyUpdatePayment(Records& r, const std::string& provider_id,
@@ -179,9 +179,7 @@ ReportResult StateMachine::ApplyUpdatePayment(Records& r, const std::string& pro
   }
   EntryKey entry_key;
   rec::Entry e;
-  if (!FindReport(r, provider_id, report_id, &entry_key, &e)) {
-    return UnknownReport(provider_id, report_id);
-  }
+  if (auto unknown = FindReport(r, provider_id, report_id, &entry_key, &e)) return *unknown;
   if (e.cancelled()) {
     return Rejected(report_id, core::RejectReason::kAlreadyCancelled,
                     "report_id: the report is cancelled; its payment cannot change");
@@ -210,9 +208,7 @@ ReportResult StateMachine::ApplyCancel(Records& r, const std::string& provider_i
   if (auto bad = CheckIds(provider_id, report_id, id_options_)) return *std::move(bad);
   EntryKey entry_key;
   rec::Entry e;
-  if (!FindReport(r, provider_id, report_id, &entry_key, &e)) {
-    return UnknownReport(provider_id, report_id);
-  }
+  if (auto unknown = FindReport(r, provider_id, report_id, &entry_key, &e)) return *unknown;
   if (e.cancelled()) {
     return Rejected(report_id, core::RejectReason::kAlreadyCancelled,
                     "report_id: the report was cancelled before");

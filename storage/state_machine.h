@@ -17,6 +17,7 @@
 #define FRIKORT_STORAGE_STATE_MACHINE_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -97,10 +98,12 @@ class StateMachine {
     rec::Person p;
     return r.GetPerson(pseudonym, &p) && p.reserved();
   }
-  // Finds a report through the idempotency index; a dangling index fails
-  // the group (DataLoss).
-  bool FindReport(Records& r, const std::string& provider_id, const std::string& report_id,
-                  EntryKey* entry_key, rec::Entry* entry);
+  // Finds a report through the idempotency index; nullopt when found, else
+  // the UNKNOWN_REPORT rejection that answers the change (a dangling index
+  // also fails the group, DataLoss).
+  std::optional<ReportResult> FindReport(Records& r, const std::string& provider_id,
+                                         const std::string& report_id, EntryKey* entry_key,
+                                         rec::Entry* entry);
 
   const core::RulesTable& rules_;
   const Crypto& crypto_;
