@@ -1,5 +1,6 @@
 #include "core/calendar.h"
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
@@ -11,19 +12,16 @@
 namespace frikort::core {
 namespace {
 
+// Written once under the mutex, then published by `set` (release); readers
+// check `set` (acquire) and never lock.
 struct ZoneState {
+  absl::Mutex mu;
   absl::TimeZone zone;
-  bool loaded = false;
+  std::atomic<bool> set{false};
 };
 
-// Loaded once, on first use, under the C++ static-initialisation guarantee, so
-// concurrent first calls are safe and later calls never lock.
-const ZoneState& Zone() {
-  static const ZoneState* const state = [] {
-    auto* s = new ZoneState;
-    s->loaded = absl::LoadTimeZone("Europe/Oslo", &s->zone);
-    return s;
-  }();
+ZoneState& Zone() {
+  static ZoneState* const state = new ZoneState;
   return *state;
 }
 
@@ -31,20 +29,26 @@ constexpr absl::CivilDay kEpochDay(1970, 1, 1);
 
 }  // namespace
 
-absl::Status InitOsloTimeZone() {
-  if (!Zone().loaded) {
-    return absl::FailedPreconditionError(
-        "cannot load time zone Europe/Oslo: is tzdata installed (or ZONEINFO set)?");
+absl::Status SetOsloTimeZone(const absl::TimeZone& zone) {
+  ZoneState& z = Zone();
+  absl::MutexLock l(&z.mu);
+  if (z.set.load(std::memory_order_relaxed)) {
+    if (z.zone.name() == zone.name()) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat("the Oslo time zone is already set (",
+                                                      z.zone.name(), "); cannot change it to ",
+                                                      zone.name()));
   }
+  z.zone = zone;
+  z.set.store(true, std::memory_order_release);
   return absl::OkStatus();
 }
 
 const absl::TimeZone& OsloTimeZone() {
   const ZoneState& z = Zone();
-  if (!z.loaded) {
+  if (!z.set.load(std::memory_order_acquire)) {
     // Silently falling back to UTC would move every late-evening service into
     // the wrong day (and sometimes the wrong year); stop instead.
-    std::fputs("frikort: time zone Europe/Oslo not available (tzdata missing)\n", stderr);
+    std::fputs("frikort: the Oslo time zone was not set before use\n", stderr);
     std::abort();
   }
   return z.zone;
@@ -105,10 +109,5 @@ std::string FormatDate(absl::CivilDay day) {
 int64_t DayNumber(absl::CivilDay day) { return day - kEpochDay; }
 
 absl::CivilDay DayFromNumber(int64_t n) { return kEpochDay + n; }
-
-const RealClock* RealClock::Get() {
-  static const RealClock* const clock = new RealClock;
-  return clock;
-}
 
 }  // namespace frikort::core

@@ -1,5 +1,7 @@
 // Dates and years in Europe/Oslo, and the clock abstraction: anything that asks
-// "what is today" takes a Clock so tests control time.
+// "what is today" takes a Clock so tests control time. Core reads neither
+// tzdata nor the system clock: the edge loads the zone and hands it over
+// (SetOsloTimeZone), and owns the real clock.
 #ifndef FRIKORT_CORE_CALENDAR_H_
 #define FRIKORT_CORE_CALENDAR_H_
 
@@ -15,10 +17,12 @@
 
 namespace frikort::core {
 
-// Loads Europe/Oslo from tzdata. Call once at startup; a missing tzdata is an
-// environment error reported as FailedPrecondition.
-absl::Status InitOsloTimeZone();
-// The loaded zone. Aborts if InitOsloTimeZone() did not succeed first (a
+// Hands core the Europe/Oslo zone the edge loaded from tzdata. The first call
+// sets it (before any date is computed); a later call with the same zone is a
+// no-op, one with another zone is FailedPrecondition (dates must never change
+// meaning while the process runs).
+absl::Status SetOsloTimeZone(const absl::TimeZone& zone);
+// The zone handed over. Aborts if SetOsloTimeZone() was not called first (a
 // programming error, not an input error).
 const absl::TimeZone& OsloTimeZone();
 
@@ -42,12 +46,6 @@ class Clock {
   virtual ~Clock() = default;
   virtual absl::Time Now() const = 0;
   absl::CivilDay Today() const { return OsloDate(Now()); }
-};
-
-class RealClock final : public Clock {
- public:
-  absl::Time Now() const override { return absl::Now(); }
-  static const RealClock* Get();
 };
 
 // Thread-safe settable clock for tests.

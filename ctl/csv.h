@@ -5,7 +5,7 @@
 // Contract: RFC 4180 records (quoted fields may hold commas, line breaks and
 // doubled quotes), a header row naming the columns in any order, blank lines
 // skipped. Service times without an offset are Oslo time, so
-// core::InitOsloTimeZone() must have succeeded first.
+// UseOsloTimeZone() must have succeeded first.
 #ifndef FRIKORT_CTL_CSV_H_
 #define FRIKORT_CTL_CSV_H_
 

@@ -1,7 +1,7 @@
 // frikortctl's output: the answers of the server as text for a person (plain
 // tables, columns padded to their widest cell) or as CSV for a program
 // (cards, payouts). Pure functions of the messages; times are shown in Oslo
-// time, so core::InitOsloTimeZone() must have succeeded first.
+// time, so UseOsloTimeZone() must have succeeded first.
 #ifndef FRIKORT_CTL_FORMAT_H_
 #define FRIKORT_CTL_FORMAT_H_
 

@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   std::vector<std::string> args(positional.begin() + 1, positional.end());
 
-  if (absl::Status s = frikort::core::InitOsloTimeZone(); !s.ok()) {
+  if (absl::Status s = frikort::ctl::UseOsloTimeZone(); !s.ok()) {
     std::fprintf(stderr, "frikortctl: %s\n", std::string(s.message()).c_str());
     return frikort::ctl::kExitFailed;
   }

@@ -4,6 +4,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/time/time.h"
+#include "core/calendar.h"
 
 namespace frikort::ctl {
 namespace {
@@ -27,6 +29,12 @@ std::string CallError(absl::string_view command, const grpc::Status& s) {
 
 std::string OneLine(absl::string_view text) {
   return absl::StrReplaceAll(absl::StripAsciiWhitespace(text), {{"\r", " "}, {"\n", " "}});
+}
+
+absl::Status UseOsloTimeZone() {
+  absl::TimeZone oslo;
+  if (absl::LoadTimeZone("Europe/Oslo", &oslo)) return core::SetOsloTimeZone(oslo);
+  return absl::FailedPreconditionError("cannot load time zone Europe/Oslo: is tzdata installed?");
 }
 
 }  // namespace frikort::ctl

@@ -15,6 +15,7 @@
 #include <set>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "grpcpp/client_context.h"
@@ -48,6 +49,10 @@ struct Options {
 
 // A call's context: the deadline is options.timeout, or when that is 0, 30 s
 // for a single call and none for a `long_running` one.
+// Loads Europe/Oslo from tzdata and hands it to core (dates in CSV files and
+// tables are Oslo dates). Call once before any command.
+absl::Status UseOsloTimeZone();
+
 std::unique_ptr<grpc::ClientContext> CallContext(const Options& options, bool long_running);
 
 // "`command`: message (CODE)", on one line whatever the server sent.

@@ -20,6 +20,7 @@
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/startup_files.h"
+#include "server/system_clock.h"
 
 namespace frikort::server {
 namespace {
@@ -197,7 +198,7 @@ absl::StatusOr<OpenedRegister> OpenRegister(const DaemonOptions& options, OpenMo
                        mode == OpenMode::kExistingOnly ? KeyUse::kVerify : KeyUse::kServe);
   if (!secret.ok()) return secret.status();
 
-  out.clock = core::RealClock::Get();
+  out.clock = SystemClock::Get();
   const storage::RegisterOptions reg_options =
       RegisterOptionsFor(options, *std::move(secret), out.rules.get(), out.clock);
   out.id_options = reg_options.id_options;
@@ -242,7 +243,7 @@ absl::Status Restore(const DaemonOptions& options) {
   if (!secret.ok()) return secret.status();
   absl::StatusOr<storage::Register::RestoreReport> r = storage::Register::Restore(
       backup_dir,
-      RegisterOptionsFor(options, *std::move(secret), rules->get(), core::RealClock::Get()));
+      RegisterOptionsFor(options, *std::move(secret), rules->get(), SystemClock::Get()));
   if (!r.ok()) return r.status();
   const storage::Register::VerifyReport& v = r->verify;
   if (!v.violations.empty()) {

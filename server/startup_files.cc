@@ -47,8 +47,17 @@ absl::Status WithContext(const absl::Status& status, absl::string_view what,
   return absl::Status(status.code(), absl::StrCat(what, " ", path, ": ", status.message()));
 }
 
+absl::Status LoadOsloTimeZone() {
+  absl::TimeZone zone;
+  if (!absl::LoadTimeZone("Europe/Oslo", &zone)) {
+    return absl::FailedPreconditionError(
+        "cannot load time zone Europe/Oslo: is tzdata installed (or ZONEINFO set)?");
+  }
+  return core::SetOsloTimeZone(zone);
+}
+
 absl::StatusOr<std::unique_ptr<core::RulesTable>> LoadRules(const std::string& rules_file) {
-  if (absl::Status s = core::InitOsloTimeZone(); !s.ok()) return s;
+  if (absl::Status s = LoadOsloTimeZone(); !s.ok()) return s;
   std::ifstream in(rules_file, std::ios::binary);
   if (!in) {
     return absl::NotFoundError(

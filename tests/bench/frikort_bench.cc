@@ -37,6 +37,7 @@
 #include "server/server.h"
 #include "storage/register.h"
 #include "tests/server/test_util.h"
+#include "tests/testing/oslo.h"
 #include "tests/testing/rules_file.h"
 
 ABSL_FLAG(std::string, parts, "ingest,lookup,issuance,memory", "which parts to run");
@@ -593,7 +594,7 @@ int main(int argc, char** argv) {
   // the lookup path's CPU in a profile. The tests keep it; the server does not.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::ParseCommandLine(argc, argv);
-  if (auto s = frikort::core::InitOsloTimeZone(); !s.ok()) return 1;
+  if (auto s = frikort::testing::LoadOsloTimeZone(); !s.ok()) return 1;
   std::printf("frikort_bench on %u cores\n", std::thread::hardware_concurrency());
   for (absl::string_view part : absl::StrSplit(absl::GetFlag(FLAGS_parts), ',')) {
     if (part == "ingest")

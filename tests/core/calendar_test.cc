@@ -4,6 +4,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/oslo.h"
 
 namespace frikort::core {
 namespace {
@@ -18,7 +19,7 @@ absl::Time Utc(int y, int mo, int d, int h, int mi, int s = 0) {
 
 class CalendarTest : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_TRUE(InitOsloTimeZone().ok()); }
+  void SetUp() override { ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok()); }
 };
 
 TEST_F(CalendarTest, YearBoundaryIsOsloNotUtc) {
@@ -158,14 +159,18 @@ TEST_F(CalendarTest, Clocks) {
   EXPECT_EQ(clock.Today(), absl::CivilDay(2024, 1, 1));
   clock.Set(Utc(2024, 6, 1, 12, 0));
   EXPECT_EQ(clock.Now(), Utc(2024, 6, 1, 12, 0));
+}
 
-  const RealClock* real = RealClock::Get();
-  ASSERT_NE(real, nullptr);
-  EXPECT_EQ(real, RealClock::Get());
-  const absl::Time before = absl::Now();
-  const absl::Time now = real->Now();
-  EXPECT_GE(now, before);
-  EXPECT_LT(now - before, absl::Seconds(60));
+TEST_F(CalendarTest, ZoneIsSetOnceByTheEdge) {
+  // The fixture set Europe/Oslo; the same zone again is fine, another is not
+  // (dates must not change meaning while the process runs).
+  absl::TimeZone oslo;
+  ASSERT_TRUE(absl::LoadTimeZone("Europe/Oslo", &oslo));
+  EXPECT_TRUE(SetOsloTimeZone(oslo).ok());
+  absl::Status other = SetOsloTimeZone(absl::UTCTimeZone());
+  EXPECT_EQ(other.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(other.message()), ::testing::HasSubstr("already set"));
+  EXPECT_EQ(OsloTimeZone().name(), "Europe/Oslo");
 }
 
 TEST_F(CalendarTest, ZoneIsOslo) {

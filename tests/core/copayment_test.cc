@@ -7,6 +7,7 @@
 #include "core/calendar.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/oslo.h"
 #include "tests/testing/rules_file.h"
 
 namespace frikort::core {
@@ -30,7 +31,7 @@ absl::Time Oslo(int y, int m, int d, int h = 12, int mi = 0) {
 class CoPaymentTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(InitOsloTimeZone().ok());
+    ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok());
     absl::StatusOr<RulesTable> rules = frikort::testing::ReadRulesFile(RulesPath());
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = *std::move(rules);

@@ -4,6 +4,7 @@
 
 #include "core/calendar.h"
 #include "gtest/gtest.h"
+#include "tests/testing/oslo.h"
 
 namespace frikort::core {
 namespace {
@@ -21,7 +22,7 @@ LedgerItem Item(absl::Time t, Ore amount, bool counted = true) {
 
 class LedgerTest : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_TRUE(InitOsloTimeZone().ok()); }
+  void SetUp() override { ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok()); }
 };
 
 TEST_F(LedgerTest, BelowCapHasNoCrossing) {
@@ -127,7 +128,7 @@ TEST(DecideRefundTest, Year2019WithMinimum200) {
       {cap + Nok(100), Nok(250), 0, 0, 0},  // refunded more than current excess
   };
   for (const auto& c : cases) {
-    SCOPED_TRACE(testing::Message() << "total=" << c.total << " refunded=" << c.refunded);
+    SCOPED_TRACE(::testing::Message() << "total=" << c.total << " refunded=" << c.refunded);
     const RefundDecision d = DecideRefund(c.total, cap, c.refunded, minimum);
     EXPECT_EQ(d.excess, c.excess);
     EXPECT_EQ(d.payout, c.payout);

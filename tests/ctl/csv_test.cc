@@ -8,6 +8,7 @@
 #include "core/calendar.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/oslo.h"
 
 namespace frikort::ctl {
 namespace {
@@ -17,7 +18,7 @@ using ::testing::HasSubstr;
 
 class CtlCsvTest : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_TRUE(core::InitOsloTimeZone().ok()); }
+  void SetUp() override { ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok()); }
 
   // Every row of `csv` (after its header) as "line: report_id" or
   // "line: error".

@@ -10,6 +10,7 @@
 #include "ctl/options.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/oslo.h"
 
 namespace frikort::ctl {
 namespace {
@@ -18,7 +19,7 @@ using ::testing::HasSubstr;
 
 class CtlTest : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_TRUE(core::InitOsloTimeZone().ok()); }
+  void SetUp() override { ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok()); }
 };
 
 TEST_F(CtlTest, Formats) {

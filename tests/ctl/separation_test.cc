@@ -4,8 +4,6 @@
 // none may name them: this fails as soon as anything in ctl/ (or what it
 // links) calls into server/, jobs/ or storage/. And the link lines CMake has
 // for it may not name their libraries either.
-#include <sys/wait.h>
-
 #include <array>
 #include <cstdio>
 #include <regex>
@@ -18,6 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/binaries.h"
+#include "tests/testing/symbols.h"
 
 namespace frikort::testutil {
 namespace {
@@ -28,23 +27,6 @@ namespace {
 constexpr char kServerSide[] =
     "frikort::(server|storage|jobs)::|FrikortServer|frikort::(\\w+::)*Register\\b|"
     "prometheus|rocksdb";
-
-// The output of `nm -C` on `binary`; fails the test when nm fails.
-std::vector<std::string> Symbols(const std::string& binary) {
-  std::vector<std::string> symbols;
-  FILE* pipe = popen(absl::StrCat("nm -C '", binary, "' 2>&1").c_str(), "r");
-  EXPECT_NE(pipe, nullptr);
-  if (pipe == nullptr) return symbols;
-  std::string output;
-  std::array<char, 4096> buffer;
-  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output.substr(0, 2000);
-  for (absl::string_view line : absl::StrSplit(output, '\n', absl::SkipEmpty())) {
-    symbols.emplace_back(line);
-  }
-  return symbols;
-}
 
 TEST(SeparationTest, FrikortctlCarriesNoServerCode) {
   const std::string binary = BinaryPath("FRIKORTCTL", "frikortctl");

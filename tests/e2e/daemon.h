@@ -30,6 +30,7 @@
 #include "gtest/gtest.h"
 #include "tests/server/test_util.h"
 #include "tests/testing/binaries.h"
+#include "tests/testing/oslo.h"
 
 namespace frikort::testutil {
 
@@ -157,7 +158,7 @@ class Daemon {
 class DaemonTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(core::InitOsloTimeZone().ok());
+    ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok());
     ASSERT_FALSE(FrikortdPath().empty())
         << "no frikortd: set FRIKORTD or build it next to this test";
     ASSERT_FALSE(SourceDir().empty()) << "FRIKORT_SOURCE_DIR is not set";

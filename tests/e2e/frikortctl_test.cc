@@ -32,6 +32,7 @@
 #include "server/metrics.h"
 #include "tests/e2e/daemon.h"
 #include "tests/server/test_util.h"
+#include "tests/testing/oslo.h"
 
 namespace frikort::testutil {
 namespace {
@@ -86,7 +87,7 @@ double Sample(const std::string& metrics, const std::string& series) {
 class FrikortctlTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(core::InitOsloTimeZone().ok());
+    ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok());
     ASSERT_FALSE(FrikortdPath().empty()) << "no frikortd: set FRIKORTD";
     ASSERT_FALSE(CtlPath().empty()) << "no frikortctl: set FRIKORTCTL";
     ASSERT_FALSE(SourceDir().empty()) << "FRIKORT_SOURCE_DIR is not set";

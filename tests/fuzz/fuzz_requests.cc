@@ -43,6 +43,7 @@
 #include "server/convert.h"
 #include "server/requests.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "tests/testing/oslo.h"
 #include "tests/testing/rules_file.h"
 
 namespace frikort::fuzz {
@@ -267,7 +268,7 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
   // The parser logs every string that is not UTF-8, which is most inputs:
   // millions of lines a minute that slow the fuzzer and fill the log.
   google::protobuf::SetLogHandler(nullptr);
-  if (absl::Status s = frikort::core::InitOsloTimeZone(); !s.ok()) {
+  if (absl::Status s = frikort::testing::LoadOsloTimeZone(); !s.ok()) {
     std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
     std::abort();
   }

@@ -35,6 +35,7 @@
 #include "storage/register.h"
 #include "tests/testing/ids.h"
 #include "tests/testing/mock_register.h"
+#include "tests/testing/oslo.h"
 #include "tests/testing/rules_file.h"
 
 namespace frikort::jobs::testing {
@@ -86,7 +87,7 @@ inline auto KilledAfterWrite(
 class JobTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(core::InitOsloTimeZone().ok());
+    ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok());
     const char* src = std::getenv("FRIKORT_SOURCE_DIR");
     ASSERT_NE(src, nullptr) << "run through ctest (FRIKORT_SOURCE_DIR)";
     auto rules = frikort::testing::ReadRulesFile(absl::StrCat(src, "/deploy/rules.txt"));

@@ -10,6 +10,7 @@
 #include "core/calendar.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/oslo.h"
 
 namespace frikort::server {
 namespace {
@@ -75,7 +76,7 @@ TEST(ConvertTest, Enums) {
 }
 
 TEST(ConvertTest, OptionalDates) {
-  ASSERT_TRUE(core::InitOsloTimeZone().ok());
+  ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok());
   absl::StatusOr<std::optional<absl::CivilDay>> none = ParseOptionalDate("", "as_of");
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->has_value());
@@ -88,7 +89,7 @@ TEST(ConvertTest, OptionalDates) {
 }
 
 TEST(ConvertTest, MessagesCarryEveryField) {
-  ASSERT_TRUE(core::InitOsloTimeZone().ok());
+  ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok());
   storage::LedgerView view;
   view.person_id = "01016012345";
   view.year = 2026;

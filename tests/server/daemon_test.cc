@@ -28,6 +28,7 @@
 #include "gtest/gtest.h"
 #include "server/log.h"
 #include "server/startup_files.h"
+#include "server/system_clock.h"
 #include "tests/server/test_util.h"
 #include "tests/testing/certs.h"
 
@@ -583,7 +584,7 @@ TEST_F(DaemonTest, RegisterOptionsComeFromTheDaemonOptions) {
   absl::StatusOr<std::unique_ptr<core::RulesTable>> loaded = LoadRules(o.rules_file);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   const core::RulesTable* rules = loaded->get();
-  const core::Clock* clock = core::RealClock::Get();
+  const core::Clock* clock = SystemClock::Get();
   const storage::RegisterOptions r = RegisterOptionsFor(o, "secret", rules, clock);
   EXPECT_EQ(r.data_dir, o.data_dir);
   EXPECT_EQ(r.secret, "secret");
@@ -596,4 +597,14 @@ TEST_F(DaemonTest, RegisterOptionsComeFromTheDaemonOptions) {
 }
 
 }  // namespace
+TEST(SystemClockTest, IsOneInstanceReadingTheSystemTime) {
+  const SystemClock* clock = SystemClock::Get();
+  ASSERT_NE(clock, nullptr);
+  EXPECT_EQ(clock, SystemClock::Get());
+  const absl::Time before = absl::Now();
+  const absl::Time now = clock->Now();
+  EXPECT_GE(now, before);
+  EXPECT_LT(now - before, absl::Seconds(60));
+}
+
 }  // namespace frikort::server

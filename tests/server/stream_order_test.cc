@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "tests/server/test_util.h"
 #include "tests/testing/mock_register.h"
+#include "tests/testing/oslo.h"
 
 namespace frikort::testutil {
 namespace {
@@ -93,7 +94,7 @@ class Reorderer {
 class StreamOrderTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(core::InitOsloTimeZone().ok());
+    ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok());
     absl::StatusOr<core::RulesTable> rules =
         core::RulesTable::Parse("year 2026 tak=3278 minimum=0\n");
     ASSERT_TRUE(rules.ok()) << rules.status();

@@ -33,6 +33,7 @@
 #include "server/server.h"
 #include "storage/register.h"
 #include "tests/testing/fault_fs.h"
+#include "tests/testing/oslo.h"
 #include "tests/testing/rules_file.h"
 
 namespace frikort::testutil {
@@ -278,7 +279,7 @@ class ServerTest : public ::testing::Test {
   static absl::Time StartTime() { return absl::FromUnixSeconds(1781517600); }
 
   void SetUp() override {
-    ASSERT_TRUE(core::InitOsloTimeZone().ok());
+    ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok());
     ASSERT_EQ(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", StartTime(), absl::UTCTimeZone()),
               "2026-06-15T10:00:00Z");
     const std::string src = SourceDir();

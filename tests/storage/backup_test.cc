@@ -16,6 +16,7 @@
 #include "rocksdb/utilities/backup_engine.h"
 #include "storage/register.h"
 #include "tests/testing/ids.h"
+#include "tests/testing/oslo.h"
 #include "tests/testing/rules_file.h"
 
 namespace frikort::storage {
@@ -29,7 +30,7 @@ const std::string kKey(32, 'k');
 class BackupTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(core::InitOsloTimeZone().ok());
+    ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok());
     const char* src = std::getenv("FRIKORT_SOURCE_DIR");
     ASSERT_NE(src, nullptr);
     absl::StatusOr<core::RulesTable> rules =

@@ -37,6 +37,7 @@
 #include "tests/testing/fault_fs.h"
 #include "tests/testing/fixture.h"
 #include "tests/testing/ids.h"
+#include "tests/testing/oslo.h"
 
 namespace frikort::storage {
 namespace {
@@ -64,7 +65,7 @@ struct HeldPair {
 class FaultTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(core::InitOsloTimeZone().ok());
+    ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok());
     auto rules = frikort::testing::DeployedRules();
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = *std::move(rules);

@@ -23,6 +23,7 @@
 #include "tests/testing/fixture.h"
 #include "tests/testing/id_scan.h"
 #include "tests/testing/ids.h"
+#include "tests/testing/oslo.h"
 #include "tests/testing/tamper.h"
 
 namespace frikort::storage {
@@ -41,7 +42,7 @@ const std::string kSecret(32, 's');
 class RegisterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(core::InitOsloTimeZone().ok());
+    ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok());
     auto rules = frikort::testing::DeployedRules();
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = *std::move(rules);

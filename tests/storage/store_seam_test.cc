@@ -12,6 +12,7 @@
 #include "tests/testing/fixture.h"
 #include "tests/testing/ids.h"
 #include "tests/testing/mem_store.h"
+#include "tests/testing/oslo.h"
 
 namespace frikort::storage {
 namespace {
@@ -22,7 +23,7 @@ using ::frikort::testing::MemStore;
 class StoreSeamTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(core::InitOsloTimeZone().ok());
+    ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok());
     auto rules = frikort::testing::DeployedRules();
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = *std::move(rules);
