@@ -32,8 +32,7 @@ class PgStoreTest : public ::testing::Test {
     absl::StatusOr<std::string> dsn = server_->CreateDatabase();
     ASSERT_TRUE(dsn.ok()) << dsn.status();
     dsn_ = *dsn;
-    db_ = dsn_.substr(dsn_.find("dbname=") + 7);
-    db_ = db_.substr(0, db_.find(' '));
+    db_ = frikort::testing::PgServer::DatabaseOf(dsn_);
   }
 
   std::unique_ptr<Store> Open(int page_rows = 1000) {

@@ -73,6 +73,12 @@ class PgServer {
                         " connect_timeout=5");
   }
 
+  // The database a connection string of Dsn() names.
+  static std::string DatabaseOf(const std::string& dsn) {
+    const size_t at = dsn.find("dbname=") + 7;
+    return dsn.substr(at, dsn.find(' ', at) - at);
+  }
+
   // A new, empty database; its connection string.
   absl::StatusOr<std::string> CreateDatabase() {
     static std::atomic<int> next{0};
