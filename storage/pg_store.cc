@@ -18,126 +18,22 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "storage/pg_store_conn.h"
 
 namespace frikort::storage {
 namespace {
 
-constexpr Oid kByteaOid = 17;
-constexpr Oid kByteaArrayOid = 1001;
+using pg::Cell;
+using pg::Conn;
+using pg::Exec;
+using pg::Params;
+using pg::PooledConn;
+using pg::Result;
+using pg::StatusOf;
+
 // Held (per transaction) while the schema is checked or created, so two
 // frikortd starting on one empty database do not both create it.
 constexpr int64_t kSchemaLockId = 0x6672696b6f7274;  // "frikort"
-// Idle read connections kept for the next read; more are opened when needed.
-constexpr size_t kMaxIdleConnections = 16;
-
-struct ResultFree {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using Result = std::unique_ptr<PGresult, ResultFree>;
-struct ConnFree {
-  void operator()(PGconn* c) const { PQfinish(c); }
-};
-using Conn = std::unique_ptr<PGconn, ConnFree>;
-
-// `text` on one line: each run of white space (newlines, tabs) one space.
-std::string OneLine(absl::string_view text) {
-  std::string out;
-  for (char c : absl::StripAsciiWhitespace(text)) {
-    if (absl::ascii_isspace(static_cast<unsigned char>(c))) {
-      if (!out.empty() && out.back() != ' ') out.push_back(' ');
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
-
-// libpq's own errors (connecting, a lost connection) name hosts and ports,
-// never the password; the server's are reduced to their primary message and
-// SQLSTATE: the detail lines may quote key values, which hold pseudonyms.
-absl::Status ConnectionError(PGconn* conn, absl::string_view what) {
-  return absl::UnavailableError(absl::StrCat(what, ": ", OneLine(PQerrorMessage(conn))));
-}
-
-absl::Status StatusOf(PGconn* conn, const PGresult* res, absl::string_view what) {
-  if (res == nullptr) return ConnectionError(conn, what);
-  const ExecStatusType st = PQresultStatus(res);
-  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return absl::OkStatus();
-  const char* state_field = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-  const char* primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-  const absl::string_view state = state_field != nullptr ? state_field : "";
-  if (PQstatus(conn) == CONNECTION_BAD || state.empty()) return ConnectionError(conn, what);
-  const std::string message = absl::StrCat(
-      what, ": ", primary != nullptr ? OneLine(primary) : "no message", " (SQLSTATE ", state, ")");
-  // Connection, resources (disk full), operator intervention (shutdown,
-  // failover), system errors: the database may come back.
-  for (absl::string_view cls : {"08", "53", "57", "58"}) {
-    if (absl::StartsWith(state, cls)) return absl::UnavailableError(message);
-  }
-  if (state == "XX001" || state == "XX002") return absl::DataLossError(message);
-  return absl::InternalError(message);
-}
-
-absl::Status Exec(PGconn* conn, const char* sql, absl::string_view what) {
-  Result res(PQexec(conn, sql));
-  return StatusOf(conn, res.get(), what);
-}
-
-void PutUint32(std::string* out, uint32_t v) {
-  const char b[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16),
-                     static_cast<char>(v >> 8), static_cast<char>(v)};
-  out->append(b, 4);
-}
-
-// A bytea[] in PostgreSQL's binary array format.
-std::string ByteaArray(absl::Span<const absl::string_view> items) {
-  std::string out;
-  size_t bytes = 20;
-  for (absl::string_view s : items) bytes += 4 + s.size();
-  out.reserve(bytes);
-  PutUint32(&out, items.empty() ? 0 : 1);  // dimensions
-  PutUint32(&out, 0);                      // no nulls
-  PutUint32(&out, kByteaOid);
-  if (!items.empty()) {
-    PutUint32(&out, static_cast<uint32_t>(items.size()));
-    PutUint32(&out, 1);  // lower bound
-  }
-  for (absl::string_view s : items) {
-    PutUint32(&out, static_cast<uint32_t>(s.size()));
-    out.append(s.data(), s.size());
-  }
-  return out;
-}
-
-// Binary parameters of one statement; results come back binary too.
-class Params {
- public:
-  void Bytea(absl::string_view b) { Add(kByteaOid, b); }
-  void Array(absl::Span<const absl::string_view> items) {
-    owned_.push_back(ByteaArray(items));
-    Add(kByteaArrayOid, owned_.back());
-  }
-  Result Run(PGconn* conn, const std::string& sql) const {
-    return Result(PQexecParams(conn, sql.c_str(), static_cast<int>(values_.size()), types_.data(),
-                               values_.data(), lengths_.data(), formats_.data(), 1));
-  }
-
- private:
-  void Add(Oid type, absl::string_view b) {
-    types_.push_back(type);
-    values_.push_back(b.data());
-    lengths_.push_back(static_cast<int>(b.size()));
-    formats_.push_back(1);
-  }
-  std::deque<std::string> owned_;  // stable addresses
-  std::vector<Oid> types_;
-  std::vector<const char*> values_;
-  std::vector<int> lengths_, formats_;
-};
-
-absl::string_view Cell(const PGresult* res, int row, int col) {
-  return absl::string_view(PQgetvalue(res, row, col), PQgetlength(res, row, col));
-}
 
 // The statements of one table.
 struct TableSql {
@@ -171,72 +67,6 @@ std::optional<std::string> PrefixEnd(absl::string_view prefix) {
   end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
   return end;
 }
-
-absl::StatusOr<Conn> Connect(const std::string& dsn, bool synchronous) {
-  Conn conn(PQconnectdb(dsn.c_str()));
-  if (conn == nullptr) return absl::ResourceExhaustedError("postgres: out of memory");
-  if (PQstatus(conn.get()) != CONNECTION_OK) {
-    return ConnectionError(conn.get(), "cannot connect to PostgreSQL");
-  }
-  // The server's notices (a shutdown's warning, say) are not frikortd's log.
-  PQsetNoticeProcessor(
-      conn.get(), [](void*, const char*) {}, nullptr);
-  if (absl::Status s = Exec(
-          conn.get(), synchronous ? "SET synchronous_commit = on" : "SET synchronous_commit = off",
-          "cannot set up the PostgreSQL session");
-      !s.ok()) {
-    return s;
-  }
-  return conn;
-}
-
-// Connections for reads: taken for one statement (or one snapshot), given
-// back when still usable.
-class Pool {
- public:
-  explicit Pool(std::string dsn) : dsn_(std::move(dsn)) {}
-  absl::StatusOr<Conn> Take() {
-    {
-      absl::MutexLock l(&mu_);
-      if (!idle_.empty()) {
-        Conn c = std::move(idle_.back());
-        idle_.pop_back();
-        return c;
-      }
-    }
-    return Connect(dsn_, /*synchronous=*/true);
-  }
-  void Give(Conn c) {
-    if (c == nullptr || PQstatus(c.get()) != CONNECTION_OK ||
-        PQtransactionStatus(c.get()) != PQTRANS_IDLE) {
-      return;  // closed: the next Take connects again
-    }
-    absl::MutexLock l(&mu_);
-    if (idle_.size() < kMaxIdleConnections) idle_.push_back(std::move(c));
-  }
-  const std::string& dsn() const { return dsn_; }
-
- private:
-  const std::string dsn_;
-  absl::Mutex mu_;
-  std::vector<Conn> idle_ ABSL_GUARDED_BY(mu_);
-};
-
-// A connection taken from the pool, given back on destruction.
-class Lease {
- public:
-  Lease(Pool* pool, Conn conn) : pool_(pool), conn_(std::move(conn)) {}
-  Lease(Lease&&) = default;
-  Lease& operator=(Lease&&) = default;
-  ~Lease() {
-    if (conn_ != nullptr) pool_->Give(std::move(conn_));
-  }
-  PGconn* get() const { return conn_.get(); }
-
- private:
-  Pool* pool_;
-  Conn conn_;
-};
 
 // ---- reads on one connection ----
 
@@ -320,14 +150,14 @@ absl::Status ScanPages(const ScanRange& range, int page_rows,
 // taken answers every read with why.
 class PgSnapshot final : public StoreReader {
  public:
-  PgSnapshot(Pool* pool, const std::array<TableSql, kNumTables>* sql, int page_rows)
+  PgSnapshot(pg::Pool* pool, const std::array<TableSql, kNumTables>* sql, int page_rows)
       : sql_(sql), page_rows_(page_rows), lease_(pool, nullptr) {
     absl::StatusOr<Conn> conn = pool->Take();
     if (!conn.ok()) {
       broken_ = conn.status();
       return;
     }
-    lease_ = Lease(pool, *std::move(conn));
+    lease_ = PooledConn(pool, *std::move(conn));
     broken_ = Exec(lease_.get(), "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "snapshot");
     // The snapshot is taken by the first statement of the transaction.
     if (broken_.ok()) broken_ = Exec(lease_.get(), "SELECT 1", "snapshot");
@@ -370,7 +200,7 @@ class PgSnapshot final : public StoreReader {
   const std::array<TableSql, kNumTables>* const sql_;
   const int page_rows_;
   absl::Mutex mu_;
-  Lease lease_ ABSL_GUARDED_BY(mu_);
+  PooledConn lease_ ABSL_GUARDED_BY(mu_);
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -385,7 +215,7 @@ class PgStore final : public Store {
   absl::Status Open();
 
   absl::StatusOr<std::optional<std::string>> Get(Table table, absl::string_view key) override {
-    absl::StatusOr<Lease> conn = Take();
+    absl::StatusOr<PooledConn> conn = Take();
     if (!conn.ok()) return conn.status();
     return GetOn(conn->get(), Sql(table), key);
   }
@@ -393,7 +223,7 @@ class PgStore final : public Store {
       Table table, absl::Span<const absl::string_view> keys, bool sorted,
       const std::function<void(size_t, const absl::string_view*)>& found) override {
     if (keys.empty()) return absl::OkStatus();
-    absl::StatusOr<Lease> conn = Take();
+    absl::StatusOr<PooledConn> conn = Take();
     if (!conn.ok()) return conn.status();
     return MultiGetOn(conn->get(), Sql(table), keys, sorted, found);
   }
@@ -406,7 +236,7 @@ class PgStore final : public Store {
         range, options_.scan_page_rows,
         [&](absl::string_view from, bool inclusive,
             const std::optional<std::string>& end) -> absl::StatusOr<Result> {
-          absl::StatusOr<Lease> conn = Take();
+          absl::StatusOr<PooledConn> conn = Take();
           if (!conn.ok()) return conn.status();
           return ScanPageOn(conn->get(), Sql(table), from, inclusive, end);
         },
@@ -434,15 +264,15 @@ class PgStore final : public Store {
 
  private:
   const TableSql& Sql(Table t) const { return sql_[static_cast<int>(t)]; }
-  absl::StatusOr<Lease> Take() {
+  absl::StatusOr<PooledConn> Take() {
     absl::StatusOr<Conn> c = pool_.Take();
     if (!c.ok()) return c.status();
-    return Lease(&pool_, *std::move(c));
+    return PooledConn(&pool_, *std::move(c));
   }
   // `conn`, connected again if it was lost.
   absl::Status Reconnect(Conn* conn, bool synchronous) {
     if (*conn != nullptr && PQstatus(conn->get()) == CONNECTION_OK) return absl::OkStatus();
-    absl::StatusOr<Conn> c = Connect(options_.dsn, synchronous);
+    absl::StatusOr<Conn> c = pg::Connect(options_.dsn, synchronous);
     if (!c.ok()) return c.status();
     *conn = *std::move(c);
     return absl::OkStatus();
@@ -451,7 +281,7 @@ class PgStore final : public Store {
 
   const PgStoreOptions options_;
   std::array<TableSql, kNumTables> sql_;
-  Pool pool_;
+  pg::Pool pool_;
   absl::Mutex commit_mu_;
   Conn commit_conn_ ABSL_GUARDED_BY(commit_mu_);
   absl::Mutex log_mu_;
@@ -462,7 +292,7 @@ class PgStore final : public Store {
 };
 
 absl::Status PgStore::Open() {
-  absl::StatusOr<Lease> lease = Take();
+  absl::StatusOr<PooledConn> lease = Take();
   if (!lease.ok()) return lease.status();
   PGconn* c = lease->get();
   Result exists(PQexec(c, "SELECT to_regclass('frikort_schema') IS NOT NULL"));
@@ -592,7 +422,7 @@ absl::Status PgStore::SyncLookups() {
   absl::MutexLock l(&sync_mu_);
   const uint64_t appended = appended_.load(std::memory_order_acquire);
   if (appended == synced_) return absl::OkStatus();
-  absl::StatusOr<Lease> conn = Take();
+  absl::StatusOr<PooledConn> conn = Take();
   if (!conn.ok()) return conn.status();
   if (absl::Status s =
           Exec(conn->get(), "UPDATE frikort_lookup_sync SET n = n + 1", "lookup log sync");
@@ -604,7 +434,7 @@ absl::Status PgStore::SyncLookups() {
 }
 
 uint64_t PgStore::ApproximateSizeBytes() {
-  absl::StatusOr<Lease> conn = Take();
+  absl::StatusOr<PooledConn> conn = Take();
   if (!conn.ok()) return 0;
   std::string sql = "SELECT (0";
   for (int t = 0; t < kNumTables; ++t) {
