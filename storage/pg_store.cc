@@ -8,6 +8,7 @@
 #include <deque>
 #include <numeric>
 #include <optional>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -18,7 +19,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "storage/pg_store_conn.h"
+#include "storage/pg_store_lease.h"
 
 namespace frikort::storage {
 namespace {
@@ -151,34 +154,34 @@ absl::Status ScanPages(const ScanRange& range, int page_rows,
 class PgSnapshot final : public StoreReader {
  public:
   PgSnapshot(pg::Pool* pool, const std::array<TableSql, kNumTables>* sql, int page_rows)
-      : sql_(sql), page_rows_(page_rows), lease_(pool, nullptr) {
+      : sql_(sql), page_rows_(page_rows), conn_(pool, nullptr) {
     absl::StatusOr<Conn> conn = pool->Take();
     if (!conn.ok()) {
       broken_ = conn.status();
       return;
     }
-    lease_ = PooledConn(pool, *std::move(conn));
-    broken_ = Exec(lease_.get(), "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "snapshot");
+    conn_ = PooledConn(pool, *std::move(conn));
+    broken_ = Exec(conn_.get(), "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "snapshot");
     // The snapshot is taken by the first statement of the transaction.
-    if (broken_.ok()) broken_ = Exec(lease_.get(), "SELECT 1", "snapshot");
+    if (broken_.ok()) broken_ = Exec(conn_.get(), "SELECT 1", "snapshot");
   }
   ~PgSnapshot() override {
-    if (lease_.get() != nullptr && PQtransactionStatus(lease_.get()) != PQTRANS_IDLE) {
-      Exec(lease_.get(), "ROLLBACK", "snapshot").IgnoreError();
+    if (conn_.get() != nullptr && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
+      Exec(conn_.get(), "ROLLBACK", "snapshot").IgnoreError();
     }
   }
 
   absl::StatusOr<std::optional<std::string>> Get(Table table, absl::string_view key) override {
     absl::MutexLock l(&mu_);
     if (!broken_.ok()) return broken_;
-    return GetOn(lease_.get(), Sql(table), key);
+    return GetOn(conn_.get(), Sql(table), key);
   }
   absl::Status MultiGet(
       Table table, absl::Span<const absl::string_view> keys, bool sorted,
       const std::function<void(size_t, const absl::string_view*)>& found) override {
     absl::MutexLock l(&mu_);
     if (!broken_.ok()) return broken_;
-    return MultiGetOn(lease_.get(), Sql(table), keys, sorted, found);
+    return MultiGetOn(conn_.get(), Sql(table), keys, sorted, found);
   }
   absl::Status Scan(
       Table table, const ScanRange& range,
@@ -189,7 +192,7 @@ class PgSnapshot final : public StoreReader {
             const std::optional<std::string>& end) -> absl::StatusOr<Result> {
           absl::MutexLock l(&mu_);
           if (!broken_.ok()) return broken_;
-          return ScanPageOn(lease_.get(), Sql(table), from, inclusive, end);
+          return ScanPageOn(conn_.get(), Sql(table), from, inclusive, end);
         },
         visit);
   }
@@ -200,7 +203,7 @@ class PgSnapshot final : public StoreReader {
   const std::array<TableSql, kNumTables>* const sql_;
   const int page_rows_;
   absl::Mutex mu_;
-  PooledConn lease_ ABSL_GUARDED_BY(mu_);
+  PooledConn conn_ ABSL_GUARDED_BY(mu_);
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -209,6 +212,24 @@ class PgStore final : public Store {
   explicit PgStore(const PgStoreOptions& options) : options_(options), pool_(options.dsn) {
     for (int t = 0; t < kNumTables; ++t) {
       sql_[t] = MakeTableSql(static_cast<Table>(t), options_.scan_page_rows);
+    }
+  }
+
+  ~PgStore() override {
+    if (renewer_.joinable()) {
+      stop_renewing_.Notify();
+      renewer_.join();
+    }
+    if (token_ != 0) {
+      // A pooled connection may be stale (the server restarted): then once
+      // more on a new one.
+      absl::StatusOr<PooledConn> conn = Take();
+      if (!conn.ok() || !pg::ReleaseLease(conn->get(), token_).ok()) {
+        Conn fresh;
+        if (Reconnect(&fresh, /*synchronous=*/true).ok()) {
+          pg::ReleaseLease(fresh.get(), token_).IgnoreError();
+        }
+      }
     }
   }
 
@@ -278,6 +299,16 @@ class PgStore final : public Store {
     return absl::OkStatus();
   }
   absl::Status ApplyWrites(PGconn* conn, const WriteSet& writes);
+  // Extends the lease every third of its time until the store closes; a
+  // failure is left to the next commit's fence to report.
+  void RenewLoop() {
+    Conn conn;
+    while (!stop_renewing_.WaitForNotificationWithTimeout(options_.lease_ttl / 3)) {
+      if (Reconnect(&conn, /*synchronous=*/true).ok()) {
+        pg::FenceLease(conn.get(), token_, options_.lease_ttl).IgnoreError();
+      }
+    }
+  }
 
   const PgStoreOptions options_;
   std::array<TableSql, kNumTables> sql_;
@@ -289,12 +320,15 @@ class PgStore final : public Store {
   std::atomic<uint64_t> appended_{0};       // AppendLookups calls that succeeded
   absl::Mutex sync_mu_;
   uint64_t synced_ ABSL_GUARDED_BY(sync_mu_) = 0;
+  int64_t token_ = 0;  // the writer lease's fencing token, set by Open
+  absl::Notification stop_renewing_;
+  std::thread renewer_;
 };
 
 absl::Status PgStore::Open() {
-  absl::StatusOr<PooledConn> lease = Take();
-  if (!lease.ok()) return lease.status();
-  PGconn* c = lease->get();
+  absl::StatusOr<PooledConn> conn = Take();
+  if (!conn.ok()) return conn.status();
+  PGconn* c = conn->get();
   Result exists(PQexec(c, "SELECT to_regclass('frikort_schema') IS NOT NULL"));
   if (absl::Status s = StatusOf(c, exists.get(), "cannot read the register's schema"); !s.ok()) {
     return s;
@@ -305,7 +339,8 @@ absl::Status PgStore::Open() {
     std::string create =
         absl::StrCat("BEGIN; SELECT pg_advisory_xact_lock(", kSchemaLockId,
                      "); CREATE TABLE IF NOT EXISTS frikort_schema (version int8 NOT NULL); "
-                     "CREATE TABLE IF NOT EXISTS frikort_lookup_sync (n int8 NOT NULL); ");
+                     "CREATE TABLE IF NOT EXISTS frikort_lookup_sync (n int8 NOT NULL); ",
+                     pg::kCreateLeaseTable);
     for (int t = 0; t < kNumTables; ++t) {
       absl::StrAppend(&create, "CREATE TABLE IF NOT EXISTS frikort_",
                       TableName(static_cast<Table>(t)),
@@ -335,6 +370,11 @@ absl::Status PgStore::Open() {
         "the register in PostgreSQL has schema version ", version, ", newer than this frikortd's (",
         kPgSchemaVersion, "); use the frikortd that wrote it"));
   }
+  absl::StatusOr<int64_t> token =
+      pg::AcquireLease(c, pg::LeaseHolderName(), options_.lease_ttl, options_.lease_wait);
+  if (!token.ok()) return token.status();
+  token_ = *token;
+  if (options_.renew_lease) renewer_ = std::thread([this] { RenewLoop(); });
   return absl::OkStatus();
 }
 
@@ -378,6 +418,9 @@ absl::Status PgStore::Commit(const WriteSet& writes) {
   if (absl::Status s = Reconnect(&commit_conn_, options_.sync_writes); !s.ok()) return s;
   PGconn* c = commit_conn_.get();
   absl::Status s = Exec(c, "BEGIN", "commit");
+  // First: the lease's row stays locked until the commit, so no other
+  // writer can take it over in between.
+  if (s.ok()) s = pg::FenceLease(c, token_, options_.lease_ttl);
   if (s.ok()) s = ApplyWrites(c, writes);
   if (s.ok()) {
     s = Exec(c, "COMMIT", "commit");

@@ -14,7 +14,9 @@
 // flushes (and replicates) all WAL before it. A crash of PostgreSQL itself
 // loses at most what was appended since the last SyncLookups.
 //
-// Opening creates the schema in an empty database and records its version in
+// Opening takes the register's writer lease (pg_store_lease.h), and every
+// commit checks in its transaction that it still holds it; closing gives it
+// up. Opening creates the schema in an empty database and records its version in
 // frikort_schema; a newer version is refused (FailedPrecondition). Errors:
 // Unavailable for a lost or refused connection and for a server out of
 // resources, DataLoss for damaged data, Internal for other failures. Messages
@@ -30,6 +32,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "storage/store.h"
 
 namespace frikort::storage {
@@ -43,6 +46,12 @@ struct PgStoreOptions {
   bool sync_writes = true;
   // Rows read per statement of a scan.
   int scan_page_rows = 1000;
+  // The writer lease (see pg_store_lease.h): held for lease_ttl from each
+  // commit or renewal; opening waits up to lease_wait for a holder that
+  // stopped renewing. renew_lease off only in tests of a paused writer.
+  absl::Duration lease_ttl = absl::Seconds(10);
+  absl::Duration lease_wait = absl::Seconds(12);
+  bool renew_lease = true;
 };
 
 // The schema version this frikortd writes (frikort_schema.version).

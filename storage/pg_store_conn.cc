@@ -11,6 +11,7 @@ namespace frikort::storage::pg {
 namespace {
 
 constexpr Oid kInt8Oid = 20;
+constexpr Oid kTextOid = 25;
 constexpr Oid kByteaOid = 17;
 constexpr Oid kByteaArrayOid = 1001;
 
@@ -94,6 +95,7 @@ std::string ByteaArray(absl::Span<const absl::string_view> items) {
 }  // namespace
 
 void Params::Bytea(absl::string_view b) { Add(kByteaOid, b); }
+void Params::Text(absl::string_view t) { Add(kTextOid, t); }
 void Params::Int8(int64_t v) {
   std::string b;
   PutUint32(&b, static_cast<uint32_t>(static_cast<uint64_t>(v) >> 32));

@@ -52,6 +52,7 @@ absl::StatusOr<Conn> Connect(const std::string& dsn, bool synchronous);
 class Params {
  public:
   void Bytea(absl::string_view b);
+  void Text(absl::string_view t);
   void Int8(int64_t v);
   void Array(absl::Span<const absl::string_view> items);  // bytea[]
   Result Run(PGconn* conn, const std::string& sql) const;

@@ -1,12 +1,14 @@
 // The real frikortd with its register in PostgreSQL (a server of the test's
 // own, tests/testing/pg_server.h): reports submitted before a kill -9 are
-// there after the restart, exactly once; --verify walks the database; each bad
+// there after the restart (once the dead one's writer lease ran out), exactly
+// once; --verify walks the database; each bad
 // combination of the store flags is one line and a non-zero exit.
 #include <signal.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <string>
@@ -95,9 +97,13 @@ TEST_F(PgDaemonTest, ReportsSurviveAKillAndRestartOnPostgres) {
   first->Signal(SIGKILL);
   ASSERT_EQ(first->ExitCode(absl::Seconds(10)), -1000 - SIGKILL);
 
+  // The dead one's writer lease runs out (10 s) before the next may write.
+  const absl::Time killed = absl::Now();
   Daemon* second = nullptr;
   channel = StartServing(&second, PgArgs());
   ASSERT_NE(channel, nullptr);
+  std::cout << "serving again " << absl::FormatDuration(absl::Now() - killed)
+            << " after kill -9 (writer lease taken over)" << std::endl;
   // Resent, every report is known; each is in its ledger once.
   response = Submit(channel, batch);
   ASSERT_EQ(response.results_size(), 12);

@@ -174,6 +174,7 @@ TEST_F(PgStoreTest, LookupsAppendedAndSyncedSurviveADatabaseCrash) {
   // An immediate stop is a crash: no checkpoint, WAL replayed at start.
   ASSERT_TRUE(server_->Stop().ok());
   ASSERT_TRUE(server_->Restart().ok());
+  store.reset();
   auto reopened = Open();
   ASSERT_NE(reopened, nullptr);
   EXPECT_EQ(ScanAll(reopened.get(), Table::kLookups), records);
@@ -197,6 +198,46 @@ TEST_F(PgStoreTest, ALostDatabaseIsUnavailableAndComesBack) {
   auto again = store->Get(Table::kPersons, key);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->value_or(""), "x");
+}
+
+TEST_F(PgStoreTest, AnOldWriterCannotCommitAfterANewOneTookOver) {
+  // The old writer stops renewing its lease, as a paused or cut-off process
+  // would; the new one takes the lease over once it has expired.
+  PgStoreOptions o;
+  o.dsn = dsn_;
+  o.lease_ttl = absl::Milliseconds(300);
+  o.renew_lease = false;
+  auto old_writer = OpenPgStore(o);
+  ASSERT_TRUE(old_writer.ok()) << old_writer.status();
+  ASSERT_TRUE(Put(old_writer->get(), Table::kPersons, {{"a", "old"}}).ok());
+  o.lease_wait = absl::Seconds(10);
+  o.renew_lease = true;
+  auto new_writer = OpenPgStore(o);
+  ASSERT_TRUE(new_writer.ok()) << new_writer.status();
+
+  absl::Status late = Put(old_writer->get(), Table::kPersons, {{"a", "late"}, {"b", "late"}});
+  EXPECT_EQ(late.code(), absl::StatusCode::kUnavailable) << late;
+  EXPECT_THAT(std::string(late.message()), HasSubstr("writer lease passed to another frikortd"));
+  EXPECT_EQ(ScanAll(new_writer->get(), Table::kPersons), (KV{{"a", "old"}}))
+      << "nothing of the fenced commit landed";
+  EXPECT_TRUE(Put(new_writer->get(), Table::kPersons, {{"b", "new"}}).ok());
+}
+
+TEST_F(PgStoreTest, ALiveWriterKeepsItsLeaseUntilItCloses) {
+  PgStoreOptions o;
+  o.dsn = dsn_;
+  o.lease_ttl = absl::Seconds(1);
+  auto holder = OpenPgStore(o);  // renews every third of a second
+  ASSERT_TRUE(holder.ok()) << holder.status();
+  o.lease_wait = absl::Milliseconds(2500);  // past the lease's time: renewed
+  auto second = OpenPgStore(o);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition) << second.status();
+  EXPECT_THAT(std::string(second.status().message()), HasSubstr("held by another frikortd"));
+  holder->reset();  // closing gives the lease up: the next writer need not wait
+  o.lease_wait = absl::ZeroDuration();
+  auto next = OpenPgStore(o);
+  EXPECT_TRUE(next.ok()) << next.status();
 }
 
 TEST_F(PgStoreTest, TheSchemaIsCreatedOnceAndANewerOneIsRefused) {
