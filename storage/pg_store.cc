@@ -38,27 +38,45 @@ using pg::StatusOf;
 // frikortd starting on one empty database do not both create it.
 constexpr int64_t kSchemaLockId = 0x6672696b6f7274;  // "frikort"
 
-// The statements of one table.
+// The statements of one table, by the names every session prepares them
+// under (PrepareAll).
 struct TableSql {
   std::string get, multi_get, scan_from, scan_after, scan_from_below, scan_after_below, remove,
       upsert;
 };
 
-TableSql MakeTableSql(Table t, int page_rows) {
+// The statements of table `t`; their PREPAREs appended to `*prepare`.
+TableSql MakeTableSql(Table t, int page_rows, std::string* prepare) {
   const std::string name = absl::StrCat("frikort_", TableName(t));
   const std::string scan = absl::StrCat("SELECT k, v FROM ", name, " WHERE k ");
   const std::string order = absl::StrCat(" ORDER BY k LIMIT ", page_rows);
   TableSql s;
-  s.get = absl::StrCat("SELECT v FROM ", name, " WHERE k = $1");
-  s.multi_get = absl::StrCat("SELECT k, v FROM ", name, " WHERE k = ANY($1)");
-  s.scan_from = absl::StrCat(scan, ">= $1", order);
-  s.scan_after = absl::StrCat(scan, "> $1", order);
-  s.scan_from_below = absl::StrCat(scan, ">= $1 AND k < $2", order);
-  s.scan_after_below = absl::StrCat(scan, "> $1 AND k < $2", order);
-  s.remove = absl::StrCat("DELETE FROM ", name, " WHERE k = ANY($1)");
-  s.upsert = absl::StrCat("INSERT INTO ", name, " (k, v) SELECT * FROM unnest($1::bytea[], ",
-                          "$2::bytea[]) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v");
+  auto add = [&](std::string* field, absl::string_view what, absl::string_view types,
+                 absl::string_view sql) {
+    *field = absl::StrCat(TableName(t), "_", what);
+    absl::StrAppend(prepare, "PREPARE ", *field, " (", types, ") AS ", sql, "; ");
+  };
+  add(&s.get, "get", "bytea", absl::StrCat("SELECT v FROM ", name, " WHERE k = $1"));
+  add(&s.multi_get, "multi_get", "bytea[]",
+      absl::StrCat("SELECT k, v FROM ", name, " WHERE k = ANY($1)"));
+  add(&s.scan_from, "scan_from", "bytea", absl::StrCat(scan, ">= $1", order));
+  add(&s.scan_after, "scan_after", "bytea", absl::StrCat(scan, "> $1", order));
+  add(&s.scan_from_below, "scan_from_below", "bytea, bytea",
+      absl::StrCat(scan, ">= $1 AND k < $2", order));
+  add(&s.scan_after_below, "scan_after_below", "bytea, bytea",
+      absl::StrCat(scan, "> $1 AND k < $2", order));
+  add(&s.remove, "remove", "bytea[]", absl::StrCat("DELETE FROM ", name, " WHERE k = ANY($1)"));
+  add(&s.upsert, "upsert", "bytea[], bytea[]",
+      absl::StrCat("INSERT INTO ", name, " (k, v) SELECT * FROM unnest($1, $2) ",
+                   "ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v"));
   return s;
+}
+
+std::array<TableSql, kNumTables> MakeAllSql(int page_rows, std::string* prepare) {
+  std::array<TableSql, kNumTables> all;
+  for (int t = 0; t < kNumTables; ++t)
+    all[t] = MakeTableSql(static_cast<Table>(t), page_rows, prepare);
+  return all;
 }
 
 // The first key after every key that starts with `prefix`; nullopt when
@@ -77,7 +95,7 @@ absl::StatusOr<std::optional<std::string>> GetOn(PGconn* conn, const TableSql& s
                                                  absl::string_view key) {
   Params p;
   p.Bytea(key);
-  Result res = p.Run(conn, sql.get);
+  Result res = p.RunPrepared(conn, sql.get);
   if (absl::Status s = StatusOf(conn, res.get(), "read"); !s.ok()) return s;
   if (PQntuples(res.get()) == 0) return std::nullopt;
   return std::string(Cell(res.get(), 0, 0));
@@ -88,7 +106,7 @@ absl::Status MultiGetOn(PGconn* conn, const TableSql& sql, absl::Span<const absl
                         const std::function<void(size_t, const absl::string_view*)>& found) {
   Params p;
   p.Array(keys);
-  Result res = p.Run(conn, sql.multi_get);
+  Result res = p.RunPrepared(conn, sql.multi_get);
   if (absl::Status s = StatusOf(conn, res.get(), "read"); !s.ok()) return s;
   // The rows come in no particular order: each is matched to its keys (a
   // key asked twice is answered twice) through the keys' sorted order.
@@ -119,7 +137,7 @@ absl::StatusOr<Result> ScanPageOn(PGconn* conn, const TableSql& sql, absl::strin
   const std::string& stmt = end.has_value()
                                 ? (inclusive ? sql.scan_from_below : sql.scan_after_below)
                                 : (inclusive ? sql.scan_from : sql.scan_after);
-  Result res = p.Run(conn, stmt);
+  Result res = p.RunPrepared(conn, stmt);
   if (absl::Status s = StatusOf(conn, res.get(), "scan"); !s.ok()) return s;
   return res;
 }
@@ -209,11 +227,10 @@ class PgSnapshot final : public StoreReader {
 
 class PgStore final : public Store {
  public:
-  explicit PgStore(const PgStoreOptions& options) : options_(options), pool_(options.dsn) {
-    for (int t = 0; t < kNumTables; ++t) {
-      sql_[t] = MakeTableSql(static_cast<Table>(t), options_.scan_page_rows);
-    }
-  }
+  explicit PgStore(const PgStoreOptions& options)
+      : options_(options),
+        sql_(MakeAllSql(options.scan_page_rows, &prepare_)),
+        pool_(options.dsn, prepare_) {}
 
   ~PgStore() override {
     if (renewer_.joinable()) {
@@ -293,7 +310,7 @@ class PgStore final : public Store {
   // `conn`, connected again if it was lost.
   absl::Status Reconnect(Conn* conn, bool synchronous) {
     if (*conn != nullptr && PQstatus(conn->get()) == CONNECTION_OK) return absl::OkStatus();
-    absl::StatusOr<Conn> c = pg::Connect(options_.dsn, synchronous);
+    absl::StatusOr<Conn> c = pg::Connect(options_.dsn, synchronous, prepare_);
     if (!c.ok()) return c.status();
     *conn = *std::move(c);
     return absl::OkStatus();
@@ -311,7 +328,8 @@ class PgStore final : public Store {
   }
 
   const PgStoreOptions options_;
-  std::array<TableSql, kNumTables> sql_;
+  std::string prepare_;  // every session's PREPAREs (before sql_: MakeAllSql fills it)
+  const std::array<TableSql, kNumTables> sql_;
   pg::Pool pool_;
   absl::Mutex commit_mu_;
   Conn commit_conn_ ABSL_GUARDED_BY(commit_mu_);
@@ -326,7 +344,8 @@ class PgStore final : public Store {
 };
 
 absl::Status PgStore::Open() {
-  absl::StatusOr<PooledConn> conn = Take();
+  // A session without the prepared statements: their tables may not exist yet.
+  absl::StatusOr<Conn> conn = pg::Connect(options_.dsn, /*synchronous=*/true);
   if (!conn.ok()) return conn.status();
   PGconn* c = conn->get();
   Result exists(PQexec(c, "SELECT to_regclass('frikort_schema') IS NOT NULL"));
@@ -395,14 +414,14 @@ absl::Status PgStore::ApplyWrites(PGconn* conn, const WriteSet& writes) {
     if (!removed.empty()) {
       Params p;
       p.Array(removed);
-      Result res = p.Run(conn, sql_[t].remove);
+      Result res = p.RunPrepared(conn, sql_[t].remove);
       if (absl::Status s = StatusOf(conn, res.get(), "commit"); !s.ok()) return s;
     }
     if (!keys.empty()) {
       Params p;
       p.Array(keys);
       p.Array(values);
-      Result res = p.Run(conn, sql_[t].upsert);
+      Result res = p.RunPrepared(conn, sql_[t].upsert);
       if (absl::Status s = StatusOf(conn, res.get(), "commit"); !s.ok()) return s;
     }
   }
@@ -452,7 +471,7 @@ absl::Status PgStore::AppendLookups(absl::Span<const std::pair<std::string, std:
   Params p;
   p.Array(keys);
   p.Array(values);
-  Result res = p.Run(log_conn_.get(), Sql(Table::kLookups).upsert);
+  Result res = p.RunPrepared(log_conn_.get(), Sql(Table::kLookups).upsert);
   if (absl::Status s = StatusOf(log_conn_.get(), res.get(), "lookup log write"); !s.ok()) return s;
   appended_.fetch_add(1, std::memory_order_release);
   return absl::OkStatus();

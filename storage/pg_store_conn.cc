@@ -111,6 +111,10 @@ Result Params::Run(PGconn* conn, const std::string& sql) const {
   return Result(PQexecParams(conn, sql.c_str(), static_cast<int>(values_.size()), types_.data(),
                              values_.data(), lengths_.data(), formats_.data(), 1));
 }
+Result Params::RunPrepared(PGconn* conn, const std::string& name) const {
+  return Result(PQexecPrepared(conn, name.c_str(), static_cast<int>(values_.size()), values_.data(),
+                               lengths_.data(), formats_.data(), 1));
+}
 void Params::Add(Oid type, absl::string_view b) {
   types_.push_back(type);
   values_.push_back(b.data());
@@ -118,7 +122,7 @@ void Params::Add(Oid type, absl::string_view b) {
   formats_.push_back(1);
 }
 
-absl::StatusOr<Conn> Connect(const std::string& dsn, bool synchronous) {
+absl::StatusOr<Conn> Connect(const std::string& dsn, bool synchronous, const std::string& setup) {
   Conn conn(PQconnectdb(dsn.c_str()));
   if (conn == nullptr) return absl::ResourceExhaustedError("postgres: out of memory");
   if (PQstatus(conn.get()) != CONNECTION_OK) {
@@ -127,9 +131,9 @@ absl::StatusOr<Conn> Connect(const std::string& dsn, bool synchronous) {
   // The server's notices (a shutdown's warning, say) are not frikortd's log.
   PQsetNoticeProcessor(
       conn.get(), [](void*, const char*) {}, nullptr);
-  if (absl::Status s = Exec(
-          conn.get(), synchronous ? "SET synchronous_commit = on" : "SET synchronous_commit = off",
-          "cannot set up the PostgreSQL session");
+  const std::string sql =
+      absl::StrCat("SET synchronous_commit = ", synchronous ? "on" : "off", "; ", setup);
+  if (absl::Status s = Exec(conn.get(), sql.c_str(), "cannot set up the PostgreSQL session");
       !s.ok()) {
     return s;
   }
@@ -145,7 +149,7 @@ absl::StatusOr<Conn> Pool::Take() {
       return c;
     }
   }
-  return Connect(dsn_, /*synchronous=*/true);
+  return Connect(dsn_, /*synchronous=*/true, setup_);
 }
 
 void Pool::Give(Conn c) {

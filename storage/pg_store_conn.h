@@ -44,9 +44,10 @@ absl::Status StatusOf(PGconn* conn, const PGresult* res, absl::string_view what)
 // Runs `sql` (text, no parameters; several statements allowed).
 absl::Status Exec(PGconn* conn, const char* sql, absl::string_view what);
 
-// A session on `dsn` with synchronous_commit on or off; the server's notices
-// are dropped.
-absl::StatusOr<Conn> Connect(const std::string& dsn, bool synchronous);
+// A session on `dsn` with synchronous_commit on or off, set up by `setup`
+// (statements run once, such as PREPAREs); the server's notices are dropped.
+absl::StatusOr<Conn> Connect(const std::string& dsn, bool synchronous,
+                             const std::string& setup = "");
 
 // Binary parameters of one statement; results come back binary too.
 class Params {
@@ -56,6 +57,8 @@ class Params {
   void Int8(int64_t v);
   void Array(absl::Span<const absl::string_view> items);  // bytea[]
   Result Run(PGconn* conn, const std::string& sql) const;
+  // Runs the statement the session prepared as `name`.
+  Result RunPrepared(PGconn* conn, const std::string& name) const;
 
  private:
   void Add(Oid type, absl::string_view b);
@@ -73,12 +76,13 @@ inline absl::string_view Cell(const PGresult* res, int row, int col) {
 // snapshot, kept for the next when given back usable and idle.
 class Pool {
  public:
-  explicit Pool(std::string dsn) : dsn_(std::move(dsn)) {}
+  Pool(std::string dsn, std::string setup) : dsn_(std::move(dsn)), setup_(std::move(setup)) {}
   absl::StatusOr<Conn> Take();
   void Give(Conn c);
 
  private:
   const std::string dsn_;
+  const std::string setup_;
   absl::Mutex mu_;
   std::vector<Conn> idle_ ABSL_GUARDED_BY(mu_);
 };
