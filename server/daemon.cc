@@ -21,6 +21,7 @@
 #include "server/metrics.h"
 #include "server/startup_files.h"
 #include "server/system_clock.h"
+#include "storage/pg_store.h"
 
 namespace frikort::server {
 namespace {
@@ -109,6 +110,26 @@ void LogIssuanceRun(const jobs::RunSummary& s) {
 }  // namespace
 
 absl::Status CheckDaemonOptions(const DaemonOptions& options) {
+  if (options.store != "rocksdb" && options.store != "postgres") {
+    return absl::InvalidArgumentError("--store must be rocksdb or postgres");
+  }
+  if (options.store == "postgres") {
+    if (options.postgres_dsn.empty()) {
+      return absl::InvalidArgumentError("--store=postgres needs --postgres_dsn");
+    }
+    if (options.pseudonym_key_file.empty()) {
+      return absl::InvalidArgumentError(
+          "--store=postgres needs --pseudonym_key_file (there is no data folder to keep a "
+          "development key in)");
+    }
+    if (!options.restore_from.empty()) {
+      return absl::InvalidArgumentError(
+          "--restore_from restores a RocksDB backup; a register in PostgreSQL is restored with "
+          "PostgreSQL's own tools");
+    }
+  } else if (!options.postgres_dsn.empty()) {
+    return absl::InvalidArgumentError("--postgres_dsn needs --store=postgres");
+  }
   if (options.data_dir.empty()) {
     return absl::InvalidArgumentError("--data_dir must not be empty");
   }
@@ -170,6 +191,14 @@ storage::RegisterOptions RegisterOptionsFor(const DaemonOptions& options, std::s
   out.id_options.allow_synthetic = options.allow_synthetic_ids;
   out.block_cache_bytes = static_cast<uint64_t>(options.block_cache_mb) << 20;
   out.write_buffer_bytes = static_cast<uint64_t>(options.write_buffer_mb) << 20;
+  if (options.store == "postgres") {
+    // data_dir then only names the register in messages.
+    out.data_dir = "PostgreSQL";
+    out.open_store = [dsn = options.postgres_dsn](const storage::RegisterOptions& reg) {
+      return storage::OpenPgStore(
+          storage::PgStoreOptions{.dsn = dsn, .sync_writes = reg.sync_writes});
+    };
+  }
   return out;
 }
 
@@ -179,9 +208,12 @@ absl::StatusOr<OpenedRegister> OpenRegister(const DaemonOptions& options, OpenMo
   if (!rules.ok()) return rules.status();
   out.rules = *std::move(rules);
 
+  const bool postgres = options.store == "postgres";
   const std::string& data_dir = options.data_dir;
   std::error_code ec;
-  if (mode == OpenMode::kExistingOnly) {
+  if (postgres) {
+    // No folder: the database holds the register, the key file its key.
+  } else if (mode == OpenMode::kExistingOnly) {
     if (!std::filesystem::exists(std::filesystem::path(data_dir) / "CURRENT", ec)) {
       return absl::NotFoundError(absl::StrCat("data_dir ", data_dir, ": holds no register"));
     }
@@ -203,7 +235,10 @@ absl::StatusOr<OpenedRegister> OpenRegister(const DaemonOptions& options, OpenMo
       RegisterOptionsFor(options, *std::move(secret), out.rules.get(), out.clock);
   out.id_options = reg_options.id_options;
   absl::StatusOr<std::unique_ptr<storage::Register>> reg = storage::Register::Open(reg_options);
-  if (!reg.ok()) return WithContext(reg.status(), "data_dir", data_dir);
+  if (!reg.ok()) {
+    return postgres ? WithContext(reg.status(), "store", "postgres")
+                    : WithContext(reg.status(), "data_dir", data_dir);
+  }
   out.reg = *std::move(reg);
   return out;
 }
@@ -220,7 +255,7 @@ absl::StatusOr<int> Verify(const DaemonOptions& options, std::FILE* out) {
       "verified %s in %lld ms: %llu persons, %llu entries (each with its idempotency index), %llu "
       "ledgers (totals, crossing dates, refunds within the excess), %llu cards, %llu payouts, "
       "%llu due markers: %zu violation%s\n",
-      options.data_dir.c_str(),
+      options.store == "postgres" ? "the register in PostgreSQL" : options.data_dir.c_str(),
       static_cast<long long>(absl::ToInt64Milliseconds(absl::Now() - start)),
       static_cast<unsigned long long>(report->persons),
       static_cast<unsigned long long>(report->entries),

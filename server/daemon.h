@@ -63,6 +63,10 @@ struct DaemonOptions {
   std::string metrics_listen;  // empty = no metrics endpoint
   std::string log_format = "text";
   int max_calls_per_caller = 100;
+  // Where the register lives: "rocksdb" (in data_dir) or "postgres" (in the
+  // database postgres_dsn names; pseudonym_key_file is then required).
+  std::string store = "rocksdb";
+  std::string postgres_dsn;
 };
 
 // Values that parse but make no sense (exit code kExitBadFlags):
@@ -93,7 +97,9 @@ enum class OpenMode {
   kExistingOnly,  // verify: nothing is created; NotFound when there is no register
 };
 // Loads the rules and the pseudonym key and opens the register in
-// options.data_dir. Errors name rules_file, pseudonym_key_file or data_dir.
+// options.data_dir (or PostgreSQL). Errors name rules_file,
+// pseudonym_key_file, data_dir or the store (never the DSN: it may hold a
+// password).
 absl::StatusOr<OpenedRegister> OpenRegister(const DaemonOptions& options, OpenMode mode);
 
 // --verify: walks the register (one snapshot, bounded memory) and prints every

@@ -70,6 +70,11 @@ ABSL_FLAG(std::string, authz_file, Defaults().authz_file,
           "roles per client certificate CN (required with TLS); re-read on SIGHUP");
 ABSL_FLAG(int, max_calls_per_caller, Defaults().max_calls_per_caller,
           "calls one caller may have in flight (RESOURCE_EXHAUSTED beyond); 0 = no limit");
+ABSL_FLAG(std::string, store, Defaults().store,
+          "where the register lives: rocksdb (in --data_dir) or postgres (in --postgres_dsn; "
+          "needs --pseudonym_key_file)");
+ABSL_FLAG(std::string, postgres_dsn, Defaults().postgres_dsn,
+          "with --store=postgres: the libpq connection string of the register's database");
 
 namespace {
 
@@ -93,6 +98,8 @@ frikort::server::DaemonOptions OptionsFromFlags() {
   options.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
   options.authz_file = absl::GetFlag(FLAGS_authz_file);
   options.max_calls_per_caller = absl::GetFlag(FLAGS_max_calls_per_caller);
+  options.store = absl::GetFlag(FLAGS_store);
+  options.postgres_dsn = absl::GetFlag(FLAGS_postgres_dsn);
   return options;
 }
 

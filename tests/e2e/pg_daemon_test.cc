@@ -1,0 +1,180 @@
+// The real frikortd with its register in PostgreSQL (a server of the test's
+// own, tests/testing/pg_server.h): reports submitted before a kill -9 are
+// there after the restart (once the dead one's writer lease ran out), exactly
+// once; --verify walks the database; each bad
+// combination of the store flags is one line and a non-zero exit.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "storage/pg_store.h"
+#include "tests/e2e/daemon.h"
+#include "tests/server/test_util.h"
+#include "tests/testing/pg_server.h"
+
+namespace frikort::testutil {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class PgDaemonTest : public DaemonTest {
+ protected:
+  void SetUp() override {
+    DaemonTest::SetUp();
+    absl::StatusOr<testing::PgServer*> server = testing::PgServer::Shared();
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *server;
+    absl::StatusOr<std::string> dsn = server_->CreateDatabase();
+    ASSERT_TRUE(dsn.ok()) << dsn.status();
+    dsn_ = *dsn;
+    key_file_ = WriteKey("pseudonym.key", 'a');
+  }
+
+  std::string WriteKey(const std::string& name, char fill) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path, std::ios::trunc) << std::string(64, fill) << "\n";
+    chmod(path.c_str(), 0600);
+    return path;
+  }
+
+  std::vector<std::string> PgArgs(const std::string& key_file = "") {
+    std::vector<std::string> args = Args();
+    args.push_back("--store=postgres");
+    args.push_back("--postgres_dsn=" + dsn_);
+    args.push_back("--pseudonym_key_file=" + (key_file.empty() ? key_file_ : key_file));
+    return args;
+  }
+
+  static v1::SubmitCoPaymentsResponse Submit(const std::shared_ptr<grpc::Channel>& channel,
+                                             const v1::SubmitCoPaymentsRequest& batch) {
+    v1::SubmitCoPaymentsResponse response;
+    grpc::Status s =
+        v1::Reporting::NewStub(channel)->SubmitCoPayments(Ctx().get(), batch, &response);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return response;
+  }
+
+  testing::PgServer* server_ = nullptr;
+  std::string dsn_, key_file_;
+};
+
+v1::SubmitCoPaymentsRequest Batch(int size) {
+  v1::SubmitCoPaymentsRequest request;
+  for (int i = 0; i < size; ++i) {
+    CoPaymentSpec s;
+    s.report_id = absl::StrCat("pg-", i);
+    s.person_id = PersonId(i % 3);
+    s.amount_ore = 1000 + i;
+    s.service_time = OsloTime(2025, 3, 1, 8) + absl::Minutes(i);
+    *request.add_co_payments() = MakeCoPayment(s);
+  }
+  return request;
+}
+
+TEST_F(PgDaemonTest, ReportsSurviveAKillAndRestartOnPostgres) {
+  Daemon* first = nullptr;
+  auto channel = StartServing(&first, PgArgs());
+  ASSERT_NE(channel, nullptr);
+  const v1::SubmitCoPaymentsRequest batch = Batch(12);
+  v1::SubmitCoPaymentsResponse response = Submit(channel, batch);
+  ASSERT_EQ(response.results_size(), 12);
+  for (const v1::ReportResult& r : response.results()) ASSERT_EQ(r.outcome(), v1::ACCEPTED);
+  v1::CheckExemptionRequest lookup;
+  lookup.set_person_id(PersonId(1));
+  v1::CheckExemptionResponse answer;
+  ASSERT_TRUE(v1::Lookup::NewStub(channel)->CheckExemption(Ctx().get(), lookup, &answer).ok());
+  first->Signal(SIGKILL);
+  ASSERT_EQ(first->ExitCode(absl::Seconds(10)), -1000 - SIGKILL);
+
+  // The dead one's writer lease runs out (10 s) before the next may write.
+  const absl::Time killed = absl::Now();
+  Daemon* second = nullptr;
+  channel = StartServing(&second, PgArgs());
+  ASSERT_NE(channel, nullptr);
+  std::cout << "serving again " << absl::FormatDuration(absl::Now() - killed)
+            << " after kill -9 (writer lease taken over)" << std::endl;
+  // Resent, every report is known; each is in its ledger once.
+  response = Submit(channel, batch);
+  ASSERT_EQ(response.results_size(), 12);
+  for (const v1::ReportResult& r : response.results()) EXPECT_EQ(r.outcome(), v1::DUPLICATE);
+  std::map<std::string, int> stored;
+  for (int p = 0; p < 3; ++p) {
+    v1::GetLedgerRequest request;
+    request.set_person_id(PersonId(p));
+    request.set_year(2025);
+    v1::Ledger ledger;
+    grpc::Status s = v1::Registry::NewStub(channel)->GetLedger(Ctx().get(), request, &ledger);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    for (const v1::LedgerEntry& e : ledger.entries()) ++stored[e.report_id()];
+  }
+  ASSERT_EQ(stored.size(), 12u);
+  for (const auto& [id, n] : stored) EXPECT_EQ(n, 1) << id;
+  second->Signal(SIGTERM);
+  ASSERT_EQ(second->ExitCode(absl::Seconds(15)), 0) << second->Stderr();
+  EXPECT_FALSE(std::filesystem::exists(data_dir_)) << "the data folder is not used with postgres";
+
+  // The offline verifier walks the database.
+  std::vector<std::string> verify = PgArgs();
+  verify.push_back("--verify");
+  Daemon* v = Launch(verify);
+  const std::optional<int> code = v->ExitCode(absl::Seconds(60));
+  EXPECT_EQ(code, 0) << v->Stderr();
+}
+
+TEST_F(PgDaemonTest, BadStoreFlagsAreOneLineEach) {
+  std::vector<std::string> args = Args();
+  args.push_back("--store=mysql");
+  ExpectRefused(args, 2, "--store must be rocksdb or postgres");
+
+  args = Args();
+  args.push_back("--store=postgres");
+  args.push_back("--pseudonym_key_file=" + key_file_);
+  ExpectRefused(args, 2, "--store=postgres needs --postgres_dsn");
+
+  args = Args();
+  args.push_back("--store=postgres");
+  args.push_back("--postgres_dsn=" + dsn_);
+  ExpectRefused(args, 2, "--store=postgres needs --pseudonym_key_file");
+
+  args = Args();
+  args.push_back("--postgres_dsn=" + dsn_);
+  ExpectRefused(args, 2, "--postgres_dsn needs --store=postgres");
+
+  // Nothing listens on port 1; the password stays out of the message.
+  args = Args();
+  args.push_back("--store=postgres");
+  args.push_back("--postgres_dsn=host=127.0.0.1 port=1 user=x password=pw-s3cret");
+  args.push_back("--pseudonym_key_file=" + key_file_);
+  ExpectRefused(args, 1, "cannot connect to PostgreSQL");
+  EXPECT_THAT(daemons_.back()->Stderr(), Not(HasSubstr("pw-s3cret")));
+}
+
+TEST_F(PgDaemonTest, AnotherKeyOrANewerSchemaIsRefusedAtStart) {
+  Daemon* d = nullptr;
+  ASSERT_NE(StartServing(&d, PgArgs()), nullptr);
+  d->Signal(SIGTERM);
+  ASSERT_EQ(d->ExitCode(absl::Seconds(15)), 0) << d->Stderr();
+
+  ExpectRefused(PgArgs(WriteKey("other.key", 'b')), 1, "pseudonym key does not match");
+
+  ASSERT_TRUE(server_
+                  ->Execute(testing::PgServer::DatabaseOf(dsn_),
+                            absl::StrCat("UPDATE frikort_schema SET version = ",
+                                         storage::kPgSchemaVersion + 1))
+                  .ok());
+  ExpectRefused(PgArgs(), 1, "newer than this frikortd's");
+}
+
+}  // namespace
+}  // namespace frikort::testutil
