@@ -6,12 +6,10 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 
-#include <cerrno>
+#include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <fstream>
 #include <memory>
-#include <sstream>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -21,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
+#include "server/startup_files.h"
 
 namespace frikort::server {
 namespace {
@@ -299,14 +298,9 @@ absl::StatusOr<std::shared_ptr<const Jwks>> Jwks::Parse(absl::string_view json) 
 }
 
 absl::StatusOr<std::shared_ptr<const Jwks>> Jwks::LoadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("citizen_jwks_file ", path, ": cannot read: ", std::strerror(errno)));
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  absl::StatusOr<std::shared_ptr<const Jwks>> keys = Parse(text.str());
+  absl::StatusOr<std::string> text = ReadFlagFile("citizen_jwks_file", path, /*private_key=*/false);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<std::shared_ptr<const Jwks>> keys = Parse(*text);
   if (!keys.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("citizen_jwks_file ", path, ": ", keys.status().message()));

@@ -11,7 +11,8 @@
 // Exit status: 0 after SIGTERM/SIGINT (calls in flight finished, register
 // closed), 1 when startup fails (one line on stderr saying why), 2 for a bad
 // flag or argument. SIGHUP re-reads the authz file (a malformed one is refused
-// with its line number and the previous table stays in force). With --verify:
+// with its line number and the previous table stays in force) and the
+// Citizen service's JWKS file (likewise). With --verify:
 // 0 when every invariant holds, 3 when a violation was found, 1 when the
 // register could not be walked.
 //
@@ -70,6 +71,12 @@ ABSL_FLAG(std::string, authz_file, Defaults().authz_file,
           "roles per client certificate CN (required with TLS); re-read on SIGHUP");
 ABSL_FLAG(int, max_calls_per_caller, Defaults().max_calls_per_caller,
           "calls one caller may have in flight (RESOURCE_EXHAUSTED beyond); 0 = no limit");
+ABSL_FLAG(std::string, citizen_jwks_file, Defaults().citizen_jwks_file,
+          "the Citizen service's token signing keys (JWKS, RSA and EC P-256); re-read on SIGHUP");
+ABSL_FLAG(std::string, citizen_token_issuer, Defaults().citizen_token_issuer,
+          "the Citizen service's token issuer: the 'iss' every token must carry");
+ABSL_FLAG(std::string, citizen_token_audience, Defaults().citizen_token_audience,
+          "the Citizen service's audience: a value every token's 'aud' must contain");
 
 namespace {
 
@@ -93,6 +100,9 @@ frikort::server::DaemonOptions OptionsFromFlags() {
   options.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
   options.authz_file = absl::GetFlag(FLAGS_authz_file);
   options.max_calls_per_caller = absl::GetFlag(FLAGS_max_calls_per_caller);
+  options.citizen_jwks_file = absl::GetFlag(FLAGS_citizen_jwks_file);
+  options.citizen_token_issuer = absl::GetFlag(FLAGS_citizen_token_issuer);
+  options.citizen_token_audience = absl::GetFlag(FLAGS_citizen_token_audience);
   return options;
 }
 
