@@ -44,6 +44,8 @@ class TokenKey {
   }
 
   const std::string& kid() const { return kid_; }
+  // The key pair (for measuring OpenSSL's verification alone).
+  EVP_PKEY* pkey() const { return key_.get(); }
   const std::string& alg() const { return alg_; }
 
   // The public key as a JWK.
