@@ -28,6 +28,7 @@ constexpr RoleName kRoleNames[] = {
     {Role::kReporter, "reporter"},
     {Role::kReception, "reception"},
     {Role::kOperator, "operator"},
+    {Role::kCitizenPortal, "citizen-portal"},
 };
 
 // X.509 allows 64 characters in a CN; UTF-8 may take up to 4 bytes each.
@@ -93,8 +94,8 @@ absl::StatusOr<RoleSet> ParseRoles(int n, absl::string_view field) {
       }
     }
     if (!known) {
-      return LineError(
-          n, absl::StrCat("unknown role '", name, "' (roles: reporter, reception, operator)"));
+      return LineError(n, absl::StrCat("unknown role '", name,
+                                       "' (roles: reporter, reception, operator, citizen-portal)"));
     }
   }
   return roles;
@@ -153,6 +154,7 @@ struct RpcInfo {
 constexpr RoleSet kReporting = Bits(Role::kReporter);
 constexpr RoleSet kLookup = Bits(Role::kReporter) | Bits(Role::kReception);
 constexpr RoleSet kOperating = Bits(Role::kOperator);
+constexpr RoleSet kCitizen = Bits(Role::kCitizenPortal);
 constexpr RpcInfo kRpcInfo[] = {
     {Rpc::kSubmitCoPayments, "frikort.v1.Reporting/SubmitCoPayments", kReporting},
     {Rpc::kStreamCoPayments, "frikort.v1.Reporting/StreamCoPayments", kReporting},
@@ -166,6 +168,8 @@ constexpr RpcInfo kRpcInfo[] = {
     {Rpc::kListFreeCards, "frikort.v1.Issuance/ListFreeCards", kOperating},
     {Rpc::kListPayouts, "frikort.v1.Issuance/ListPayouts", kOperating},
     {Rpc::kBackup, "frikort.v1.Operations/Backup", kOperating},
+    {Rpc::kGetMyOverview, "frikort.v1.Citizen/GetMyOverview", kCitizen},
+    {Rpc::kListMyLookups, "frikort.v1.Citizen/ListMyLookups", kCitizen},
 };
 static_assert(std::size(kRpcInfo) == std::size(kAllRpcs));
 
@@ -262,11 +266,12 @@ absl::StatusOr<std::shared_ptr<const Principal>> Authorizer::Authorize(absl::str
   }
   if (table == nullptr) {
     static const auto* const kEverything =
-        new std::shared_ptr<const Principal>(std::make_shared<const Principal>(Principal{
-            .cn = "",
-            .roles = Bits(Role::kReporter) | Bits(Role::kReception) | Bits(Role::kOperator),
-            .any_provider = true,
-            .providers = {}}));
+        new std::shared_ptr<const Principal>(std::make_shared<const Principal>(
+            Principal{.cn = "",
+                      .roles = Bits(Role::kReporter) | Bits(Role::kReception) |
+                               Bits(Role::kOperator) | Bits(Role::kCitizenPortal),
+                      .any_provider = true,
+                      .providers = {}}));
     return *kEverything;
   }
   if (cn.empty()) {

@@ -8,7 +8,8 @@
 //
 // A CN with spaces is written in double quotes ("Oslo kommune legevakt").
 // Roles: reporter (Reporting and Lookup), reception (Lookup), operator
-// (Registry and Issuance). A line with the reporter role must say for which
+// (Registry and Issuance), citizen-portal (Citizen, each call with the
+// person's own token: server/citizen_token.h). A line with the reporter role must say for which
 // providers it reports (HPR or organisation numbers, or * for any: an
 // enterprise certificate reporting for its physicians); other lines must not.
 //
@@ -37,6 +38,7 @@ enum class Role : uint8_t {
   kReporter = 1 << 0,
   kReception = 1 << 1,
   kOperator = 1 << 2,
+  kCitizenPortal = 1 << 3,
 };
 using RoleSet = uint8_t;  // Role bits
 
@@ -54,11 +56,14 @@ enum class Rpc {
   kListFreeCards,
   kListPayouts,
   kBackup,  // frikort.v1.Operations, beside the public contract
+  kGetMyOverview,
+  kListMyLookups,
 };
 inline constexpr Rpc kAllRpcs[] = {
     Rpc::kSubmitCoPayments, Rpc::kStreamCoPayments, Rpc::kUpdatePayment,  Rpc::kCancelCoPayment,
     Rpc::kCheckExemption,   Rpc::kGetLedger,        Rpc::kSetReservation, Rpc::kListLookups,
     Rpc::kRunIssuance,      Rpc::kListFreeCards,    Rpc::kListPayouts,    Rpc::kBackup,
+    Rpc::kGetMyOverview,    Rpc::kListMyLookups,
 };
 
 // "frikort.v1.Registry/GetLedger".

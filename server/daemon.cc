@@ -81,6 +81,19 @@ void ReloadAuthz(FrikortServer* server, const std::string& authz_file) {
   }
 }
 
+// SIGHUP: the Citizen service's JWKS file again, when the service is on.
+void ReloadCitizenKeys(FrikortServer* server, const std::string& jwks_file) {
+  if (jwks_file.empty()) return;
+  absl::StatusOr<size_t> n = server->ReloadCitizenKeys();
+  if (n.ok()) {
+    log::Log(log::Level::kInfo, "jwks_reload",
+             absl::StrCat("SIGHUP: citizen JWKS file ", jwks_file, " reloaded; keys: ", *n));
+  } else {
+    log::Log(log::Level::kError, "jwks_reload",
+             absl::StrCat("SIGHUP: ", n.status().message(), "; the previous keys stay in force"));
+  }
+}
+
 std::string DisplayAddress(const std::string& host, int port) {
   if (host.find(':') != std::string::npos) return absl::StrCat("[", host, "]:", port);
   return absl::StrCat(host, ":", port);
@@ -158,6 +171,9 @@ absl::StatusOr<ServerOptions> SecurityOptions(const DaemonOptions& options) {
   out.listen_address = options.listen;
   out.authz_file = options.authz_file;
   out.max_calls_per_caller = options.max_calls_per_caller;
+  out.citizen_jwks_file = options.citizen_jwks_file;
+  out.citizen_token_issuer = options.citizen_token_issuer;
+  out.citizen_token_audience = options.citizen_token_audience;
   struct {
     const char* flag;
     const std::string& path;
@@ -385,8 +401,10 @@ absl::Status Serve(const DaemonOptions& options) {
              {{"url", url}});
   }
 
-  const int signo = WaitForStopSignal(
-      signals, [&server, &options] { ReloadAuthz(server.get(), options.authz_file); });
+  const int signo = WaitForStopSignal(signals, [&server, &options] {
+    ReloadAuthz(server.get(), options.authz_file);
+    ReloadCitizenKeys(server.get(), options.citizen_jwks_file);
+  });
   log::Log(log::Level::kInfo, "shutting_down",
            absl::StrCat(signo == SIGINT ? "SIGINT" : "SIGTERM", " received, shutting down"));
   server->Shutdown(absl::Now() + kShutdownGrace);

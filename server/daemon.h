@@ -2,9 +2,9 @@
 // turns the flags into DaemonOptions and calls RunDaemon. Serving: checks the
 // TLS material, the authz file and the listen address before anything else,
 // loads the rules and the pseudonym key, opens the register, serves until
-// SIGTERM/SIGINT (calls in flight may finish), re-reads the authz file on
-// SIGHUP. Or, instead, --verify (walk the register) or --restore_from (restore
-// a backup into a new folder and verify it).
+// SIGTERM/SIGINT (calls in flight may finish), re-reads the authz file and
+// the Citizen service's JWKS file on SIGHUP. Or, instead, --verify (walk the register) or
+// --restore_from (restore a backup into a new folder and verify it).
 //
 // Errors: each step returns absl::Status naming the option and the path or
 // value at fault (never a national id); RunDaemon logs the one line and maps
@@ -67,6 +67,10 @@ struct DaemonOptions {
   // database postgres_dsn names; pseudonym_key_file is then required).
   std::string store = "rocksdb";
   std::string postgres_dsn;
+  // The Citizen service's token check: all three or none.
+  std::string citizen_jwks_file;  // re-read on SIGHUP
+  std::string citizen_token_issuer;
+  std::string citizen_token_audience;
 };
 
 // Values that parse but make no sense (exit code kExitBadFlags):

@@ -11,7 +11,8 @@
 // Exit status: 0 after SIGTERM/SIGINT (calls in flight finished, register
 // closed), 1 when startup fails (one line on stderr saying why), 2 for a bad
 // flag or argument. SIGHUP re-reads the authz file (a malformed one is refused
-// with its line number and the previous table stays in force). With --verify:
+// with its line number and the previous table stays in force) and the
+// Citizen service's JWKS file (likewise). With --verify:
 // 0 when every invariant holds, 3 when a violation was found, 1 when the
 // register could not be walked.
 //
@@ -75,6 +76,12 @@ ABSL_FLAG(std::string, store, Defaults().store,
           "needs --pseudonym_key_file)");
 ABSL_FLAG(std::string, postgres_dsn, Defaults().postgres_dsn,
           "with --store=postgres: the libpq connection string of the register's database");
+ABSL_FLAG(std::string, citizen_jwks_file, Defaults().citizen_jwks_file,
+          "the Citizen service's token signing keys (JWKS, RSA and EC P-256); re-read on SIGHUP");
+ABSL_FLAG(std::string, citizen_token_issuer, Defaults().citizen_token_issuer,
+          "the Citizen service's token issuer: the 'iss' every token must carry");
+ABSL_FLAG(std::string, citizen_token_audience, Defaults().citizen_token_audience,
+          "the Citizen service's audience: a value every token's 'aud' must contain");
 
 namespace {
 
@@ -100,6 +107,9 @@ frikort::server::DaemonOptions OptionsFromFlags() {
   options.max_calls_per_caller = absl::GetFlag(FLAGS_max_calls_per_caller);
   options.store = absl::GetFlag(FLAGS_store);
   options.postgres_dsn = absl::GetFlag(FLAGS_postgres_dsn);
+  options.citizen_jwks_file = absl::GetFlag(FLAGS_citizen_jwks_file);
+  options.citizen_token_issuer = absl::GetFlag(FLAGS_citizen_token_issuer);
+  options.citizen_token_audience = absl::GetFlag(FLAGS_citizen_token_audience);
   return options;
 }
 

@@ -19,8 +19,21 @@ namespace {
 // The names the health service reports on besides "" (the whole server).
 constexpr const char* kServiceNames[] = {
     "frikort.v1.Reporting", "frikort.v1.Lookup",     "frikort.v1.Registry",
-    "frikort.v1.Issuance",  "frikort.v1.Operations",
+    "frikort.v1.Issuance",  "frikort.v1.Operations", "frikort.v1.Citizen",
 };
+
+// The Citizen service's three options: all or none.
+absl::Status CheckCitizenOptions(const ServerOptions& options) {
+  const int given = !options.citizen_jwks_file.empty() + !options.citizen_token_issuer.empty() +
+                    !options.citizen_token_audience.empty();
+  if (given == 0) return absl::OkStatus();
+  if (given != 3) {
+    return absl::InvalidArgumentError(
+        "citizen_jwks_file, citizen_token_issuer, citizen_token_audience: give all three (the "
+        "Citizen service) or none");
+  }
+  return Jwks::LoadFile(options.citizen_jwks_file).status();
+}
 
 }  // namespace
 
@@ -41,6 +54,7 @@ absl::Status CheckSecurityOptions(const ServerOptions& options) {
       !hp.ok()) {
     return hp.status();
   }
+  if (absl::Status s = CheckCitizenOptions(options); !s.ok()) return s;
   if (!options.tls.enabled()) {
     if (!options.authz_file.empty()) {
       return absl::InvalidArgumentError(
@@ -82,7 +96,9 @@ FrikortServer::FrikortServer(ServerOptions options, storage::Register* reg, jobs
       lookup_(&ctx_),
       registry_(&ctx_),
       issuance_(&ctx_),
-      operations_(reg, &gate_) {}
+      operations_(reg, &gate_),
+      citizen_(&ctx_, &citizen_tokens_,
+               options_.audit ? options_.audit : AuditSink(WriteAuditToStderr)) {}
 
 FrikortServer::~FrikortServer() { Shutdown(absl::Now()); }
 
@@ -111,6 +127,13 @@ absl::Status FrikortServer::Start() {
     absl::StatusOr<size_t> loaded = gate_.authorizer().LoadFile(options_.authz_file);
     if (!loaded.ok()) return loaded.status();
   }
+  if (!options_.citizen_jwks_file.empty()) {
+    absl::Status configured = citizen_tokens_.Configure(
+        options_.citizen_jwks_file, {.issuer = options_.citizen_token_issuer,
+                                     .audience = options_.citizen_token_audience,
+                                     .id_options = options_.id_options});
+    if (!configured.ok()) return configured;
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -128,6 +151,7 @@ absl::Status FrikortServer::Start() {
   builder.RegisterService(&registry_);
   builder.RegisterService(&issuance_);
   builder.RegisterService(&operations_);
+  builder.RegisterService(&citizen_);
   if (options_.metrics != nullptr) {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
     creators.push_back(options_.metrics->InterceptorFactory());
@@ -181,6 +205,8 @@ absl::StatusOr<size_t> FrikortServer::ReloadAuthz() {
   }
   return gate_.authorizer().LoadFile(options_.authz_file);
 }
+
+absl::StatusOr<size_t> FrikortServer::ReloadCitizenKeys() { return citizen_tokens_.Reload(); }
 
 void FrikortServer::Shutdown(absl::Time deadline) {
   if (shut_down_) return;

@@ -1,5 +1,5 @@
 // FrikortServer: the gRPC server of frikortd, usable in-process (tests) and by
-// the daemon. It serves the four frikort.v1 services of the contract, the
+// the daemon. It serves the frikort.v1 services of the contract, the
 // operators' frikort.v1.Operations, grpc.health.v1.Health
 // (SERVING for "" while started) and grpc reflection.
 //
@@ -31,6 +31,8 @@
 #include "grpcpp/server.h"
 #include "jobs/issuance.h"
 #include "server/audit.h"
+#include "server/citizen_service.h"
+#include "server/citizen_token.h"
 #include "server/gate.h"
 #include "server/metrics.h"
 #include "server/operations.h"
@@ -64,6 +66,11 @@ struct ServerOptions {
   int max_calls_per_caller = 100;
   // Receives the operator audit log lines; empty = stderr.
   AuditSink audit;
+  // The Citizen service's token check (server/citizen_token.h): all three or
+  // none; with none the service answers FAILED_PRECONDITION.
+  std::string citizen_jwks_file;
+  std::string citizen_token_issuer;
+  std::string citizen_token_audience;
 };
 
 // Ok when the address may be served in plaintext: only on a loopback host
@@ -71,7 +78,8 @@ struct ServerOptions {
 absl::Status CheckListenAddress(absl::string_view address);
 // The security options hang together: with TLS, valid TLS material and a
 // readable, well-formed authz file (errors name the line); without TLS, a
-// loopback address and no authz file. What Start checks, for callers that
+// loopback address and no authz file. The Citizen options: all three or
+// none, and a readable, well-formed JWKS file. What Start checks, for callers that
 // want to refuse early (frikortd, before it opens the register).
 absl::Status CheckSecurityOptions(const ServerOptions& options);
 // The one place credentials are made: mutual TLS when options.tls is enabled,
@@ -98,6 +106,10 @@ class FrikortServer {
   // FailedPrecondition in development mode (no authz file). Returns the
   // number of certificate lines. Thread-safe.
   absl::StatusOr<size_t> ReloadAuthz();
+  // Re-reads the Citizen service's JWKS file; on error the keys in force
+  // stay. FailedPrecondition when the service is not configured. Returns
+  // the number of keys. Thread-safe.
+  absl::StatusOr<size_t> ReloadCitizenKeys();
   // The bound port (the chosen one when listening on port 0).
   int port() const { return port_; }
 
@@ -116,6 +128,8 @@ class FrikortServer {
   RegistryService registry_;
   IssuanceService issuance_;
   OperationsService operations_;
+  CitizenTokenVerifier citizen_tokens_;
+  CitizenService citizen_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;

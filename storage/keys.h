@@ -12,6 +12,7 @@
 //   cards     year(2) issued_on(4) pseudonym(32) scheme(1)     -> records::CardIndex
 //   payouts   'Y' year(2) run(8) pseudonym(32) scheme(1)       -> records::Payout
 //             'R' run(8) year(2) pseudonym(32) scheme(1)       -> records::Payout
+//             'P' pseudonym(32) year(2) run(8) scheme(1)       -> records::Payout
 //   audit     pseudonym(32) ~time(8) seq(8)                    -> records::Lookup
 //   meta      name                                             -> value
 #ifndef FRIKORT_STORAGE_KEYS_H_
@@ -138,6 +139,21 @@ inline std::string PayoutByRun(uint64_t run, int year, absl::string_view pseudon
                                core::Scheme scheme) {
   std::string k = PayoutByRunPrefix(run, year);
   k.append(pseudonym.data(), pseudonym.size());
+  PutU8(&k, static_cast<uint8_t>(scheme));
+  return k;
+}
+
+// A person's payouts of a year, in run order (the person's own view).
+inline std::string PayoutByPersonPrefix(absl::string_view pseudonym, int year) {
+  std::string k = "P";
+  k.append(pseudonym.data(), pseudonym.size());
+  PutU16(&k, static_cast<uint16_t>(year));
+  return k;
+}
+inline std::string PayoutByPerson(absl::string_view pseudonym, int year, uint64_t run,
+                                  core::Scheme scheme) {
+  std::string k = PayoutByPersonPrefix(pseudonym, year);
+  PutU64(&k, run);
   PutU8(&k, static_cast<uint8_t>(scheme));
   return k;
 }

@@ -347,6 +347,31 @@ absl::StatusOr<Page<Payout>> RegisterImpl::ListPayouts(absl::string_view run_id,
   return page;
 }
 
+absl::StatusOr<std::vector<Payout>> RegisterImpl::ListPersonPayouts(absl::string_view person_id,
+                                                                    int year) {
+  if (auto s = pipeline_->status(); !s.ok()) return s;
+  auto id = core::ParsePersonId(person_id, options_.id_options);
+  if (!id.ok()) return id.status();
+  ScanRange range;
+  range.prefix = keys::PayoutByPersonPrefix(crypto_.Pseudonym(id->digits), year);
+  std::vector<Payout> out;
+  rec::Payout p;
+  bool damaged = false;
+  absl::Status s =
+      store_->Scan(Table::kPayouts, range, [&](absl::string_view, absl::string_view v) {
+        if (!p.ParseFromArray(v.data(), static_cast<int>(v.size()))) {
+          damaged = true;
+          return false;
+        }
+        out.push_back({id->digits, p.year(), static_cast<core::Scheme>(p.scheme()), p.amount_ore(),
+                       p.run_id(), Day(p.created_on())});
+        return true;
+      });
+  if (!s.ok()) return s;
+  if (damaged) return absl::DataLossError("damaged payout record");
+  return out;
+}
+
 absl::StatusOr<std::vector<DueLedger>> RegisterImpl::ScanDue(const std::optional<DueLedger>& after,
                                                              size_t limit) {
   if (auto s = pipeline_->status(); !s.ok()) return s;

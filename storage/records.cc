@@ -134,6 +134,7 @@ void Records::PutPayout(uint64_t run_seq, const rec::Payout& p) {
   const auto scheme = static_cast<core::Scheme>(p.scheme());
   o_.PutMsg(Table::kPayouts, keys::PayoutByYear(p.year(), run_seq, p.pseudonym(), scheme), p);
   o_.PutMsg(Table::kPayouts, keys::PayoutByRun(run_seq, p.year(), p.pseudonym(), scheme), p);
+  o_.PutMsg(Table::kPayouts, keys::PayoutByPerson(p.pseudonym(), p.year(), run_seq, scheme), p);
 }
 
 uint64_t Records::RunCounter() {

@@ -80,7 +80,7 @@ class Records {
 
   // The card listing's copy of a ledger's card.
   void PutCard(const LedgerId& id, const rec::Card& card);
-  // A payout, under both of its listings (by year and by run).
+  // A payout, under each of its listings (by year, by run and by person).
   void PutPayout(uint64_t run_seq, const rec::Payout& p);
 
   // The run counter: the last run number handed out (0 = none yet).

@@ -238,6 +238,10 @@ class Register {
   // Newest first. page_size <= 0 means a default of 100; capped at 1000.
   virtual absl::StatusOr<Page<LookupRecord>> ListLookups(absl::string_view person_id, int page_size,
                                                          absl::string_view page_token) = 0;
+  // The person's payouts of `year`, in run order (a handful a year: not
+  // paged). InvalidArgument for a bad person id.
+  virtual absl::StatusOr<std::vector<Payout>> ListPersonPayouts(absl::string_view person_id,
+                                                                int year) = 0;
   virtual absl::StatusOr<Page<Card>> ListFreeCards(int year,
                                                    std::optional<absl::CivilDay> issued_on,
                                                    int page_size, absl::string_view page_token) = 0;
@@ -277,7 +281,8 @@ class Register {
   // equals what its counted entries add up to (total and crossing date); the
   // idempotency index and the entries point at each other; every card's
   // ledger reached its cap or is under review; refunds never exceed the
-  // excess (unless a card under review explains it); due markers sit exactly
+  // excess (unless a card under review explains it), every payout is in its
+  // person's listing and back; due markers sit exactly
   // where NeedsIssuanceWork says and the person is not reserved. Runs in time
   // proportional to the data, in memory bounded by one person-year.
   struct VerifyReport {

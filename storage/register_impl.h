@@ -55,6 +55,8 @@ class RegisterImpl final : public Register {
                            ExemptionDone done) override;
   absl::StatusOr<Page<LookupRecord>> ListLookups(absl::string_view person_id, int page_size,
                                                  absl::string_view page_token) override;
+  absl::StatusOr<std::vector<Payout>> ListPersonPayouts(absl::string_view person_id,
+                                                        int year) override;
   absl::StatusOr<Page<Card>> ListFreeCards(int year, std::optional<absl::CivilDay> issued_on,
                                            int page_size, absl::string_view page_token) override;
   absl::StatusOr<Page<Payout>> ListPayouts(absl::string_view run_id, int year, int page_size,

@@ -181,15 +181,39 @@ absl::StatusOr<Register::VerifyReport> RegisterImpl::Verify() {
   });
   if (!s.ok()) return s;
 
-  // Payouts: each names a ledger with a card.
+  // Payouts: each names a ledger with a card, and the person's listing holds
+  // it (and holds nothing else).
   s = walk(Table::kPayouts, [&](absl::string_view key, absl::string_view value) -> absl::Status {
-    if (key.empty() || key[0] != 'Y') return absl::OkStatus();
-    ++rep.payouts;
+    if (key.empty() || (key[0] != 'Y' && key[0] != 'P')) return absl::OkStatus();
     rec::Payout p;
     rec::Ledger l;
     if (!p.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
       violation("damaged payout record");
       return absl::OkStatus();
+    }
+    const auto scheme = static_cast<core::Scheme>(p.scheme());
+    absl::StatusOr<uint64_t> run = ParseRunId(p.run_id());
+    if (!run.ok()) {
+      violation(absl::StrCat(who(p.pseudonym()), " ", p.year(), ": payout without a run id"));
+      return absl::OkStatus();
+    }
+    if (key[0] == 'P') {
+      auto listed =
+          get(Table::kPayouts, keys::PayoutByYear(p.year(), *run, p.pseudonym(), scheme), &v);
+      if (!listed.ok()) return listed.status();
+      if (!*listed || v != value) {
+        violation(absl::StrCat(who(p.pseudonym()), " ", p.year(), ": person's payout in ",
+                               p.run_id(), " is not in the payout listing"));
+      }
+      return absl::OkStatus();
+    }
+    ++rep.payouts;
+    auto indexed =
+        get(Table::kPayouts, keys::PayoutByPerson(p.pseudonym(), p.year(), *run, scheme), &v);
+    if (!indexed.ok()) return indexed.status();
+    if (!*indexed || v != value) {
+      violation(absl::StrCat(who(p.pseudonym()), " ", p.year(), ": payout in ", p.run_id(),
+                             " missing from the person's payout listing"));
     }
     auto found =
         get(Table::kLedgers,

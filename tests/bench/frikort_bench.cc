@@ -2,7 +2,7 @@
 // the ratios hold on a shared, noisy machine. Not a test: it asserts nothing
 // and prints figures. See README.md, "Performance".
 //
-//   build/frikort_bench [--parts=ingest,lookup,issuance,memory] [--reports=N] ...
+//   build/frikort_bench [--parts=ingest,lookup,issuance,memory,citizen] [--reports=N] ...
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -33,14 +34,16 @@
 #include "jobs/issuance.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
+#include "server/citizen_token.h"
 #include "server/daemon.h"
 #include "server/server.h"
 #include "storage/register.h"
 #include "tests/server/test_util.h"
+#include "tests/testing/citizen_tokens.h"
 #include "tests/testing/oslo.h"
 #include "tests/testing/rules_file.h"
 
-ABSL_FLAG(std::string, parts, "ingest,lookup,issuance,memory", "which parts to run");
+ABSL_FLAG(std::string, parts, "ingest,lookup,issuance,memory,citizen", "which parts to run");
 ABSL_FLAG(std::string, ingest_paths, "raw,direct,unary,stream",
           "which ingest paths to measure (a subset is for profiling one)");
 ABSL_FLAG(int, reports, 200000, "co-payments per ingest measurement");
@@ -155,7 +158,10 @@ struct Stack {
   std::unique_ptr<server::FrikortServer> server;
   std::shared_ptr<grpc::Channel> channel;
 
-  explicit Stack(const std::string& name, bool with_server = true) : dir(name) {
+  // `configure` may change the server's options before it starts.
+  explicit Stack(const std::string& name, bool with_server = true,
+                 const std::function<void(server::ServerOptions*)>& configure = nullptr)
+      : dir(name) {
     auto r = frikort::testing::ReadRulesFile(absl::GetFlag(FLAGS_rules_file));
     if (!r.ok()) Die(r.status());
     rules = *std::move(r);
@@ -171,6 +177,7 @@ struct Stack {
     server::ServerOptions so;
     so.listen_address = "127.0.0.1:0";
     so.max_calls_per_caller = 0;  // --in_flight decides
+    if (configure) configure(&so);
     server = std::make_unique<server::FrikortServer>(so, reg.get(), job.get(), &rules, &clock);
     if (auto s = server->Start(); !s.ok()) Die(s);
     grpc::ChannelArguments args;
@@ -332,6 +339,43 @@ void Ingest() {
 
 // ---- 2. lookup ---------------------------------------------------------------
 
+// One unary call through a generic stub (the same client path for every
+// call measured, so ratios compare what the server does); the response's
+// bytes. `bearer`, when given, goes in the authorization metadata.
+std::string UnaryCall(grpc::GenericStub& stub, const char* method, const std::string& request,
+                      const std::string& bearer = "") {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  if (!bearer.empty()) ctx.AddMetadata("authorization", "Bearer " + bearer);
+  grpc::ByteBuffer req = testutil::ToByteBuffer(request), resp;
+  grpc::Status status;
+  absl::Notification done;
+  stub.UnaryCall(&ctx, method, grpc::StubOptions(), &req, &resp, [&](grpc::Status st) {
+    status = std::move(st);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  if (!status.ok()) {
+    Stack::Die(absl::InternalError(absl::StrCat(method, ": ", status.error_message())));
+  }
+  return testutil::FromByteBuffer(resp);
+}
+
+// CheckExemption of one of `persons` (spread by thread, call and window) on
+// 2024-11-30, through UnaryCall.
+void CheckExemptionCall(grpc::GenericStub& stub, const std::vector<std::string>& persons, int t,
+                        int64_t i, int window) {
+  v1::CheckExemptionRequest req;
+  req.set_person_id(persons[(t * 7919 + i * 31 + window * 104729) % persons.size()]);
+  req.set_date("2024-11-30");
+  v1::CheckExemptionResponse resp;
+  if (!resp.ParseFromString(
+          UnaryCall(stub, "/frikort.v1.Lookup/CheckExemption", req.SerializeAsString())) ||
+      resp.exemptions_size() == 0) {
+    Stack::Die(absl::InternalError("CheckExemption: unexpected answer"));
+  }
+}
+
 // Calls made and their latencies over one or more measurement windows.
 struct Samples {
   int64_t calls = 0;
@@ -390,19 +434,7 @@ void Lookup() {
   // does for each and not two client libraries.
   grpc::GenericStub stub(s.channel);
   auto unary = [&](const char* method, const std::string& request) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-    grpc::ByteBuffer req = testutil::ToByteBuffer(request), resp;
-    grpc::Status status;
-    absl::Notification done;
-    stub.UnaryCall(&ctx, method, grpc::StubOptions(), &req, &resp, [&](grpc::Status st) {
-      status = std::move(st);
-      done.Notify();
-    });
-    done.WaitForNotification();
-    if (!status.ok())
-      Stack::Die(absl::InternalError(absl::StrCat(method, ": ", status.error_message())));
-    return testutil::FromByteBuffer(resp);
+    return UnaryCall(stub, method, request);
   };
   const std::string health_request = testutil::EncodeStringField(1, "");
   // With --lookup_beside_ingest, a batch feed runs through both kinds of
@@ -441,18 +473,7 @@ void Lookup() {
     if (with_check)
       Hammer(
           in_flight, length / kWindows,
-          [&](int t, int64_t i) {
-            v1::CheckExemptionRequest req;
-            req.set_person_id(persons[(t * 7919 + i * 31 + w * 104729) % persons.size()]);
-            req.set_date("2024-11-30");
-            v1::CheckExemptionResponse resp;
-            if (!resp.ParseFromString(
-                    unary("/frikort.v1.Lookup/CheckExemption", req.SerializeAsString())) ||
-                resp.exemptions_size() == 0) {
-              Stack::Die(absl::InternalError("CheckExemption: unexpected answer"));
-            }
-          },
-          &check);
+          [&](int t, int64_t i) { CheckExemptionCall(stub, persons, t, i, w); }, &check);
   }
   if (feed.joinable()) {
     feed_stop = true;
@@ -585,6 +606,127 @@ void Memory(const char* argv0) {
               std::string(absl::StripAsciiWhitespace(rss)).c_str());
 }
 
+// ---- 5. citizen ----------------------------------------------------------------
+
+// Microseconds per call of `fn`, over `n` calls on this thread.
+template <typename Fn>
+double MicrosPerCall(int n, Fn fn) {
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < n; ++i) fn();
+  return absl::ToDoubleMicroseconds(absl::Now() - start) / n;
+}
+
+// OpenSSL's verification alone of a SHA-256 signature (DER for EC) by `key`.
+double SignatureMicros(const frikort::testing::TokenKey& key, int n) {
+  const std::string input(600, 'x');  // about a token's header and payload
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> sign(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  size_t len = 0;
+  const auto* in = reinterpret_cast<const unsigned char*>(input.data());
+  EVP_DigestSignInit(sign.get(), nullptr, EVP_sha256(), nullptr, key.pkey());
+  EVP_DigestSign(sign.get(), nullptr, &len, in, input.size());
+  std::string sig(len, '\0');
+  EVP_DigestSign(sign.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, in, input.size());
+  sig.resize(len);
+  return MicrosPerCall(n, [&] {
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+    EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.pkey());
+    if (EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                         in, input.size()) != 1) {
+      Stack::Die(absl::InternalError("signature check: does not verify"));
+    }
+  });
+}
+
+void Citizen() {
+  using frikort::testing::TokenKey;
+  const int in_flight = absl::GetFlag(FLAGS_in_flight);
+  const absl::Duration length = absl::Seconds(absl::GetFlag(FLAGS_lookup_seconds));
+  TempDir keys_dir("citizen-keys");
+  const TokenKey rsa = TokenKey::Rsa("bench-rs256");
+  const TokenKey ec = TokenKey::Ec("bench-es256");
+  const std::string jwks = (keys_dir.path / "jwks.json").string();
+  frikort::testing::WriteJwksFile(jwks, {&rsa, &ec});
+  Stack s("citizen", true, [&](server::ServerOptions* so) {
+    so->citizen_jwks_file = jwks;
+    so->citizen_token_issuer = frikort::testing::kTestIssuer;
+    so->citizen_token_audience = frikort::testing::kTestAudience;
+  });
+  // kFull people with kEntries co-payments each in 2024 (the overview's
+  // year), everyone else with one (the lookups').
+  constexpr int kFull = 64;
+  constexpr int kEntries = 100;
+  const auto persons = MakeIds(20000);
+  std::vector<core::CoPaymentInput> items;
+  for (int p = 0; p < kFull; ++p) {
+    for (int e = 0; e < kEntries; ++e) {
+      items.push_back(ToInput(MakeCoPayment(persons[p], p * kEntries + e, 2000)));
+    }
+  }
+  for (size_t i = kFull; i < persons.size(); ++i) {
+    items.push_back(ToInput(MakeCoPayment(persons[i], 1000000 + i, i % 2 ? 400000 : 5000)));
+    if (items.size() == 10000) {
+      if (auto r = s.reg->Submit(std::move(items)); !r.ok()) Stack::Die(r.status());
+      items.clear();
+    }
+  }
+  if (auto r = s.reg->Submit(std::move(items)); !r.ok()) Stack::Die(r.status());
+  // The portal passes each person's RS256 token; the server verifies it on
+  // every call.
+  std::vector<std::string> tokens;
+  for (int p = 0; p < kFull; ++p) {
+    tokens.push_back(rsa.Sign(frikort::testing::ValidClaims(persons[p], kNow)));
+  }
+  constexpr int kWindows = 8;
+  std::printf(
+      "citizen: %d calls in flight, %d s each in %d alternating windows, %d people with "
+      "%d entries, token (RS256) verified on every call\n",
+      in_flight, absl::GetFlag(FLAGS_lookup_seconds), kWindows, kFull, kEntries);
+  grpc::GenericStub stub(s.channel);
+  v1::GetMyOverviewRequest overview_request;
+  overview_request.set_year(2024);
+  const std::string overview_bytes = overview_request.SerializeAsString();
+  Samples overview, check;
+  for (int w = 0; w < kWindows; ++w) {
+    Hammer(
+        in_flight, length / kWindows,
+        [&](int t, int64_t i) {
+          v1::MyOverview resp;
+          if (!resp.ParseFromString(UnaryCall(stub, "/frikort.v1.Citizen/GetMyOverview",
+                                              overview_bytes, tokens[(t + i) % kFull])) ||
+              resp.entries_size() != kEntries) {
+            Stack::Die(absl::InternalError("GetMyOverview: unexpected answer"));
+          }
+        },
+        &overview);
+    Hammer(
+        in_flight, length / kWindows,
+        [&](int t, int64_t i) { CheckExemptionCall(stub, persons, t, i, w); }, &check);
+  }
+  std::printf("  %-40s %10.0f calls/s  p50 %6.2f ms  p99 %6.2f ms\n", "GetMyOverview (100 entries)",
+              overview.per_second(), overview.Percentile(50), overview.Percentile(99));
+  std::printf("  %-40s %10.0f calls/s  p50 %6.2f ms  p99 %6.2f ms\n", "CheckExemption",
+              check.per_second(), check.Percentile(50), check.Percentile(99));
+  std::printf("  p99 target for GetMyOverview: < 20 ms\n");
+  // The token check on one thread: whole (parse, signature, claims) and
+  // OpenSSL's signature verification alone.
+  constexpr int kChecks = 4000;
+  server::TokenPolicy policy{.issuer = frikort::testing::kTestIssuer,
+                             .audience = frikort::testing::kTestAudience,
+                             .id_options = {}};
+  auto parsed = server::Jwks::LoadFile(jwks);
+  if (!parsed.ok()) Stack::Die(parsed.status());
+  for (const TokenKey* key : {&rsa, &ec}) {
+    const std::string token = key->Sign(frikort::testing::ValidClaims(persons[0], kNow));
+    const double whole = MicrosPerCall(kChecks, [&] {
+      if (!server::VerifyToken(token, **parsed, policy, kNow).ok()) {
+        Stack::Die(absl::InternalError("VerifyToken: refused a valid token"));
+      }
+    });
+    std::printf("  token check %s, one thread: %.1f us per call, of which the signature %.1f us\n",
+                key->alg().c_str(), whole, SignatureMicros(*key, kChecks));
+  }
+}
+
 }  // namespace
 }  // namespace frikort::bench
 
@@ -605,6 +747,8 @@ int main(int argc, char** argv) {
       frikort::bench::Issuance();
     else if (part == "memory")
       frikort::bench::Memory(argv[0]);
+    else if (part == "citizen")
+      frikort::bench::Citizen();
     else {
       std::fprintf(stderr, "frikort_bench: --parts: unknown part \"%s\"\n",
                    std::string(part).c_str());

@@ -19,7 +19,7 @@ SECONDS_EACH=${FRIKORT_FUZZ_SECONDS:-10}
 if [ "$#" -gt 0 ]; then
   TARGETS=("$@")
 else
-  TARGETS=(fuzz_ids fuzz_rules fuzz_requests)
+  TARGETS=(fuzz_ids fuzz_rules fuzz_requests fuzz_citizen_token)
 fi
 
 CC=clang CXX=clang++ cmake -S tests/fuzz -B "$BUILD_DIR" -G Ninja > /dev/null

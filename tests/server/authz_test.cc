@@ -27,7 +27,7 @@ desk-1 reception
 
 ops-1 operator
 gp-desk reporter,reception provider=42
-all-in-one reporter,reception,operator provider=*
+all-in-one reporter,reception,operator,citizen-portal provider=*
 )";
 
 TEST(AuthzTableTest, ParsesRolesProvidersCommentsAndQuotedNames) {
@@ -57,7 +57,8 @@ TEST(AuthzTableTest, ParsesRolesProvidersCommentsAndQuotedNames) {
   const Principal* both = table->Find("gp-desk");
   ASSERT_NE(both, nullptr);
   EXPECT_EQ(FormatRoles(both->roles), "reporter,reception");
-  EXPECT_EQ(FormatRoles(table->Find("all-in-one")->roles), "reporter,reception,operator");
+  EXPECT_EQ(FormatRoles(table->Find("all-in-one")->roles),
+            "reporter,reception,operator,citizen-portal");
 
   EXPECT_EQ(table->Find("nobody"), nullptr);
   EXPECT_EQ(table->Find("Oslo"), nullptr);
@@ -168,6 +169,10 @@ TEST_F(AuthorizerTest, EachRoleGetsExactlyItsServices) {
     EXPECT_FALSE(allowed("desk-1", rpc)) << RpcName(rpc);
     EXPECT_TRUE(allowed("ops-1", rpc)) << RpcName(rpc);
     EXPECT_TRUE(IsOperatorRpc(rpc));
+  }
+  for (Rpc rpc : {Rpc::kGetMyOverview, Rpc::kListMyLookups}) {  // citizen-portal only
+    for (const char* cn : {"reporter-1", "desk-1", "ops-1"}) EXPECT_FALSE(allowed(cn, rpc)) << cn;
+    EXPECT_FALSE(IsOperatorRpc(rpc));
   }
   for (Rpc rpc : kAllRpcs) {
     EXPECT_TRUE(allowed("all-in-one", rpc)) << RpcName(rpc);

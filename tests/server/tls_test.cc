@@ -25,6 +25,7 @@
 #include "server/authz.h"
 #include "tests/server/test_util.h"
 #include "tests/testing/certs.h"
+#include "tests/testing/citizen_tokens.h"
 #include "tests/testing/id_scan.h"
 
 namespace frikort::testutil {
@@ -47,6 +48,7 @@ reporter-1 reporter provider=1234567
 "Oslo kommune legevakt" reporter provider=*
 desk-1 reception
 ops-1 operator
+portal-1 citizen-portal
 )";
 
 // One client identity's channel and stubs.
@@ -57,6 +59,8 @@ struct Client {
   std::unique_ptr<v1::Registry::Stub> registry;
   std::unique_ptr<v1::Issuance::Stub> issuance;
   std::unique_ptr<v1::Operations::Stub> operations;
+  std::unique_ptr<v1::Citizen::Stub> citizen;
+  std::string person_token;  // a valid token of PersonId(7)
 };
 
 // Where an operator's backup in these tests goes (removed after).
@@ -107,7 +111,8 @@ class TlsTest : public ServerTest {
     authz_path_ = sec_dir_ + "/authz.txt";
     WriteAuthz(kAuthz);
     server_cred_ = ca_.Server();
-    for (const char* cn : {"reporter-1", kMunicipality, "desk-1", "ops-1", "stranger"}) {
+    for (const char* cn :
+         {"reporter-1", kMunicipality, "desk-1", "ops-1", "portal-1", "stranger"}) {
       creds_[cn] = ca_.Client(cn);
     }
     ServerTest::SetUp();
@@ -123,6 +128,11 @@ class TlsTest : public ServerTest {
     options->tls.client_ca_pem = ca_.cert_pem();
     options->authz_file = authz_path_;
     options->max_calls_per_caller = max_calls_;
+    const std::string jwks = sec_dir_ + "/jwks.json";
+    frikort::testing::WriteJwksFile(jwks, {&token_key_});
+    options->citizen_jwks_file = jwks;
+    options->citizen_token_issuer = frikort::testing::kTestIssuer;
+    options->citizen_token_audience = frikort::testing::kTestAudience;
     options->audit = [this](const std::string& line) {
       absl::MutexLock l(&audit_mu_);
       audit_.push_back(line);
@@ -143,7 +153,11 @@ class TlsTest : public ServerTest {
   Client Connect(const Credential* cred) {
     return Connect(testing::TlsChannel(Target(), ca_.cert_pem(), cred));
   }
-  Client As(const std::string& cn) { return Connect(&creds_.at(cn)); }
+  Client As(const std::string& cn) {
+    Client c = Connect(&creds_.at(cn));
+    c.person_token = token_key_.Sign(frikort::testing::ValidClaims(PersonId(7), clock_->Now()));
+    return c;
+  }
   static Client Connect(std::shared_ptr<grpc::Channel> channel) {
     Client c;
     c.channel = std::move(channel);
@@ -152,6 +166,7 @@ class TlsTest : public ServerTest {
     c.registry = v1::Registry::NewStub(c.channel);
     c.issuance = v1::Issuance::NewStub(c.channel);
     c.operations = v1::Operations::NewStub(c.channel);
+    c.citizen = v1::Citizen::NewStub(c.channel);
     return c;
   }
 
@@ -164,6 +179,7 @@ class TlsTest : public ServerTest {
   int Entries(int person) { return Ledger(PersonId(person), 2026).entries_size(); }
 
   TestCa ca_{"Frikort test CA"};
+  frikort::testing::TokenKey token_key_ = frikort::testing::TokenKey::Ec("tls-test");
   Credential server_cred_;
   std::map<std::string, Credential> creds_;
   std::string sec_dir_;
@@ -266,6 +282,22 @@ std::vector<RpcCall> EveryRpc() {
          v1::BackupResponse r;
          return c.operations->Backup(Ctx().get(), q, &r);
        }},
+      {Rpc::kGetMyOverview,
+       [](Client& c, int) {
+         auto ctx = Ctx();
+         ctx->AddMetadata("authorization", "Bearer " + c.person_token);
+         v1::GetMyOverviewRequest q;
+         v1::MyOverview r;
+         return c.citizen->GetMyOverview(ctx.get(), q, &r);
+       }},
+      {Rpc::kListMyLookups,
+       [](Client& c, int) {
+         auto ctx = Ctx();
+         ctx->AddMetadata("authorization", "Bearer " + c.person_token);
+         v1::ListMyLookupsRequest q;
+         v1::ListLookupsResponse r;
+         return c.citizen->ListMyLookups(ctx.get(), q, &r);
+       }},
   };
 }
 
@@ -276,9 +308,12 @@ TEST_F(TlsTest, EveryRoleAgainstEveryRpc) {
   const std::set<Rpc> op = {Rpc::kGetLedger,   Rpc::kSetReservation, Rpc::kListLookups,
                             Rpc::kRunIssuance, Rpc::kListFreeCards,  Rpc::kListPayouts,
                             Rpc::kBackup};
+  // The portal's calls carry a valid person's token: without the role it is
+  // PERMISSION_DENIED all the same.
+  const std::set<Rpc> portal = {Rpc::kGetMyOverview, Rpc::kListMyLookups};
   const std::map<std::string, std::set<Rpc>> allowed = {
       {"reporter-1", reporter}, {kMunicipality, reporter}, {"desk-1", reception}, {"ops-1", op},
-      {"stranger", {}},
+      {"portal-1", portal},     {"stranger", {}},
   };
   const std::vector<RpcCall> rpcs = EveryRpc();
   ASSERT_EQ(rpcs.size(), std::size(server::kAllRpcs));

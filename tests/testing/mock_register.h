@@ -55,6 +55,8 @@ class MockRegister : public storage::Register {
   MOCK_METHOD(absl::StatusOr<storage::Page<storage::LookupRecord>>, ListLookups,
               (absl::string_view person_id, int page_size, absl::string_view page_token),
               (override));
+  MOCK_METHOD(absl::StatusOr<std::vector<storage::Payout>>, ListPersonPayouts,
+              (absl::string_view person_id, int year), (override));
   MOCK_METHOD(absl::StatusOr<storage::Page<storage::Card>>, ListFreeCards,
               (int year, std::optional<absl::CivilDay> issued_on, int page_size,
                absl::string_view page_token),
@@ -89,6 +91,7 @@ class MockRegister : public storage::Register {
     ON_CALL(*this, CheckExemption).WillByDefault(Invoke(real, &Register::CheckExemption));
     ON_CALL(*this, CheckExemptionAsync).WillByDefault(Invoke(real, &Register::CheckExemptionAsync));
     ON_CALL(*this, ListLookups).WillByDefault(Invoke(real, &Register::ListLookups));
+    ON_CALL(*this, ListPersonPayouts).WillByDefault(Invoke(real, &Register::ListPersonPayouts));
     ON_CALL(*this, ListFreeCards).WillByDefault(Invoke(real, &Register::ListFreeCards));
     ON_CALL(*this, ListPayouts).WillByDefault(Invoke(real, &Register::ListPayouts));
     ON_CALL(*this, ScanDue).WillByDefault(Invoke(real, &Register::ScanDue));
