@@ -61,6 +61,9 @@ struct RegisterOptions {
   bool sync_writes = true;
   // Upper bound of reports applied in one group commit.
   int max_group_reports = 20000;
+  // Entries one person may hold in one year; a report beyond is refused
+  // (PERSON_YEAR_FULL). Tests lower it.
+  int max_entries_per_person_year = 10000;
   // Opens the store the register keeps its records in; unset = the RocksDB
   // store in data_dir, bounded by the two memory options above. Tests pass
   // one over a file system that injects faults or drops unsynced data.
