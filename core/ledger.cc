@@ -109,12 +109,16 @@ IssuanceDecision DecideIssuance(const LedgerState& state, absl::CivilDay as_of) 
     d.issue_card = true;
     d.valid_from = reached;
     d.valid_to = absl::CivilDay(state.year, 12, 31);
-    d.past_deadline = (as_of - reached) > kIssuanceDeadlineDays;
+    d.past_deadline = PastDeadline(reached, as_of);
   }
   d.refund = DecideRefund(state.counted_total, state.cap, state.refunded, state.refund_minimum);
   // A carried excess waits for more reports, which mark the ledger due again.
   d.done = true;
   return d;
+}
+
+bool PastDeadline(absl::CivilDay cap_reached_on, absl::CivilDay decided_on) {
+  return (decided_on - cap_reached_on) > kIssuanceDeadlineDays;
 }
 
 bool NeedsIssuanceWork(const LedgerState& state) {

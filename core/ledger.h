@@ -87,6 +87,9 @@ struct IssuanceDecision {
   bool done = true;
 };
 inline constexpr int kIssuanceDeadlineDays = 21;
+// Whether a card decided on `decided_on` (the real date, never a backdated
+// run's as_of) comes more than kIssuanceDeadlineDays after the crossing.
+bool PastDeadline(absl::CivilDay cap_reached_on, absl::CivilDay decided_on);
 IssuanceDecision DecideIssuance(const LedgerState& state, absl::CivilDay as_of);
 
 // Whether a ledger needs the job (a due marker): cap reached and no card, or a

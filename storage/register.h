@@ -102,7 +102,10 @@ struct Card {
   core::Scheme scheme = core::Scheme::kUnspecified;
   absl::CivilDay valid_from;
   absl::CivilDay valid_to;
-  absl::CivilDay issued_on;
+  absl::CivilDay issued_on;  // the run's decision date (as_of)
+  // The real date the run decided it: later than issued_on for a backdated
+  // run; equal to it for cards decided before the register recorded both.
+  absl::CivilDay decided_on;
   core::Ore basis_total = 0;
   bool under_review = false;
 };
@@ -179,6 +182,9 @@ struct RunInfo {
   std::string run_id;
   absl::CivilDay as_of;
   bool dry_run = false;
+  // The real date the run decides on (today, Oslo); recorded on each card it
+  // issues. Equal to as_of except for a backdated run.
+  absl::CivilDay decided_on;
 };
 
 class Register {

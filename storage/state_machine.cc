@@ -332,6 +332,7 @@ LedgerOutcome StateMachine::ApplyDecide(Records& r, const RunInfo& run, uint64_t
     card->set_basis_total_ore(effect.card->basis_total);
     card->set_under_review(effect.card->under_review);
     card->set_run_id(run.run_id);
+    card->set_decided_on(core::DayNumber(run.decided_on));
     l.set_card_issued(true);
     r.PutCard(id, *card);
   }
