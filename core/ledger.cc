@@ -40,6 +40,45 @@ LedgerTotals ComputeTotals(absl::Span<const LedgerItem> items, Ore cap, int year
   return totals;
 }
 
+int CountingDay(absl::Time service_time, int year) {
+  const absl::CivilDay first_of_year(year, 1, 1);
+  return static_cast<int>(std::max<absl::civil_diff_t>(0, OsloDate(service_time) - first_of_year));
+}
+
+void AddToDay(std::vector<DaySum>* sums, int day, Ore delta) {
+  auto it = std::lower_bound(sums->begin(), sums->end(), day,
+                             [](const DaySum& s, int d) { return s.day < d; });
+  if (it == sums->end() || it->day != day) it = sums->insert(it, DaySum{day, 0});
+  it->ore += delta;
+  if (it->ore == 0) sums->erase(it);
+}
+
+std::vector<DaySum> DaySumsOf(absl::Span<const LedgerItem> items, int year) {
+  std::vector<DaySum> sums;
+  for (const LedgerItem& item : items) {
+    if (item.counted) AddToDay(&sums, CountingDay(item.service_time, year), item.amount);
+  }
+  return sums;
+}
+
+LedgerTotals TotalsOfDays(absl::Span<const DaySum> sums, Ore cap, int year) {
+  LedgerTotals totals;
+  const absl::CivilDay first_of_year(year, 1, 1);
+  for (const DaySum& s : sums) {
+    const bool was_below = totals.counted_total < cap;
+    totals.counted_total += s.ore;
+    const bool is_below = totals.counted_total < cap;
+    // As in ComputeTotals: within a day every amount is positive, so a day's
+    // sum crosses exactly when one of its items does.
+    if (was_below && !is_below) {
+      totals.cap_reached_on = first_of_year + s.day;
+    } else if (!was_below && is_below) {
+      totals.cap_reached_on.reset();
+    }
+  }
+  return totals;
+}
+
 RefundDecision DecideRefund(Ore counted_total, Ore cap, Ore already_refunded, Ore minimum) {
   RefundDecision d;
   d.excess = std::max<Ore>(0, counted_total - cap - already_refunded);
@@ -70,12 +109,16 @@ IssuanceDecision DecideIssuance(const LedgerState& state, absl::CivilDay as_of) 
     d.issue_card = true;
     d.valid_from = reached;
     d.valid_to = absl::CivilDay(state.year, 12, 31);
-    d.past_deadline = (as_of - reached) > kIssuanceDeadlineDays;
+    d.past_deadline = PastDeadline(reached, as_of);
   }
   d.refund = DecideRefund(state.counted_total, state.cap, state.refunded, state.refund_minimum);
   // A carried excess waits for more reports, which mark the ledger due again.
   d.done = true;
   return d;
+}
+
+bool PastDeadline(absl::CivilDay cap_reached_on, absl::CivilDay decided_on) {
+  return (decided_on - cap_reached_on) > kIssuanceDeadlineDays;
 }
 
 bool NeedsIssuanceWork(const LedgerState& state) {

@@ -5,6 +5,7 @@
 #define FRIKORT_CORE_LEDGER_H_
 
 #include <optional>
+#include <vector>
 
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
@@ -30,6 +31,30 @@ struct LedgerTotals {
 
 // `items` must be in service-time order (ties in any fixed order). `cap` > 0.
 LedgerTotals ComputeTotals(absl::Span<const LedgerItem> items, Ore cap, int year);
+
+// Counted øre of one service day of a ledger's year: what the crossing date
+// needs, in at most kMaxDaySums records however many items the ledger holds.
+// `day` counts from 1 January (0); service days before it (medicine attributed
+// from the year before) count on day 0, since the crossing date is never
+// before 1 January.
+struct DaySum {
+  int day = 0;
+  Ore ore = 0;
+  friend bool operator==(const DaySum& a, const DaySum& b) {
+    return a.day == b.day && a.ore == b.ore;
+  }
+};
+inline constexpr int kMaxDaySums = 366;
+
+// The day of `year` a service time counts on (0 = 1 January, never below 0).
+int CountingDay(absl::Time service_time, int year);
+// Adds `delta` to `day` in `sums` (kept in day order, without zero sums).
+void AddToDay(std::vector<DaySum>* sums, int day, Ore delta);
+// The day sums of the counted items.
+std::vector<DaySum> DaySumsOf(absl::Span<const LedgerItem> items, int year);
+// The totals the day sums give: ComputeTotals of the items they sum, read in
+// one walk over at most kMaxDaySums sums. `sums` in day order.
+LedgerTotals TotalsOfDays(absl::Span<const DaySum> sums, Ore cap, int year);
 
 // The refund rule: excess = counted_total - cap - already_refunded (never
 // negative). With a minimum > 0, an excess below it is carried (not paid);
@@ -62,6 +87,9 @@ struct IssuanceDecision {
   bool done = true;
 };
 inline constexpr int kIssuanceDeadlineDays = 21;
+// Whether a card decided on `decided_on` (the real date, never a backdated
+// run's as_of) comes more than kIssuanceDeadlineDays after the crossing.
+bool PastDeadline(absl::CivilDay cap_reached_on, absl::CivilDay decided_on);
 IssuanceDecision DecideIssuance(const LedgerState& state, absl::CivilDay as_of);
 
 // Whether a ledger needs the job (a due marker): cap reached and no card, or a

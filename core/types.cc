@@ -29,7 +29,7 @@ constexpr std::array<absl::string_view, 4> kSchemeNames = {"SCHEME_UNSPECIFIED",
 constexpr std::array<absl::string_view, kMaxPayment + 1> kPaymentNames = {
     "PAYMENT_STATUS_UNSPECIFIED", "PAID", "INVOICED", "INVOICED_UNPAID", "EXEMPT_FRIKORT"};
 
-constexpr std::array<absl::string_view, 14> kRejectReasonNames = {
+constexpr std::array<absl::string_view, 15> kRejectReasonNames = {
     "REJECT_REASON_UNSPECIFIED",
     "INVALID_PERSON_ID",
     "INVALID_PROVIDER_ID",
@@ -44,6 +44,7 @@ constexpr std::array<absl::string_view, 14> kRejectReasonNames = {
     "PERSON_RESERVED",
     "UNKNOWN_REPORT",
     "ALREADY_CANCELLED",
+    "PERSON_YEAR_FULL",
 };
 
 // Enums arriving from the edge are cast from raw ints, so any value may show up

@@ -58,6 +58,7 @@ enum class RejectReason : int {
   kPersonReserved = 11,
   kUnknownReport = 12,
   kAlreadyCancelled = 13,
+  kPersonYearFull = 14,
 };
 
 enum class ExemptionStatus : int { kUnspecified = 0, kNotExempt = 1, kExempt = 2, kCapReached = 3 };

@@ -24,7 +24,8 @@ absl::StatusOr<RunSummary> IssuanceJob::Run(std::optional<absl::CivilDay> as_of,
   } reset{&running_};
 
   RunSummary summary;
-  summary.as_of = as_of.value_or(clock_->Today());
+  summary.decided_on = clock_->Today();
+  summary.as_of = as_of.value_or(summary.decided_on);
   summary.dry_run = dry_run;
   if (dry_run) {
     summary.run_id = "dry-run";
@@ -33,10 +34,14 @@ absl::StatusOr<RunSummary> IssuanceJob::Run(std::optional<absl::CivilDay> as_of,
     if (!id.ok()) return id.status();
     summary.run_id = *std::move(id);
   }
-  const storage::RunInfo info{summary.run_id, summary.as_of, dry_run};
+  const storage::RunInfo info{summary.run_id, summary.as_of, dry_run, summary.decided_on};
   const absl::CivilDay decision_date = summary.as_of;
-  auto decide = [decision_date](const core::LedgerState& state) {
-    return core::DecideIssuance(state, decision_date);
+  const absl::CivilDay decided_on = summary.decided_on;
+  auto decide = [decision_date, decided_on](const core::LedgerState& state) {
+    core::IssuanceDecision d = core::DecideIssuance(state, decision_date);
+    // A backdated run must not make a late card look on time.
+    if (d.issue_card) d.past_deadline = core::PastDeadline(d.valid_from, decided_on);
+    return d;
   };
 
   // Walk the due markers in key order, chunk by chunk. The register's writer

@@ -32,14 +32,18 @@ namespace frikort::jobs {
 
 struct RunSummary {
   std::string run_id;
-  absl::CivilDay as_of;
+  absl::CivilDay as_of;  // the decision date written on cards and payouts
+  // The real date of the run (today, Oslo). A run with as_of before it is
+  // backdated: the deadline is measured against decided_on, never as_of.
+  absl::CivilDay decided_on;
+  bool backdated() const { return as_of < decided_on; }
   bool dry_run = false;
   int64_t ledgers_examined = 0;
   int64_t cards_issued = 0;
   int64_t payouts = 0;
   core::Ore payout_total = 0;
   core::Ore carried_forward = 0;
-  int64_t cards_past_deadline = 0;
+  int64_t cards_past_deadline = 0;  // cards decided_on more than 21 days after the crossing
 };
 
 class IssuanceJob {
@@ -48,6 +52,7 @@ class IssuanceJob {
   IssuanceJob(storage::Register* reg, const core::Clock* clock);
 
   // One run with decision date `as_of` (nullopt = today in Europe/Oslo).
+  // Each card records the real date besides (records::Card decided_on).
   // Aborted if a run is in progress; Unavailable on storage failure (the run
   // can simply be started again: decided ledgers stay decided).
   absl::StatusOr<RunSummary> Run(std::optional<absl::CivilDay> as_of, bool dry_run);

@@ -23,6 +23,8 @@ std::string FormatAuditLine(const AuditRecord& r) {
       ",\"audit\":", Field(r.event), ",\"caller\":", Field(r.caller), ",\"rpc\":", Field(r.rpc));
   if (!r.person.empty()) absl::StrAppend(&line, ",\"person\":", Field(r.person));
   if (!r.reason.empty()) absl::StrAppend(&line, ",\"reason\":", Field(r.reason));
+  if (!r.as_of.empty()) absl::StrAppend(&line, ",\"as_of\":", Field(r.as_of));
+  if (!r.decided_on.empty()) absl::StrAppend(&line, ",\"decided_on\":", Field(r.decided_on));
   return line + "}";
 }
 

@@ -1,5 +1,5 @@
-// The security audit log: operator calls (Registry, Issuance) and refused
-// calls, one line each, with the caller and the time. National ids never
+// The security audit log: operator calls (Registry, Issuance), refused calls
+// and backdated issuance runs, one line each, with the caller and the time. National ids never
 // appear in clear: a person is named by the register's pseudonym, and every
 // field is redacted like a log line (server/log.h: runs of 11 digits become
 // "<id>"), since the caller and a refusal's reason can carry client text.
@@ -24,11 +24,16 @@ struct AuditRecord {
   absl::string_view rpc;     // "frikort.v1.Registry/GetLedger"
   absl::string_view person;  // pseudonym (Register::AuditPseudonym) or ""
   absl::string_view reason;  // why a call was denied, or ""
+  // A backdated issuance run ("backdated_run"): its decision date and the
+  // real date it ran on (YYYY-MM-DD), else "".
+  absl::string_view as_of = {};
+  absl::string_view decided_on = {};
 };
 
 // One JSON object, no newline:
 // {"time":"2026-06-15T10:00:00.123Z","audit":"operator_call","caller":"ops-1",
 //  "rpc":"frikort.v1.Registry/GetLedger","person":"t5qxmvvb-..."}
+// A backdated run adds "as_of" and "decided_on".
 std::string FormatAuditLine(const AuditRecord& record);
 
 // Receives each formatted line.

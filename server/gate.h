@@ -110,6 +110,11 @@ class CallGate {
                               const google::protobuf::RepeatedPtrField<v1::CoPayment>& items);
   absl::Status CheckProvider(const Admission& admission, Rpc rpc, absl::string_view provider_id);
 
+  // Writes `record` to the audit log (when the gate keeps one).
+  void Audit(const AuditRecord& record) {
+    if (options_.audit) options_.audit(FormatAuditLine(record));
+  }
+
  private:
   absl::StatusOr<std::shared_ptr<const Principal>> Reauthorize(const Admission& admission, Rpc rpc);
   absl::Status Denied(absl::string_view caller, Rpc rpc, absl::Status status);

@@ -473,6 +473,19 @@ grpc::ServerUnaryReactor* IssuanceService::RunIssuance(grpc::CallbackServerConte
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const bool dry_run = request->dry_run();
   const std::optional<absl::CivilDay> day = *as_of;
+  if (const absl::CivilDay today = ctx_->clock->Today(); day && *day < today && !dry_run) {
+    // Written before the run starts, so a backdated run leaves its trail even
+    // if it fails half-way.
+    const std::string as_of_text = core::FormatDate(*day), today_text = core::FormatDate(today);
+    ctx_->gate->Audit({.time = absl::Now(),
+                       .event = "backdated_run",
+                       .caller = admission->caller,
+                       .rpc = RpcName(Rpc::kRunIssuance),
+                       .person = "",
+                       .reason = "",
+                       .as_of = as_of_text,
+                       .decided_on = today_text});
+  }
   absl::MutexLock l(&mu_);
   auto it = runs_.emplace(runs_.end());
   // The thread cannot mark itself done before `thread` is assigned: it needs mu_.

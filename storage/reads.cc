@@ -44,6 +44,7 @@ Card ToCard(std::string person_id, int year, core::Scheme scheme, const rec::Car
   c.valid_from = Day(card.valid_from());
   c.valid_to = Day(card.valid_to());
   c.issued_on = Day(card.issued_on());
+  c.decided_on = card.decided_on() != 0 ? Day(card.decided_on()) : c.issued_on;
   c.basis_total = card.basis_total_ore();
   c.under_review = card.under_review();
   return c;

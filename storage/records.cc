@@ -1,5 +1,7 @@
 #include "storage/records.h"
 
+#include <algorithm>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "storage/crypto.h"
@@ -19,6 +21,45 @@ EntryKey EntryKeyOf(absl::string_view pseudonym, const rec::Entry& e) {
 
 absl::string_view EntryOwner(absl::string_view entry_key) {
   return entry_key.substr(0, kPseudonymBytes);
+}
+
+std::vector<core::DaySum> DaySumsOf(const rec::Ledger& l) {
+  std::vector<core::DaySum> sums;
+  const int n = std::min(l.sum_day_size(), l.sum_ore_size());
+  sums.reserve(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) sums.push_back({l.sum_day(i), l.sum_ore(i)});
+  return sums;
+}
+
+void SetDaySums(rec::Ledger* l, const std::vector<core::DaySum>& sums) {
+  l->clear_sum_day();
+  l->clear_sum_ore();
+  l->mutable_sum_day()->Reserve(static_cast<int>(sums.size()));
+  l->mutable_sum_ore()->Reserve(static_cast<int>(sums.size()));
+  for (const core::DaySum& s : sums) {
+    l->add_sum_day(s.day);
+    l->add_sum_ore(s.ore);
+  }
+}
+
+int EntriesInYear(const rec::Person& p, int year) {
+  for (const rec::YearEntries& y : p.entries()) {
+    if (y.year() == year) return y.count();
+  }
+  return 0;
+}
+
+void SetEntriesInYear(rec::Person* p, int year, int count) {
+  auto* years = p->mutable_entries();
+  int i = 0;
+  while (i < years->size() && years->Get(i).year() < year) ++i;
+  if (i == years->size() || years->Get(i).year() != year) {
+    // Kept in year order: appended, then moved into place.
+    rec::YearEntries* added = years->Add();
+    added->set_year(year);
+    for (int j = years->size() - 1; j > i; --j) years->SwapElements(j, j - 1);
+  }
+  years->Mutable(i)->set_count(count);
 }
 
 std::optional<LedgerId> ParseDueKey(absl::string_view k) {
@@ -51,21 +92,6 @@ bool Records::GetEntry(const EntryKey& key, rec::Entry* e) {
 }
 void Records::PutEntry(const EntryKey& key, const rec::Entry& e) {
   o_.PutMsg(Table::kEntries, key, e);
-}
-
-void Records::ForEachEntry(absl::string_view pseudonym, int year,
-                           const std::function<void(const EntryKey&, const rec::Entry&)>& visit) {
-  rec::Entry e;
-  EntryKey key;
-  o_.Scan(Table::kEntries, keys::PersonYear(pseudonym, year),
-          [&](absl::string_view k, absl::string_view value) {
-            if (failed()) return;
-            if (!e.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-              return Fail(absl::DataLossError("damaged entry record"));
-            }
-            key.assign(k.data(), k.size());
-            visit(key, e);
-          });
 }
 
 bool Records::GetLedger(const LedgerId& id, rec::Ledger* l) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "core/ledger.h"
 #include "core/types.h"
 #include "storage/overlay.h"
 #include "storage/records.pb.h"
@@ -35,6 +36,13 @@ using EntryKey = std::string;
 EntryKey EntryKeyOf(absl::string_view pseudonym, const rec::Entry& e);
 // The person an entry key belongs to.
 absl::string_view EntryOwner(absl::string_view entry_key);
+
+// A ledger's day sums (records::Ledger sum_day/sum_ore), in day order.
+std::vector<core::DaySum> DaySumsOf(const rec::Ledger& l);
+void SetDaySums(rec::Ledger* l, const std::vector<core::DaySum>& sums);
+// The entries a person holds in `year` (0 when none), and setting it.
+int EntriesInYear(const rec::Person& p, int year);
+void SetEntriesInYear(rec::Person* p, int year, int count);
 
 // The ledger a due marker names; nullopt for a damaged key.
 std::optional<LedgerId> ParseDueKey(absl::string_view key);
@@ -59,9 +67,6 @@ class Records {
 
   bool GetEntry(const EntryKey& key, rec::Entry* e);
   void PutEntry(const EntryKey& key, const rec::Entry& e);
-  // Every entry of the person's year, in service-time order.
-  void ForEachEntry(absl::string_view pseudonym, int year,
-                    const std::function<void(const EntryKey&, const rec::Entry&)>& visit);
 
   bool GetLedger(const LedgerId& id, rec::Ledger* l);
   void PutLedger(const LedgerId& id, const rec::Ledger& l);

@@ -9,6 +9,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "storage/migrate_payouts_by_person.h"
+#include "storage/migrate_day_sums.h"
 #include "storage/register_impl.h"
 #include "storage/rocks_store.h"
 
@@ -76,7 +77,7 @@ RegisterImpl::RegisterImpl(const RegisterOptions& options, Crypto crypto,
       rules_(*options.rules),
       clock_(*options.clock),
       crypto_(std::move(crypto)),
-      machine_(options.rules, &crypto_, &options_.id_options),
+      machine_(options.rules, &crypto_, &options_.id_options, options.max_entries_per_person_year),
       store_(std::move(store)),
       pipeline_(std::make_unique<WritePipeline>(
           store_.get(), options.clock,
@@ -101,6 +102,7 @@ absl::Status RegisterImpl::Start() {
                      " was created with; refusing to open it with another key"));
   }
   if (absl::StatusOr<uint64_t> m = MigratePayoutsByPerson(*store_); !m.ok()) return m.status();
+  if (absl::Status s = MigrateDaySums(*store_); !s.ok()) return s;
   pipeline_->Start();
   lookup_log_->Start();
   return absl::OkStatus();

@@ -61,6 +61,9 @@ struct RegisterOptions {
   bool sync_writes = true;
   // Upper bound of reports applied in one group commit.
   int max_group_reports = 20000;
+  // Entries one person may hold in one year; a report beyond is refused
+  // (PERSON_YEAR_FULL). Tests lower it.
+  int max_entries_per_person_year = 10000;
   // Opens the store the register keeps its records in; unset = the RocksDB
   // store in data_dir, bounded by the two memory options above. Tests pass
   // one over a file system that injects faults or drops unsynced data.
@@ -99,7 +102,10 @@ struct Card {
   core::Scheme scheme = core::Scheme::kUnspecified;
   absl::CivilDay valid_from;
   absl::CivilDay valid_to;
-  absl::CivilDay issued_on;
+  absl::CivilDay issued_on;  // the run's decision date (as_of)
+  // The real date the run decided it: later than issued_on for a backdated
+  // run; equal to it for cards decided before the register recorded both.
+  absl::CivilDay decided_on;
   core::Ore basis_total = 0;
   bool under_review = false;
 };
@@ -176,6 +182,9 @@ struct RunInfo {
   std::string run_id;
   absl::CivilDay as_of;
   bool dry_run = false;
+  // The real date the run decides on (today, Oslo); recorded on each card it
+  // issues. Equal to as_of except for a backdated run.
+  absl::CivilDay decided_on;
 };
 
 class Register {

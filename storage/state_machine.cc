@@ -122,13 +122,20 @@ ReportResult StateMachine::ApplyReport(Records& r, const PreparedReport& p) {
                     "person_id: the person has opted out of the automatic free card scheme; "
                     "co-payments for them are not stored");
   }
+  const int stored = EntriesInYear(person, c.year);
+  if (stored >= max_entries_per_person_year_) {
+    // Refused before anything is written: the batch's other reports go on.
+    return Rejected(
+        in.report_id, core::RejectReason::kPersonYearFull,
+        absl::StrCat("person_id: the person already has ", stored, " co-payments stored for ",
+                     c.year, ", the most one person-year may hold; nothing was stored"));
+  }
   if (!known) {
     if (!p.crypto_status.ok()) {
       r.Fail(p.crypto_status);
       return Rejected(in.report_id, core::RejectReason::kNone, "internal error");
     }
     person.set_encrypted_id(p.sealed_id);
-    r.PutPerson(p.pseudonym, person);
   }
 
   rec::Entry e;
@@ -149,7 +156,9 @@ ReportResult StateMachine::ApplyReport(Records& r, const PreparedReport& p) {
   index.set_entry_key(entry_key);
   index.set_content_hash(p.content_hash);
   r.PutReport(in.provider_id, in.report_id, index);
-  if (EntryCounts(e)) AddCounted(r, e, entry_key);
+  SetEntriesInYear(&person, c.year, stored + 1);
+  r.PutPerson(p.pseudonym, person);
+  if (EntryCounts(e)) SetCounted(r, entry_key, e, true);
   return Accepted(
       in.report_id, e,
       c.late ? "accepted; reported more than 14 days after the service (late)" : "accepted");
@@ -195,11 +204,12 @@ ReportResult StateMachine::ApplyUpdatePayment(Records& r, const std::string& pro
                     absl::StrCat("payment: the report is ", core::PaymentName(current),
                                  "; only INVOICED_UNPAID can change to PAID"));
   }
+  const bool counted_before = EntryCounts(e);
   e.set_payment(static_cast<int>(core::Payment::kPaid));
   e.set_paid_by_update(true);
   e.set_payment_updated_time_us(absl::ToUnixMicros(r.now()));
   r.PutEntry(entry_key, e);
-  if (EntryCounts(e)) AddCounted(r, e, entry_key);
+  if (EntryCounts(e) != counted_before) SetCounted(r, entry_key, e, !counted_before);
   return Accepted(report_id, e, "payment updated to PAID");
 }
 
@@ -218,7 +228,7 @@ ReportResult StateMachine::ApplyCancel(Records& r, const std::string& provider_i
   e.set_cancel_reason(reason);
   e.set_cancelled_time_us(absl::ToUnixMicros(r.now()));
   r.PutEntry(entry_key, e);
-  if (counted_before) Recompute(r, LedgerOf(EntryOwner(entry_key), e));
+  if (counted_before) SetCounted(r, entry_key, e, false);
   return Accepted(report_id, e, "cancelled");
 }
 
@@ -234,69 +244,28 @@ core::LedgerState StateMachine::StateOf(int year, core::Scheme scheme, const rec
   return s;
 }
 
-void StateMachine::AddCounted(Records& r, const rec::Entry& e, const EntryKey& entry_key) {
-  const LedgerId id = LedgerOf(EntryOwner(entry_key), e);
+void StateMachine::SetCounted(Records& r, const EntryKey& key, const rec::Entry& e, bool counts) {
+  const LedgerId id = LedgerOf(EntryOwner(key), e);
   rec::Ledger l;
   r.GetLedger(id, &l);
   const bool was_due = core::NeedsIssuanceWork(StateOf(id.year, id.scheme, l));
-  const Ore cap = rules_.Cap(id.year, id.scheme).value_or(0);
-  l.set_counted_total_ore(l.counted_total_ore() + e.amount_ore());
-  const bool is_last = entry_key > l.max_counted_key();
-  bool rescan = false;
-  if (l.crossed()) {
-    rescan = entry_key < l.crossing_key();
-  } else if (l.counted_total_ore() >= cap) {
-    if (is_last) {
-      // The running total in service-time order reaches the cap exactly here.
-      l.set_crossed(true);
-      l.set_crossing_key(entry_key);
-      const absl::CivilDay jan1(id.year, 1, 1);
-      l.set_cap_reached_on(core::DayNumber(
-          std::max(core::OsloDate(absl::FromUnixMicros(e.service_time_us())), jan1)));
-    } else {
-      rescan = true;
-    }
-  }
-  if (is_last) l.set_max_counted_key(entry_key);
-  if (rescan) RecomputeInto(r, id, &l);
-  StoreLedger(r, id, &l, was_due);
-}
-
-void StateMachine::Recompute(Records& r, const LedgerId& id) {
-  rec::Ledger l;
-  r.GetLedger(id, &l);
-  const bool was_due = core::NeedsIssuanceWork(StateOf(id.year, id.scheme, l));
-  RecomputeInto(r, id, &l);
-  StoreLedger(r, id, &l, was_due);
-}
-
-void StateMachine::RecomputeInto(Records& r, const LedgerId& id, rec::Ledger* l) {
-  std::vector<core::LedgerItem> items;
-  std::vector<EntryKey> item_keys;
-  r.ForEachEntry(id.pseudonym, id.year, [&](const EntryKey& key, const rec::Entry& e) {
-    if (e.scheme() != static_cast<int>(id.scheme) || !EntryCounts(e)) return;
-    items.push_back({absl::FromUnixMicros(e.service_time_us()), e.amount_ore(), true});
-    item_keys.push_back(key);
-  });
-  if (r.failed()) return;
-  const Ore cap = rules_.Cap(id.year, id.scheme).value_or(0);
-  const core::LedgerTotals totals = core::ComputeTotals(items, cap, id.year);
-  l->set_counted_total_ore(totals.counted_total);
-  l->set_max_counted_key(item_keys.empty() ? "" : item_keys.back());
-  l->set_crossed(totals.cap_reached_on.has_value());
-  l->clear_crossing_key();
-  l->clear_cap_reached_on();
+  std::vector<core::DaySum> sums = DaySumsOf(l);
+  core::AddToDay(&sums, core::CountingDay(absl::FromUnixMicros(e.service_time_us()), id.year),
+                 counts ? e.amount_ore() : -e.amount_ore());
+  SetDaySums(&l, sums);
+  const core::LedgerTotals totals =
+      core::TotalsOfDays(sums, rules_.Cap(id.year, id.scheme).value_or(0), id.year);
+  l.set_counted_total_ore(totals.counted_total);
+  l.set_crossed(totals.cap_reached_on.has_value());
   if (totals.cap_reached_on) {
-    l->set_cap_reached_on(core::DayNumber(*totals.cap_reached_on));
-    Ore running = 0;
-    for (size_t i = 0; i < items.size(); ++i) {
-      running += items[i].amount;
-      if (running >= cap) {
-        l->set_crossing_key(item_keys[i]);
-        break;
-      }
-    }
+    l.set_cap_reached_on(core::DayNumber(*totals.cap_reached_on));
+  } else {
+    l.clear_cap_reached_on();
   }
+  // Written by registers before the day sums; nothing reads them now.
+  l.clear_crossing_key();
+  l.clear_max_counted_key();
+  StoreLedger(r, id, &l, was_due);
 }
 
 void StateMachine::StoreLedger(Records& r, const LedgerId& id, rec::Ledger* l, bool was_due) {
@@ -363,6 +332,7 @@ LedgerOutcome StateMachine::ApplyDecide(Records& r, const RunInfo& run, uint64_t
     card->set_basis_total_ore(effect.card->basis_total);
     card->set_under_review(effect.card->under_review);
     card->set_run_id(run.run_id);
+    card->set_decided_on(core::DayNumber(run.decided_on));
     l.set_card_issued(true);
     r.PutCard(id, *card);
   }

@@ -5,11 +5,16 @@
 // thread; a change either writes all it should or, on a read failure, fails
 // the group.
 //
-// The ledger is kept in step with its entries on every change: counted
-// total, crossing point (the entry whose running total in service-time order
-// reached the cap), due marker (exactly when core::NeedsIssuanceWork and the
-// person is not reserved), and the review flag of an issued card
-// (core::CardNeedsReview).
+// The ledger is kept in step with its entries on every change, through one
+// function (SetCounted): counted øre per service day, counted total, crossing
+// date (the day the running total in service-time order reached the cap),
+// due marker (exactly when core::NeedsIssuanceWork and the person is not
+// reserved), and the review flag of an issued card (core::CardNeedsReview).
+// A change never reads the person's other entries: its cost is a few point
+// reads and one walk over at most core::kMaxDaySums day sums, however many
+// entries the person-year holds. One person-year holds at most
+// max_entries_per_person_year entries; a report beyond is refused
+// (PERSON_YEAR_FULL), the batch goes on.
 //
 // Thread safety: Prepare may run on any thread; the Apply methods on the
 // writer thread only (they take its records).
@@ -51,10 +56,16 @@ bool EntryCounts(const rec::Entry& e);
 
 class StateMachine {
  public:
+  static constexpr int kMaxEntriesPerPersonYear = 10000;
+
   // Not owned; must outlive the state machine.
   StateMachine(const core::RulesTable* rules, const Crypto* crypto,
-               const core::PersonIdOptions* id_options)
-      : rules_(*rules), crypto_(*crypto), id_options_(*id_options) {}
+               const core::PersonIdOptions* id_options,
+               int max_entries_per_person_year = kMaxEntriesPerPersonYear)
+      : rules_(*rules),
+        crypto_(*crypto),
+        id_options_(*id_options),
+        max_entries_per_person_year_(max_entries_per_person_year) {}
 
   // Validation and cryptography, on the caller's thread (so many callers use
   // many cores; the writer only reads and writes).
@@ -80,17 +91,15 @@ class StateMachine {
   // The state the issuance job sees of a ledger.
   core::LedgerState StateOf(int year, core::Scheme scheme, const rec::Ledger& l) const;
 
+  // Applies "the entry stored under `key` now counts" (or no longer counts)
+  // to its ledger: day sum, total, crossing date, card review and due marker.
+  // Call it exactly when EntryCounts(e) changes (e: the entry as it is now);
+  // it reads and writes only the ledger (and the person's reservation).
+  void SetCounted(Records& r, const EntryKey& key, const rec::Entry& e, bool counts);
+
  private:
   LedgerOutcome ApplyDecide(Records& r, const RunInfo& run, uint64_t run_seq, const LedgerId& id,
                             const Register::DecideFn& decide);
-  // Adds one newly counted entry to its ledger, rescanning only when the
-  // entry lands before the crossing point (or the crossing is new and the
-  // entry is not the latest counted one).
-  void AddCounted(Records& r, const rec::Entry& e, const EntryKey& entry_key);
-  // Recomputes a ledger from its entries (after a cancellation, or when the
-  // fast path cannot decide) and stores it.
-  void Recompute(Records& r, const LedgerId& id);
-  void RecomputeInto(Records& r, const LedgerId& id, rec::Ledger* l);
   // Stores the ledger, flags an issued card for review, and keeps the due
   // marker in step with NeedsIssuanceWork.
   void StoreLedger(Records& r, const LedgerId& id, rec::Ledger* l, bool was_due);
@@ -108,6 +117,7 @@ class StateMachine {
   const core::RulesTable& rules_;
   const Crypto& crypto_;
   const core::PersonIdOptions& id_options_;
+  const int max_entries_per_person_year_;
 };
 
 }  // namespace frikort::storage

@@ -1,6 +1,7 @@
 // Verify: walks the whole register in one snapshot and checks its
 // invariants (see Register::Verify), in memory bounded by one person-year.
 #include <algorithm>
+#include <map>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -40,15 +41,35 @@ absl::StatusOr<Register::VerifyReport> RegisterImpl::Verify() {
   };
   std::string v;
 
-  // Persons: every id decrypts under this key.
+  // Persons: every id decrypts under this key; the entry counts per year
+  // match the entries.
   absl::Status s = walk(Table::kPersons, [&](absl::string_view key, absl::string_view value) {
     ++rep.persons;
     rec::Person p;
     if (!p.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
       violation(absl::StrCat(who(key), ": damaged person record"));
-    } else if (auto id = crypto_.Decrypt(p.encrypted_id(), key);
-               !id.ok() || crypto_.Pseudonym(*id) != key) {
+      return absl::OkStatus();
+    }
+    if (auto id = crypto_.Decrypt(p.encrypted_id(), key);
+        !id.ok() || crypto_.Pseudonym(*id) != key) {
       violation(absl::StrCat(who(key), ": encrypted id does not belong to its pseudonym"));
+    }
+    // The entry counts per year the cap on a person-year is checked against.
+    std::map<int, int> counted;
+    ScanRange range;
+    range.prefix = std::string(key);
+    absl::Status scanned =
+        snap->Scan(Table::kEntries, range, [&](absl::string_view k, absl::string_view) {
+          ++counted[static_cast<int>(keys::GetU(k, kPseudonymBytes, 2))];
+          return true;
+        });
+    if (!scanned.ok()) return scanned;
+    for (const rec::YearEntries& y : p.entries()) counted.emplace(y.year(), 0);
+    for (const auto& [year, n] : counted) {
+      if (EntriesInYear(p, year) != n) {
+        violation(absl::StrCat(who(key), " ", year, ": person record counts ",
+                               EntriesInYear(p, year), " entries, the register holds ", n));
+      }
     }
     return absl::OkStatus();
   });
@@ -129,6 +150,9 @@ absl::StatusOr<Register::VerifyReport> RegisterImpl::Verify() {
                     : std::nullopt;
     if (stored != totals.cap_reached_on) {
       violation(absl::StrCat(where, ": crossing date differs from the entries'"));
+    }
+    if (DaySumsOf(l) != core::DaySumsOf(items, year)) {
+      violation(absl::StrCat(where, ": day sums differ from the entries'"));
     }
     const bool under_review = l.card_issued() && l.card().under_review();
     if (l.card_issued()) {

@@ -423,7 +423,8 @@ TEST(TypesTest, Names) {
   EXPECT_EQ(PaymentName(Payment::kInvoicedUnpaid), "INVOICED_UNPAID");
   EXPECT_EQ(RejectReasonName(RejectReason::kInvalidAmount), "INVALID_AMOUNT");
   EXPECT_EQ(RejectReasonName(RejectReason::kAlreadyCancelled), "ALREADY_CANCELLED");
-  EXPECT_EQ(RejectReasonName(static_cast<RejectReason>(14)), "UNKNOWN");
+  EXPECT_EQ(RejectReasonName(RejectReason::kPersonYearFull), "PERSON_YEAR_FULL");
+  EXPECT_EQ(RejectReasonName(static_cast<RejectReason>(15)), "UNKNOWN");
   for (int c = 1; c <= kMaxCategory; ++c) {
     EXPECT_EQ(CategoryFromName(CategoryName(static_cast<Category>(c))), static_cast<Category>(c));
   }

@@ -1,5 +1,7 @@
 #include "core/ledger.h"
 
+#include <algorithm>
+#include <random>
 #include <vector>
 
 #include "core/calendar.h"
@@ -42,6 +44,43 @@ TEST_F(LedgerTest, CrossingExactlyAtCap) {
   EXPECT_EQ(t.counted_total, Nok(3465));
   ASSERT_TRUE(t.cap_reached_on.has_value());
   EXPECT_EQ(*t.cap_reached_on, absl::CivilDay(2024, 3, 7));  // reached, not passed
+}
+
+TEST_F(LedgerTest, DaySumsGiveTheTotalsOfTheirItems) {
+  // Many items on few days, some before 1 January (attributed medicine), in
+  // random order: the day sums hold at most one sum a day and give the same
+  // total and crossing date as the items.
+  std::mt19937 rng(7);
+  std::vector<LedgerItem> items;
+  for (int i = 0; i < 2000; ++i) {
+    const int day = static_cast<int>(rng() % 40);
+    const absl::Time t = OsloNoon(2024, 1, 1) + absl::Hours(24 * (day - 5) + rng() % 10);
+    items.push_back(Item(t, 1 + static_cast<Ore>(rng() % 900), rng() % 5 != 0));
+  }
+  std::vector<LedgerItem> sorted = items;
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const auto& a, const auto& b) { return a.service_time < b.service_time; });
+  const std::vector<DaySum> sums = DaySumsOf(items, 2024);
+  EXPECT_LE(sums.size(), 35u);
+  EXPECT_EQ(sums.front().day, 0);  // the days before 1 January count on it
+  for (Ore cap : {Nok(1), Nok(3165), Nok(100000), Nok(10000000)}) {
+    const LedgerTotals want = ComputeTotals(sorted, cap, 2024);
+    const LedgerTotals got = TotalsOfDays(sums, cap, 2024);
+    EXPECT_EQ(got.counted_total, want.counted_total);
+    EXPECT_EQ(got.cap_reached_on, want.cap_reached_on) << cap;
+  }
+}
+
+TEST_F(LedgerTest, AddToDayKeepsDayOrderAndDropsEmptyDays) {
+  std::vector<DaySum> sums;
+  AddToDay(&sums, 10, 500);
+  AddToDay(&sums, 3, 200);
+  AddToDay(&sums, 10, 100);
+  EXPECT_EQ(sums, (std::vector<DaySum>{{3, 200}, {10, 600}}));
+  AddToDay(&sums, 3, -200);
+  EXPECT_EQ(sums, (std::vector<DaySum>{{10, 600}}));
+  EXPECT_EQ(CountingDay(OsloNoon(2023, 12, 20), 2024), 0);
+  EXPECT_EQ(CountingDay(OsloNoon(2024, 12, 31), 2024), 365);
 }
 
 TEST_F(LedgerTest, OneOreShortDoesNotCross) {

@@ -164,8 +164,14 @@ class JobTest : public ::testing::Test {
             ::testing::DoAll(::testing::InvokeWithoutArgs(std::move(act)), RealDecide()));
   }
 
+  // A run on its decision date (as the scheduler runs), not backdated: the
+  // clock shows noon of `as_of` while it runs. Backdated runs call
+  // job_->Run themselves.
   RunSummary RunJob(absl::CivilDay as_of, bool dry_run = false) {
+    const absl::Time now = clock_.Now();
+    clock_.Set(core::OsloStartOfDay(as_of) + absl::Hours(12));
     auto s = job_->Run(as_of, dry_run);
+    clock_.Set(now);
     EXPECT_TRUE(s.ok()) << s.status();
     return s.ok() ? *s : RunSummary{};
   }

@@ -71,7 +71,7 @@ TEST_F(ResumeTest, KilledAfterSomeLedgersResumesWithoutPayingTwice) {
   auto run_id = reg_->AllocateRunId();
   ASSERT_TRUE(run_id.ok());
   auto outcomes = reg_->DecideNext(
-      {*run_id, as_of, false}, std::make_shared<storage::DueCursor>(), 4,
+      {*run_id, as_of, false, as_of}, std::make_shared<storage::DueCursor>(), 4,
       [as_of](const core::LedgerState& s) { return core::DecideIssuance(s, as_of); });
   ASSERT_TRUE(outcomes.ok()) << outcomes.status();
   ASSERT_EQ(outcomes->size(), 4u);

@@ -420,7 +420,7 @@ inline void SimDriver::RunIssuance(bool interrupted, bool reports_between_chunks
     if (!chunk_keys.empty()) cursor = work_->OrderOf(chunk_keys.back());
     want.ledgers_examined += static_cast<int64_t>(chunk_keys.size());
     for (const LedgerKey& k : chunk_keys) {
-      const sim::ModelDecision d = model_->Decide(k, as_of, want.run_id, dry_run);
+      const sim::ModelDecision d = model_->Decide(k, as_of, clock_.Today(), want.run_id, dry_run);
       if (d.skipped) continue;
       decided.insert(k.person);
       touched_.insert(k.person);

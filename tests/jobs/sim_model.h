@@ -301,8 +301,10 @@ class Model {
   // forfeited on 31 December: a late report of the same year that brings it
   // to the minimum gets it paid ("gjelder samme kalenderår" in the circular
   // is about the co-payments' year).
-  ModelDecision Decide(const LedgerKey& k, absl::CivilDay as_of, const std::string& run_id,
-                       bool dry_run) {
+  // `decided_on`: the real date of the run (after as_of for a backdated
+  // run); the deadline is measured against it.
+  ModelDecision Decide(const LedgerKey& k, absl::CivilDay as_of, absl::CivilDay decided_on,
+                       const std::string& run_id, bool dry_run) {
     ModelDecision d;
     if (!Due(k)) {
       d.skipped = true;
@@ -311,7 +313,7 @@ class Model {
     const std::optional<absl::CivilDay> reached = CapReachedOn(k);
     if (!reached || *reached > as_of) return d;
     d.issue_card = CardOf(k) == nullptr;
-    d.past_deadline = d.issue_card && as_of - *reached > kDeadlineDays;
+    d.past_deadline = d.issue_card && decided_on - *reached > kDeadlineDays;
     const Ore excess = Excess(k);
     if (Payable(k.year, excess)) {
       d.payout = excess;

@@ -63,7 +63,8 @@ TEST(ConvertTest, Enums) {
   EXPECT_EQ(SchemeToProto(core::Scheme::kTak2), v1::TAK2);
   EXPECT_EQ(SchemeToProto(static_cast<core::Scheme>(9)), v1::SCHEME_UNSPECIFIED);
   EXPECT_EQ(RejectReasonToProto(core::RejectReason::kAlreadyCancelled), v1::ALREADY_CANCELLED);
-  EXPECT_EQ(RejectReasonToProto(static_cast<core::RejectReason>(14)),
+  EXPECT_EQ(RejectReasonToProto(core::RejectReason::kPersonYearFull), v1::PERSON_YEAR_FULL);
+  EXPECT_EQ(RejectReasonToProto(static_cast<core::RejectReason>(15)),
             v1::REJECT_REASON_UNSPECIFIED);
   EXPECT_EQ(ExemptionStatusToProto(core::ExemptionStatus::kCapReached), v1::CAP_REACHED);
   EXPECT_EQ(OutcomeToProto(core::Outcome::kDuplicate), v1::DUPLICATE);
@@ -72,7 +73,7 @@ TEST(ConvertTest, Enums) {
   // The core enums mirror the contract's numbers.
   EXPECT_EQ(core::kMaxCategory, v1::ServiceCategory_MAX);
   EXPECT_EQ(core::kMaxPayment, v1::PaymentStatus_MAX);
-  EXPECT_EQ(static_cast<int>(core::RejectReason::kAlreadyCancelled), v1::RejectReason_MAX);
+  EXPECT_EQ(static_cast<int>(core::RejectReason::kPersonYearFull), v1::RejectReason_MAX);
 }
 
 TEST(ConvertTest, OptionalDates) {

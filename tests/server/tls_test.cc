@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -691,6 +692,23 @@ TEST_F(TlsTest, OperatorCallsAreAuditedWithoutNationalIds) {
     EXPECT_THAT(line, ContainsRegex("^\\{\"time\":\"20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:.]{12}Z\","));
     EXPECT_THAT(line, Not(HasSubstr(person)));
   }
+}
+
+TEST_F(TlsTest, ABackdatedRunIsAuditedWithItsRealDate) {
+  v1::IssuanceRun run;
+  ASSERT_TRUE(RunIssuance("2026-06-01", false, &run).ok());
+  EXPECT_EQ(run.as_of(), "2026-06-01");                      // the decision date stays as asked
+  ASSERT_TRUE(RunIssuance("", false, &run).ok());            // today's: not backdated
+  ASSERT_TRUE(RunIssuance("2026-05-01", true, &run).ok());   // dry: decides nothing
+  ASSERT_TRUE(RunIssuance("2026-06-15", false, &run).ok());  // today, named
+  std::vector<std::string> backdated;
+  for (const std::string& line : AuditLines()) {
+    if (absl::StrContains(line, "backdated")) backdated.push_back(line);
+  }
+  ASSERT_EQ(backdated.size(), 1u) << ::testing::PrintToString(AuditLines());
+  EXPECT_THAT(backdated[0], HasSubstr("\"audit\":\"backdated_run\",\"caller\":\"ops-1\","
+                                      "\"rpc\":\"frikort.v1.Issuance/RunIssuance\","
+                                      "\"as_of\":\"2026-06-01\",\"decided_on\":\"2026-06-15\"}"));
 }
 
 // Limits that hold in development mode as well.

@@ -241,7 +241,7 @@ TEST_F(RegisterTest, CancellationKeepsHistoryAndFlagsIssuedCard) {
   ASSERT_TRUE(due.ok());
   ASSERT_EQ(due->size(), 1u);
   auto out =
-      reg_->DecideNext({*run, absl::CivilDay(2024, 5, 1), false},
+      reg_->DecideNext({*run, absl::CivilDay(2024, 5, 1), false, absl::CivilDay(2024, 5, 1)},
                        std::make_shared<storage::DueCursor>(), 10, [](const core::LedgerState& s) {
                          return core::DecideIssuance(s, absl::CivilDay(2024, 5, 1));
                        });
@@ -306,11 +306,12 @@ TEST_F(RegisterTest, ChunksQueuedBackToBackTakeConsecutiveMarkers) {
     std::vector<absl::StatusOr<std::vector<LedgerOutcome>>> got(kChunks);
     std::vector<absl::Notification> done(kChunks);
     for (int c = 0; c < kChunks; ++c) {
-      reg_->DecideNextAsync({run_id, absl::CivilDay(2024, 5, 1), dry_run}, cursor, 2, decide,
-                            [&got, &done, c](absl::StatusOr<std::vector<LedgerOutcome>> r) {
-                              got[c] = std::move(r);
-                              done[c].Notify();
-                            });
+      reg_->DecideNextAsync(
+          {run_id, absl::CivilDay(2024, 5, 1), dry_run, absl::CivilDay(2024, 5, 1)}, cursor, 2,
+          decide, [&got, &done, c](absl::StatusOr<std::vector<LedgerOutcome>> r) {
+            got[c] = std::move(r);
+            done[c].Notify();
+          });
     }
     std::vector<std::string> taken;
     for (int c = 0; c < kChunks; ++c) {
@@ -327,8 +328,9 @@ TEST_F(RegisterTest, ChunksQueuedBackToBackTakeConsecutiveMarkers) {
     for (int i = 0; i < kPeople; ++i) EXPECT_EQ(taken[i], (*due)[i].pseudonym) << i;
     EXPECT_EQ(reg_->ScanDue(std::nullopt, 10)->size(), dry_run ? 5u : 0u);
   }
-  EXPECT_THAT(reg_->DecideNext({"run-000009", absl::CivilDay(2024, 5, 1), false},
-                               std::make_shared<DueCursor>(), 0, decide)
+  EXPECT_THAT(reg_->DecideNext(
+                      {"run-000009", absl::CivilDay(2024, 5, 1), false, absl::CivilDay(2024, 5, 1)},
+                      std::make_shared<DueCursor>(), 0, decide)
                   .status()
                   .message(),
               ::testing::HasSubstr("limit"));
@@ -685,7 +687,7 @@ TEST_F(RegisterTest, VerifyIsCleanAfterEveryKindOfChange) {
   auto due = reg_->ScanDue(std::nullopt, 10);
   ASSERT_EQ(due->size(), 2u);
   auto decided =
-      reg_->DecideNext({*run, absl::CivilDay(2024, 5, 1), false},
+      reg_->DecideNext({*run, absl::CivilDay(2024, 5, 1), false, absl::CivilDay(2024, 5, 1)},
                        std::make_shared<storage::DueCursor>(), 10, [](const core::LedgerState& s) {
                          return core::DecideIssuance(s, absl::CivilDay(2024, 5, 1));
                        });
