@@ -21,6 +21,7 @@
 #include "tests/testing/fixture.h"
 #include "tests/testing/ids.h"
 #include "tests/testing/mem_store.h"
+#include "tests/testing/oslo.h"
 
 namespace frikort::storage {
 namespace {
@@ -48,7 +49,7 @@ class CountingStore : public MemStore {
 class WriteCostTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(core::InitOsloTimeZone().ok());
+    ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok());
     auto rules = frikort::testing::DeployedRules();
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = *std::move(rules);
