@@ -118,7 +118,9 @@ std::vector<int> AffectedYears(const std::vector<AgreementPeriod>& before,
                                const std::vector<AgreementPeriod>& after, const RulesTable& rules) {
   std::vector<int> years;
   for (int year = rules.first_year(); year <= rules.last_year() && year > 0; ++year) {
-    if (!rules.RequiresDirectSettlement(year)) continue;
+    if (!rules.RequiresDirectSettlement(year) && !rules.RequiresDirectSettlement(year + 1)) {
+      continue;
+    }
     const absl::CivilDay first(year, 1, 1);
     const absl::CivilDay last(year, 12, 31);
     if (Coverage(before, first, last) != Coverage(after, first, last)) years.push_back(year);

@@ -60,8 +60,9 @@ absl::StatusOr<ProviderRecord> ValidateProvider(const ProviderInput& in, const R
 // Whether one of the periods covers `day`.
 bool InForce(const std::vector<AgreementPeriod>& agreements, absl::CivilDay day);
 
-// The years whose rules require direct settlement and in which the days
-// covered by `before` and by `after` differ: the years a change of a
+// The years in which the days covered by `before` and by `after` differ and
+// whose rules, or the next year's (a prescription served now may count next
+// year), require direct settlement: the service years a change of a
 // provider's agreements can change the counting of.
 std::vector<int> AffectedYears(const std::vector<AgreementPeriod>& before,
                                const std::vector<AgreementPeriod>& after, const RulesTable& rules);

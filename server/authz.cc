@@ -166,6 +166,9 @@ constexpr RpcInfo kRpcInfo[] = {
     {Rpc::kListFreeCards, "frikort.v1.Issuance/ListFreeCards", kOperating},
     {Rpc::kListPayouts, "frikort.v1.Issuance/ListPayouts", kOperating},
     {Rpc::kBackup, "frikort.v1.Operations/Backup", kOperating},
+    {Rpc::kPutProvider, "frikort.v1.Providers/PutProvider", kOperating},
+    {Rpc::kGetProvider, "frikort.v1.Providers/GetProvider", kOperating},
+    {Rpc::kListProviders, "frikort.v1.Providers/ListProviders", kOperating},
 };
 static_assert(std::size(kRpcInfo) == std::size(kAllRpcs));
 

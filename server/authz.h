@@ -8,7 +8,7 @@
 //
 // A CN with spaces is written in double quotes ("Oslo kommune legevakt").
 // Roles: reporter (Reporting and Lookup), reception (Lookup), operator
-// (Registry and Issuance). A line with the reporter role must say for which
+// (Registry, Issuance and Providers). A line with the reporter role must say for which
 // providers it reports (HPR or organisation numbers, or * for any: an
 // enterprise certificate reporting for its physicians); other lines must not.
 //
@@ -54,11 +54,15 @@ enum class Rpc {
   kListFreeCards,
   kListPayouts,
   kBackup,  // frikort.v1.Operations, beside the public contract
+  kPutProvider,
+  kGetProvider,
+  kListProviders,
 };
 inline constexpr Rpc kAllRpcs[] = {
     Rpc::kSubmitCoPayments, Rpc::kStreamCoPayments, Rpc::kUpdatePayment,  Rpc::kCancelCoPayment,
     Rpc::kCheckExemption,   Rpc::kGetLedger,        Rpc::kSetReservation, Rpc::kListLookups,
     Rpc::kRunIssuance,      Rpc::kListFreeCards,    Rpc::kListPayouts,    Rpc::kBackup,
+    Rpc::kPutProvider,      Rpc::kGetProvider,      Rpc::kListProviders,
 };
 
 // "frikort.v1.Registry/GetLedger".

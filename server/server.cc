@@ -70,7 +70,8 @@ FrikortServer::FrikortServer(ServerOptions options, storage::Register* reg, jobs
       gate_({.caller = options_.caller ? options_.caller : CallerFn(CallerFromContext),
              .max_calls_per_caller = options_.max_calls_per_caller,
              .audit = options_.audit ? options_.audit : AuditSink(WriteAuditToStderr),
-             .reg = reg}),
+             .reg = reg,
+             .clock = clock}),
       ctx_{.reg = reg,
            .job = job,
            .rules = rules,
@@ -82,7 +83,8 @@ FrikortServer::FrikortServer(ServerOptions options, storage::Register* reg, jobs
       lookup_(&ctx_),
       registry_(&ctx_),
       issuance_(&ctx_),
-      operations_(reg, &gate_) {}
+      operations_(reg, &gate_),
+      providers_(reg, &gate_) {}
 
 FrikortServer::~FrikortServer() { Shutdown(absl::Now()); }
 
@@ -128,6 +130,7 @@ absl::Status FrikortServer::Start() {
   builder.RegisterService(&registry_);
   builder.RegisterService(&issuance_);
   builder.RegisterService(&operations_);
+  builder.RegisterService(&providers_);
   if (options_.metrics != nullptr) {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
     creators.push_back(options_.metrics->InterceptorFactory());
@@ -199,6 +202,7 @@ void FrikortServer::Shutdown(absl::Time deadline) {
   }
   issuance_.JoinRuns();
   operations_.JoinBackup();
+  providers_.JoinPuts();
 }
 
 }  // namespace frikort::server

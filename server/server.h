@@ -34,6 +34,7 @@
 #include "server/gate.h"
 #include "server/metrics.h"
 #include "server/operations.h"
+#include "server/providers_service.h"
 #include "server/services.h"
 #include "server/tls.h"
 #include "storage/register.h"
@@ -116,6 +117,7 @@ class FrikortServer {
   RegistryService registry_;
   IssuanceService issuance_;
   OperationsService operations_;
+  ProvidersService providers_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;

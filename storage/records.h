@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "core/provider.h"
 #include "core/types.h"
 #include "storage/overlay.h"
 #include "storage/records.pb.h"
@@ -35,6 +36,10 @@ using EntryKey = std::string;
 EntryKey EntryKeyOf(absl::string_view pseudonym, const rec::Entry& e);
 // The person an entry key belongs to.
 absl::string_view EntryOwner(absl::string_view entry_key);
+
+// A provider record as stored, and back.
+rec::Provider ToProviderRecord(const core::ProviderRecord& p);
+core::ProviderRecord FromProviderRecord(const rec::Provider& p);
 
 // The ledger a due marker names; nullopt for a damaged key.
 std::optional<LedgerId> ParseDueKey(absl::string_view key);
@@ -82,6 +87,12 @@ class Records {
   void PutCard(const LedgerId& id, const rec::Card& card);
   // A payout, under both of its listings (by year and by run).
   void PutPayout(uint64_t run_seq, const rec::Payout& p);
+
+  // The provider registry (core::ProviderRecord as stored) and its index of
+  // entries by provider or practice and year.
+  bool GetProvider(absl::string_view provider_id, rec::Provider* p);
+  void PutProvider(const rec::Provider& p);
+  void PutProviderEntry(absl::string_view provider_id, int year, const EntryKey& entry_key);
 
   // The run counter: the last run number handed out (0 = none yet).
   uint64_t RunCounter();

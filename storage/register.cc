@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
+#include "storage/migrate_provider_index.h"
 #include "storage/register_impl.h"
 #include "storage/rocks_store.h"
 
@@ -99,6 +100,7 @@ absl::Status RegisterImpl::Start() {
         absl::StrCat("the pseudonym key does not match the one the register in ", options_.data_dir,
                      " was created with; refusing to open it with another key"));
   }
+  if (absl::Status s = MigrateProviderIndex(*store_); !s.ok()) return s;
   pipeline_->Start();
   lookup_log_->Start();
   return absl::OkStatus();

@@ -121,9 +121,14 @@ TEST(AffectedYearsTest, OnlyYearsWhoseCoveredDaysChangeAndThatRequireAgreements)
   const std::vector<AgreementPeriod> split = {{Day(2021, 1, 1), Day(2021, 12, 31), "v1"},
                                               {Day(2022, 1, 1), std::nullopt, "v2"}};
   EXPECT_THAT(AffectedYears(open2021, split, Rules()), ElementsAre());
-  // 2020 does not require agreements: a change there touches nothing.
+  // 2020 does not require agreements, but its prescriptions attributed to
+  // 2021 do; a year before that would touch nothing.
   EXPECT_THAT(AffectedYears({}, {{Day(2020, 1, 1), Day(2020, 12, 31), ""}}, Rules()),
-              ElementsAre());
+              ElementsAre(2020));
+  const RulesTable early = *RulesTable::Parse(
+      "year 2019 tak=1 minimum=0\nyear 2020 tak=1 minimum=0\nyear 2021 tak=1 minimum=0 "
+      "direct_settlement=yes\n");
+  EXPECT_THAT(AffectedYears({}, {{Day(2019, 1, 1), Day(2019, 12, 31), ""}}, early), ElementsAre());
 }
 
 TEST(WhyNotCountedTest, OneReasonPerRule) {

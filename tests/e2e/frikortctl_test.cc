@@ -92,6 +92,12 @@ class FrikortctlTest : public ::testing::Test {
     ASSERT_FALSE(SourceDir().empty()) << "FRIKORT_SOURCE_DIR is not set";
     dir_ = MakeTempDir("frikort-ctl-e2e-");
     ASSERT_FALSE(dir_.empty());
+    // Without the direct-settlement requirement: these tests' providers hold
+    // no agreements (rules_file.h).
+    auto rules = frikort::testing::WriteRulesFileWithoutAgreementRequirement(
+        SourceDir() + "/deploy/rules.txt", dir_ + "/rules.txt");
+    ASSERT_TRUE(rules.ok()) << rules.status();
+    rules_file_ = *rules;
   }
   void TearDown() override {
     processes_.clear();
@@ -114,7 +120,7 @@ class FrikortctlTest : public ::testing::Test {
   void StartDaemon(const std::string& data_dir, bool json_logs = false) {
     daemon_ = Spawn(
         {"--listen=127.0.0.1:0", absl::StrCat("--data_dir=", data_dir),
-         absl::StrCat("--rules_file=", SourceDir(), "/deploy/rules.txt"), "--issuance_interval=0",
+         absl::StrCat("--rules_file=", rules_file_), "--issuance_interval=0",
          "--metrics_listen=127.0.0.1:0", json_logs ? "--log_format=json" : "--log_format=text"},
         FrikortdPath(), false);
     if (json_logs) {
@@ -198,6 +204,7 @@ class FrikortctlTest : public ::testing::Test {
   }
 
   std::string dir_;
+  std::string rules_file_;
   std::vector<std::unique_ptr<Daemon>> processes_;
   Daemon* daemon_ = nullptr;
   int port_ = 0;
@@ -367,8 +374,7 @@ TEST_F(FrikortctlTest, BackupAndRestoreAnswerLikeTheOriginal) {
   StopDaemon();
   EXPECT_FALSE(fs::exists(dir_ + "/backups/pseudonym.key"));
 
-  const std::vector<std::string> rules = {
-      absl::StrCat("--rules_file=", SourceDir(), "/deploy/rules.txt")};
+  const std::vector<std::string> rules = {absl::StrCat("--rules_file=", rules_file_)};
   auto restore = [&](const std::string& target, std::vector<std::string> extra) {
     std::vector<std::string> args = {absl::StrCat("--restore_from=", dir_, "/backups"),
                                      absl::StrCat("--data_dir=", target), rules[0]};

@@ -23,7 +23,7 @@ class StoreSeamTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(core::InitOsloTimeZone().ok());
-    auto rules = frikort::testing::DeployedRules();
+    auto rules = frikort::testing::DeployedRulesWithoutAgreementRequirement();
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = *std::move(rules);
     RegisterOptions o;
