@@ -59,6 +59,10 @@ std::vector<int> StateMachine::ApplyPutProvider(Records& r, const core::Provider
 
 void StateMachine::ApplyReevaluate(Records& r, const std::vector<EntryKey>& entry_keys,
                                    ProviderChange* change) {
+  // One batched read of the chunk's entries (in key order within each
+  // person) instead of a point read each.
+  r.overlay().Prefetch(Table::kEntries,
+                       std::vector<std::string>(entry_keys.begin(), entry_keys.end()));
   std::vector<LedgerId> flipped;
   absl::flat_hash_set<std::string> seen;  // ledger keys of `flipped`
   for (const EntryKey& key : entry_keys) {

@@ -39,6 +39,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 struct ToolResult {
@@ -276,6 +277,49 @@ TEST_F(FrikortctlTest, ImportLookupIssueAndPayouts) {
   EXPECT_THAT(r.out, HasSubstr("(reserved"));
   r = Ctl({"unreserve", PersonId(2)});
   EXPECT_EQ(r.out, PersonId(2) + " is not reserved\n");
+  StopDaemon();
+}
+
+// Under the deployed rules (agreements required from 2021): reports of a
+// provider the registry does not know do not count until `providers import`
+// loads its agreement, the way an operator loads the registry after an upgrade.
+TEST_F(FrikortctlTest, ProvidersImportTurnsReportsIntoCountedOnes) {
+  rules_file_ = SourceDir() + "/deploy/rules.txt";
+  StartDaemon(dir_ + "/data");
+  ToolResult r = Ctl({"import", ReportsCsv()});
+  EXPECT_EQ(r.code, 3) << r.out << r.err;
+  r = Ctl({"ledger", PersonId(1), "--year=2025"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("not counted: no direct-settlement agreement"));
+
+  const std::string registry = absl::StrCat(dir_, "/registry.csv");
+  std::ofstream(registry) << "provider_id,name,valid_from,valid_to,version\n"
+                             "1234567,Legesenteret,2025-01-01,,v1\n"
+                             "974760674,Wrong check digit,2025-01-01,,v1\n"
+                             "7654321,Two,2025-01-01,2025-06-30,v1\n"
+                             "7654321,Two,2025-06-01,,v2\n";
+  r = Ctl({"providers", "import", registry});
+  EXPECT_EQ(r.code, 3) << r.out << r.err;
+  std::vector<std::string> lines = NonEmptyLines(r.out);
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  EXPECT_THAT(lines[0], StartsWith("line 3: provider (not a provider number): rejected: "
+                                   "provider_id: "));
+  EXPECT_THAT(lines[1], StartsWith("lines 4,5: provider 7654321: rejected: agreements: "));
+  EXPECT_EQ(lines[2], absl::StrCat(registry,
+                                   ": 4 rows, 3 providers: 1 stored, 3 rows rejected; 2 entries "
+                                   "re-evaluated, 2 changed, 2 ledgers changed, 0 cards under "
+                                   "review"));
+  r = Ctl({"ledger", PersonId(1), "--year=2025"});
+  EXPECT_THAT(r.out, Not(HasSubstr("not counted")));
+  EXPECT_THAT(r.out, HasSubstr("TAK     327800   400000       2025-03-01"));
+
+  r = Ctl({"providers", "list", "--format=csv", "--in-force-on=2025-03-01"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "provider_id,name,valid_from,valid_to,version\n1234567,Legesenteret,2025-01-01,,v1\n");
+  r = Ctl({"provider", "7654321"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("NOT_FOUND"));
   StopDaemon();
 }
 
