@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/calendar.h"
+#include "core/provider.h"
 
 namespace frikort::core {
 namespace {
@@ -25,6 +26,11 @@ Validation ValidateCoPayment(const CoPaymentInput& in, const RulesTable& rules,
   }
   if (absl::Status s = ValidateProviderId(in.provider_id); !s.ok()) {
     return Reject(RejectReason::kInvalidProviderId, std::string(s.message()));
+  }
+  if (!in.practice_id.empty()) {
+    if (absl::Status s = ValidatePracticeId(in.practice_id); !s.ok()) {
+      return Reject(RejectReason::kInvalidProviderId, std::string(s.message()));
+    }
   }
   absl::StatusOr<PersonId> person = ParsePersonId(in.person_id, id_options);
   if (!person.ok()) {
@@ -105,6 +111,7 @@ Validation ValidateCoPayment(const CoPaymentInput& in, const RulesTable& rules,
   out.amount = in.amount;
   out.performed_abroad = in.performed_abroad;
   out.late = OsloDate(now) > service_date + kLateAfterDays;
+  out.practice_id = in.practice_id;
   return v;
 }
 
@@ -124,6 +131,18 @@ bool Counts(Payment payment, Category category, bool performed_abroad, bool canc
   if (payment != Payment::kPaid && payment != Payment::kInvoiced) return false;
   // Services abroad do not count; climate travel is abroad by nature and does.
   return !performed_abroad || category == Category::kClimateTravel;
+}
+
+NotCountedReason WhyNotCounted(Payment payment, Category category, bool performed_abroad,
+                               bool cancelled, bool lacks_agreement) {
+  if (cancelled) return NotCountedReason::kCancelled;
+  if (payment == Payment::kExemptFrikort) return NotCountedReason::kExemptByFreeCard;
+  if (payment != Payment::kPaid && payment != Payment::kInvoiced) return NotCountedReason::kUnpaid;
+  if (performed_abroad && category != Category::kClimateTravel) {
+    return NotCountedReason::kPerformedAbroad;
+  }
+  if (lacks_agreement) return NotCountedReason::kNoDirectSettlement;
+  return NotCountedReason::kNone;
 }
 
 }  // namespace frikort::core

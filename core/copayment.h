@@ -23,6 +23,7 @@ namespace frikort::core {
 struct CoPaymentInput {
   std::string report_id;
   std::string provider_id;
+  std::string practice_id;  // optional: "" = not given
   std::string person_id;
   std::optional<absl::Time> service_time;  // nullopt when missing or malformed
   int category = 0;
@@ -51,6 +52,7 @@ struct ValidatedCoPayment {
   Ore amount = 0;
   bool performed_abroad = false;
   bool late = false;
+  std::string practice_id;  // "" when not given
 };
 
 struct Validation {
@@ -60,7 +62,7 @@ struct Validation {
   bool ok() const { return reason == RejectReason::kNone; }
 };
 
-// Check order: report_id, provider_id, person_id, service_time, category,
+// Check order: report_id, provider_id, practice_id (when given), person_id, service_time, category,
 // amount, payment, attributed_year, rules for the year.
 Validation ValidateCoPayment(const CoPaymentInput& in, const RulesTable& rules,
                              const PersonIdOptions& id_options, absl::Time now);
@@ -73,6 +75,24 @@ absl::Status ValidateCancelReason(absl::string_view reason, const PersonIdOption
 // INVOICED_UNPAID, not EXEMPT_FRIKORT), in Norway or climate travel, and not
 // cancelled.
 bool Counts(Payment payment, Category category, bool performed_abroad, bool cancelled);
+
+// Why an accepted co-payment does not count (the contract's numbers), kNone
+// when it counts.
+enum class NotCountedReason : int {
+  kNone = 0,
+  kUnpaid = 1,
+  kExemptByFreeCard = 2,
+  kPerformedAbroad = 3,
+  kCancelled = 4,
+  kNoDirectSettlement = 5,
+};
+
+// The reason of the first rule that stops the co-payment from counting, in
+// the order of Counts, then the direct-settlement rule (`lacks_agreement`: its
+// year requires an agreement and neither its provider nor its practice held
+// one in force on the service date).
+NotCountedReason WhyNotCounted(Payment payment, Category category, bool performed_abroad,
+                               bool cancelled, bool lacks_agreement);
 
 }  // namespace frikort::core
 

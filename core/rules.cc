@@ -50,6 +50,7 @@ std::optional<Ore> ParseAmount(absl::string_view s) {
 
 struct YearLine {
   std::optional<Ore> tak1, tak2, tak, minimum;
+  std::optional<bool> direct_settlement;
 };
 
 absl::Status ParseYearLine(int line, const std::vector<absl::string_view>& tokens, YearRules* out) {
@@ -69,6 +70,17 @@ absl::Status ParseYearLine(int line, const std::vector<absl::string_view>& token
     }
     const absl::string_view key = token.substr(0, eq);
     const absl::string_view value = token.substr(eq + 1);
+    if (key == "direct_settlement") {
+      if (values.direct_settlement.has_value()) {
+        return LineError(line, "direct_settlement given twice");
+      }
+      if (value != "yes" && value != "no") {
+        return LineError(line, absl::StrCat("bad value \"", value,
+                                            "\" for direct_settlement (expected yes or no)"));
+      }
+      values.direct_settlement = value == "yes";
+      continue;
+    }
     std::optional<Ore>* slot = nullptr;
     if (key == "tak1") {
       slot = &values.tak1;
@@ -81,7 +93,7 @@ absl::Status ParseYearLine(int line, const std::vector<absl::string_view>& token
     } else {
       return LineError(line, absl::StrCat("unknown key \"", key,
                                           "\" (expected tak1, tak2, "
-                                          "tak or minimum)"));
+                                          "tak, minimum or direct_settlement)"));
     }
     if (slot->has_value()) return LineError(line, absl::StrCat(key, " given twice"));
     const std::optional<Ore> amount = ParseAmount(value);
@@ -120,6 +132,7 @@ absl::Status ParseYearLine(int line, const std::vector<absl::string_view>& token
   out->cap_tak2 = values.tak2.value_or(0);
   out->cap_tak = values.tak.value_or(0);
   out->refund_minimum = *values.minimum;
+  out->direct_settlement_required = values.direct_settlement.value_or(false);
   return absl::OkStatus();
 }
 
@@ -209,6 +222,11 @@ absl::StatusOr<Ore> RulesTable::Cap(int year, Scheme scheme) const {
     return rules->cap_tak;
   }
   return absl::NotFoundError(absl::StrCat("year ", year, " has no scheme ", SchemeName(scheme)));
+}
+
+bool RulesTable::RequiresDirectSettlement(int year) const {
+  const YearRules* rules = ForYear(year);
+  return rules != nullptr && rules->direct_settlement_required;
 }
 
 int RulesTable::first_year() const { return years_.empty() ? 0 : years_.begin()->first; }

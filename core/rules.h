@@ -6,6 +6,11 @@
 //   year 2019 tak1=2369 tak2=2085 minimum=200      (two-cap year, NOK)
 //   year 2024 tak=3165 minimum=0                   (one-cap year, NOK)
 //   tak2 DENTAL PHYSIOTHERAPY REHABILITATION CLIMATE_TRAVEL
+//   year 2024 tak=3165 minimum=0 direct_settlement=yes
+// direct_settlement=yes says that in that year a co-payment counts only when
+// its provider or practice holds an agreement on direct settlement in force
+// on the service date; a year line without it (files written before the
+// setting existed) does not require one.
 // Amounts are whole kroner or kroner with two decimals ("2369.50"). A year has
 // either tak1 and tak2, or tak; every year needs minimum=. Categories not named
 // on the tak2 line count in tak 1 in two-cap years; every category counts in
@@ -31,6 +36,7 @@ struct YearRules {
   Ore cap_tak2 = 0;
   Ore cap_tak = 0;
   Ore refund_minimum = 0;
+  bool direct_settlement_required = false;
 };
 
 // Immutable after construction; safe to share between threads.
@@ -49,6 +55,9 @@ class RulesTable {
   absl::StatusOr<Scheme> SchemeFor(int year, Category category) const;
   // The cap of (year, scheme); NotFound if the year has no such scheme.
   absl::StatusOr<Ore> Cap(int year, Scheme scheme) const;
+  // Whether the year's co-payments count only under an agreement on direct
+  // settlement; false for a year without rules.
+  bool RequiresDirectSettlement(int year) const;
   int first_year() const;
   int last_year() const;
 

@@ -6,9 +6,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/notification.h"
+#include "core/calendar.h"
 #include "ctl/csv.h"
 #include "ctl/format.h"
 #include "ctl/import.h"
+#include "ctl/providers.h"
 #include "frikort/v1/frikort.grpc.pb.h"
 #include "frikort/v1/operations.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -26,6 +28,9 @@ const char kUsage[] =
     "  cards --year=Y [--format=table|csv]\n"
     "  payouts --year=Y|--run=ID [--format=table|csv]\n"
     "  backup --dest=/ABSOLUTE/FOLDER/ON/THE/SERVER\n"
+    "  providers import FILE.csv\n"
+    "  providers list [--in-force-on=YYYY-MM-DD] [--format=table|csv]\n"
+    "  provider ID\n"
     "  health   (exit 0 when grpc.health.v1 answers SERVING; for probes)";
 
 namespace {
@@ -50,8 +55,20 @@ const std::vector<CommandSpec>& Commands() {
       {"payouts", {}, {"year", "run", "format"}},
       {"backup", {}, {"dest"}},
       {"health", {}, {}},
+      {"providers import", {"FILE"}, {}},
+      {"providers list", {}, {"in_force_on", "format"}},
+      {"provider", {"ID"}, {}},
   };
   return *commands;
+}
+
+// "providers import FILE" is the command "providers import" with one operand.
+std::vector<std::string> Normalized(std::vector<std::string> args) {
+  if (args.size() >= 2 && args[0] == "providers") {
+    args[0] = absl::StrCat(args[0], " ", args[1]);
+    args.erase(args.begin() + 1);
+  }
+  return args;
 }
 
 // The flag spelled as the user may have typed it (--as-of for as_of).
@@ -124,10 +141,12 @@ int Health(const std::shared_ptr<grpc::Channel>& channel, const Options& options
 
 }  // namespace
 
-absl::Status CheckUsage(const std::vector<std::string>& args, const Options& options) {
+absl::Status CheckUsage(const std::vector<std::string>& raw_args, const Options& options) {
+  const std::vector<std::string> args = Normalized(raw_args);
   if (args.empty()) {
     return absl::InvalidArgumentError(
         "no command (import, lookup, ledger, reserve, unreserve, issue, cards, payouts, backup, "
+        "providers import|list, provider, "
         "health)");
   }
   const CommandSpec* spec = nullptr;
@@ -137,7 +156,8 @@ absl::Status CheckUsage(const std::vector<std::string>& args, const Options& opt
   if (spec == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
         "unknown command '", args[0],
-        "' (import, lookup, ledger, reserve, unreserve, issue, cards, payouts, backup, health)"));
+        "' (import, lookup, ledger, reserve, unreserve, issue, cards, payouts, backup, health, "
+        "providers import|list, provider)"));
   }
   const std::string cmd = spec->name;
   if (args.size() - 1 < spec->operands.size()) {
@@ -177,7 +197,11 @@ absl::Status CheckUsage(const std::vector<std::string>& args, const Options& opt
   if (cmd == "import" && (options.batch_size < 1 || options.batch_size > 10000)) {
     return absl::InvalidArgumentError("import: --batch_size must be between 1 and 10000");
   }
-  if (cmd == "cards" || cmd == "payouts") {
+  if (cmd == "providers list" && !options.in_force_on.empty() &&
+      !core::ParseDate(options.in_force_on, "--in-force-on").ok()) {
+    return absl::InvalidArgumentError("providers list: --in-force-on must be a date, YYYY-MM-DD");
+  }
+  if (cmd == "cards" || cmd == "payouts" || cmd == "providers list") {
     if (absl::StatusOr<Format> f = ParseFormat(options.format); !f.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(cmd, ": ", f.status().message()));
     }
@@ -192,10 +216,11 @@ absl::Status CheckUsage(const std::vector<std::string>& args, const Options& opt
   return absl::OkStatus();
 }
 
-int Run(const std::vector<std::string>& args, const Options& options,
+int Run(const std::vector<std::string>& raw_args, const Options& options,
         const std::shared_ptr<grpc::Channel>& channel, std::ostream& out, std::ostream& progress,
         std::ostream& err) {
-  if (absl::Status s = CheckUsage(args, options); !s.ok()) {
+  const std::vector<std::string> args = Normalized(raw_args);
+  if (absl::Status s = CheckUsage(raw_args, options); !s.ok()) {
     err << "frikortctl: " << s.message() << "\n";
     return kExitUsage;
   }
@@ -279,6 +304,34 @@ int Run(const std::vector<std::string>& args, const Options& options,
                   err);
   }
   if (cmd == "health") return Health(channel, options, out, err);
+  if (cmd == "providers import") {
+    auto stub = v1::Providers::NewStub(channel);
+    std::string error;
+    const int code = ImportProviders(operand, options, stub.get(), out, &error);
+    if (!error.empty()) err << "frikortctl: " << error << "\n";
+    return code;
+  }
+  if (cmd == "providers list") {
+    auto stub = v1::Providers::NewStub(channel);
+    v1::ListProvidersRequest request;
+    request.set_in_force_on(options.in_force_on);
+    std::vector<v1::Provider> providers;
+    grpc::Status s = ListAll<v1::Provider, v1::ListProvidersRequest, v1::ListProvidersResponse>(
+        options, request,
+        [&](grpc::ClientContext* c, const v1::ListProvidersRequest& r,
+            v1::ListProvidersResponse* o) { return stub->ListProviders(c, r, o); },
+        [](const v1::ListProvidersResponse& r) { return r.providers(); }, &providers);
+    return Finish(s, cmd, s.ok() ? FormatProviders(providers, *ParseFormat(options.format)) : "",
+                  out, err);
+  }
+  if (cmd == "provider") {
+    v1::GetProviderRequest request;
+    request.set_provider_id(operand);
+    v1::Provider response;
+    grpc::Status s = v1::Providers::NewStub(channel)->GetProvider(CallContext(options, false).get(),
+                                                                  request, &response);
+    return Finish(s, cmd, s.ok() ? FormatProviders({response}, Format::kTable) : "", out, err);
+  }
   // backup
   v1::BackupRequest request;
   request.set_dest(options.dest);

@@ -85,6 +85,23 @@ std::string FormatExemptions(const v1::CheckExemptionResponse& response) {
                       Table({"scheme", "status", "valid_from", "valid_to"}, rows));
 }
 
+std::string NotCountedNote(v1::NotCountedReason reason) {
+  switch (reason) {
+    case v1::UNPAID:
+      return "not counted: unpaid";
+    case v1::EXEMPT_BY_FREE_CARD:
+      return "not counted: exempt by free card";
+    case v1::PERFORMED_ABROAD:
+      return "not counted: abroad";
+    case v1::CANCELLED:
+      return "not counted: cancelled";
+    case v1::NO_DIRECT_SETTLEMENT:
+      return "not counted: no direct-settlement agreement";
+    default:
+      return "not counted";
+  }
+}
+
 std::string FormatLedger(const v1::Ledger& ledger) {
   std::string out =
       absl::StrCat(ledger.person_id(), " ", ledger.year(),
@@ -106,7 +123,7 @@ std::string FormatLedger(const v1::Ledger& ledger) {
   std::vector<std::vector<std::string>> entries;
   for (const v1::LedgerEntry& e : ledger.entries()) {
     std::vector<std::string> notes;
-    if (!e.counted()) notes.push_back("not counted");
+    if (!e.counted()) notes.push_back(NotCountedNote(e.not_counted_reason()));
     if (e.cancelled()) notes.push_back("cancelled");
     if (e.late()) notes.push_back("late");
     if (e.performed_abroad()) notes.push_back("abroad");
@@ -135,6 +152,20 @@ std::string FormatRun(const v1::IssuanceRun& run) {
                           absl::StrCat(run.cards_past_deadline()), absl::StrCat(run.payouts()),
                           Ore(run.payout_total_ore()), Ore(run.carried_forward_ore())}}));
   return out;
+}
+
+std::string FormatProviders(const std::vector<v1::Provider>& providers, Format format) {
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::Provider& p : providers) {
+    if (p.agreements().empty()) rows.push_back({p.provider_id(), p.name(), "", "", ""});
+    for (const v1::Agreement& a : p.agreements()) {
+      rows.push_back({p.provider_id(), p.name(), a.valid_from(), a.valid_to(), a.version()});
+    }
+  }
+  const std::vector<std::string> header = {"provider_id", "name", "valid_from", "valid_to",
+                                           "version"};
+  if (format == Format::kCsv) return Csv(header, rows);
+  return absl::StrCat(Table(header, rows), providers.size(), " providers\n");
 }
 
 std::string FormatCards(const std::vector<v1::FreeCard>& cards, Format format) {

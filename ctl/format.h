@@ -24,7 +24,12 @@ std::string Table(const std::vector<std::string>& header,
                   const std::vector<std::vector<std::string>>& rows);
 
 std::string FormatExemptions(const v1::CheckExemptionResponse& response);
+// Why an entry does not count, as the ledger's notes say it.
+std::string NotCountedNote(v1::NotCountedReason reason);
 std::string FormatLedger(const v1::Ledger& ledger);
+// One row per agreement period (a provider without one: one row, dates
+// empty), in the columns `providers import` reads.
+std::string FormatProviders(const std::vector<v1::Provider>& providers, Format format);
 std::string FormatRun(const v1::IssuanceRun& run);
 // CSV header: person_id,year,scheme,valid_from,valid_to,issued_on,basis_total_ore,under_review
 std::string FormatCards(const std::vector<v1::FreeCard>& cards, Format format);

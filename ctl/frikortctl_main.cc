@@ -45,13 +45,15 @@ ABSL_FLAG(bool, dry_run, false, "issue: compute the run's summary and write noth
 ABSL_FLAG(std::string, run, "", "payouts: a run id, e.g. run-000042");
 ABSL_FLAG(std::string, format, "table", "cards, payouts: table or csv");
 ABSL_FLAG(std::string, dest, "", "backup: absolute folder on the server's host");
+ABSL_FLAG(std::string, in_force_on, "",
+          "providers list: only providers with an agreement in force that day, YYYY-MM-DD");
 ABSL_FLAG(int, batch_size, 1000, "import: co-payments per stream message (1-10000)");
 
 namespace {
 
 // The command-specific flags (the rest apply to every command).
-constexpr const char* kCommandFlags[] = {"date", "category", "year", "as_of",     "dry_run",
-                                         "run",  "format",   "dest", "batch_size"};
+constexpr const char* kCommandFlags[] = {"date", "category", "year", "as_of",      "dry_run",
+                                         "run",  "format",   "dest", "batch_size", "in_force_on"};
 
 // The issue spells some flags with hyphens (--as-of, --dry-run); Abseil's
 // names cannot hold one, so a flag's name is rewritten before parsing.
@@ -99,6 +101,7 @@ int main(int argc, char** argv) {
   options.run = absl::GetFlag(FLAGS_run);
   options.format = absl::GetFlag(FLAGS_format);
   options.dest = absl::GetFlag(FLAGS_dest);
+  options.in_force_on = absl::GetFlag(FLAGS_in_force_on);
   options.batch_size = absl::GetFlag(FLAGS_batch_size);
   options.timeout = absl::GetFlag(FLAGS_timeout);
   options.progress = isatty(STDERR_FILENO) == 1;

@@ -37,6 +37,7 @@ struct Options {
   std::string run;               // payouts
   std::string format = "table";  // cards, payouts
   std::string dest;              // backup
+  std::string in_force_on;       // providers list
   int batch_size = 1000;         // import
   // 0: 30 s for a single call; none for import, issue and backup.
   absl::Duration timeout = absl::ZeroDuration();

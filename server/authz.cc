@@ -170,6 +170,9 @@ constexpr RpcInfo kRpcInfo[] = {
     {Rpc::kBackup, "frikort.v1.Operations/Backup", kOperating},
     {Rpc::kGetMyOverview, "frikort.v1.Citizen/GetMyOverview", kCitizen},
     {Rpc::kListMyLookups, "frikort.v1.Citizen/ListMyLookups", kCitizen},
+    {Rpc::kPutProvider, "frikort.v1.Providers/PutProvider", kOperating},
+    {Rpc::kGetProvider, "frikort.v1.Providers/GetProvider", kOperating},
+    {Rpc::kListProviders, "frikort.v1.Providers/ListProviders", kOperating},
 };
 static_assert(std::size(kRpcInfo) == std::size(kAllRpcs));
 

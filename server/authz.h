@@ -8,7 +8,7 @@
 //
 // A CN with spaces is written in double quotes ("Oslo kommune legevakt").
 // Roles: reporter (Reporting and Lookup), reception (Lookup), operator
-// (Registry and Issuance), citizen-portal (Citizen, each call with the
+// (Registry, Issuance and Providers), citizen-portal (Citizen, each call with the
 // person's own token: server/citizen_token.h). A line with the reporter role must say for which
 // providers it reports (HPR or organisation numbers, or * for any: an
 // enterprise certificate reporting for its physicians); other lines must not.
@@ -58,12 +58,16 @@ enum class Rpc {
   kBackup,  // frikort.v1.Operations, beside the public contract
   kGetMyOverview,
   kListMyLookups,
+  kPutProvider,
+  kGetProvider,
+  kListProviders,
 };
 inline constexpr Rpc kAllRpcs[] = {
     Rpc::kSubmitCoPayments, Rpc::kStreamCoPayments, Rpc::kUpdatePayment,  Rpc::kCancelCoPayment,
     Rpc::kCheckExemption,   Rpc::kGetLedger,        Rpc::kSetReservation, Rpc::kListLookups,
     Rpc::kRunIssuance,      Rpc::kListFreeCards,    Rpc::kListPayouts,    Rpc::kBackup,
-    Rpc::kGetMyOverview,    Rpc::kListMyLookups,
+    Rpc::kGetMyOverview,    Rpc::kListMyLookups,    Rpc::kPutProvider,    Rpc::kGetProvider,
+    Rpc::kListProviders,
 };
 
 // "frikort.v1.Registry/GetLedger".

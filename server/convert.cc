@@ -92,7 +92,43 @@ core::CoPaymentInput FromProto(const v1::CoPayment& in) {
   out.payment = static_cast<int>(in.payment());
   out.performed_abroad = in.performed_abroad();
   out.attributed_year = in.attributed_year();
+  out.practice_id = in.practice_id();
   return out;
+}
+
+v1::NotCountedReason NotCountedReasonToProto(core::NotCountedReason r) {
+  const int n = static_cast<int>(r);
+  return v1::NotCountedReason_IsValid(n) ? static_cast<v1::NotCountedReason>(n)
+                                         : v1::NOT_COUNTED_REASON_UNSPECIFIED;
+}
+
+core::ProviderInput FromProto(const v1::Provider& in) {
+  core::ProviderInput out;
+  out.id = in.provider_id();
+  out.name = in.name();
+  for (const v1::Agreement& a : in.agreements()) {
+    out.agreements.push_back({a.valid_from(), a.valid_to(), a.version()});
+  }
+  return out;
+}
+
+void ToProto(const core::ProviderRecord& in, v1::Provider* out) {
+  out->set_provider_id(in.id);
+  out->set_name(in.name);
+  for (const core::AgreementPeriod& p : in.agreements) {
+    v1::Agreement* a = out->add_agreements();
+    a->set_valid_from(core::FormatDate(p.from));
+    if (p.to.has_value()) a->set_valid_to(core::FormatDate(*p.to));
+    a->set_version(p.version);
+  }
+}
+
+void ToProto(const storage::ProviderChange& in, v1::PutProviderResponse* out) {
+  ToProto(in.provider, out->mutable_provider());
+  out->set_entries_reevaluated(in.entries_reevaluated);
+  out->set_entries_changed(in.entries_changed);
+  out->set_ledgers_changed(in.ledgers_changed);
+  out->set_cards_under_review(in.cards_under_review);
 }
 
 void ToProto(const storage::ReportResult& in, v1::ReportResult* out) {
@@ -103,6 +139,7 @@ void ToProto(const storage::ReportResult& in, v1::ReportResult* out) {
   out->set_counted(in.counted);
   out->set_year(in.year);
   out->set_scheme(SchemeToProto(in.scheme));
+  out->set_not_counted_reason(NotCountedReasonToProto(in.not_counted_reason));
 }
 
 void ToProto(const storage::Entry& in, v1::LedgerEntry* out) {
@@ -118,6 +155,8 @@ void ToProto(const storage::Entry& in, v1::LedgerEntry* out) {
   core::ToProtoTimestamp(in.received_time, out->mutable_received_time());
   out->set_late(in.late);
   out->set_performed_abroad(in.performed_abroad);
+  out->set_practice_id(in.practice_id);
+  out->set_not_counted_reason(NotCountedReasonToProto(in.not_counted_reason));
 }
 
 void ToProto(const storage::Card& in, v1::FreeCard* out) {

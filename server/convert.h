@@ -50,6 +50,7 @@ v1::PaymentStatus PaymentToProto(core::Payment p);
 v1::Outcome OutcomeToProto(core::Outcome o);
 v1::RejectReason RejectReasonToProto(core::RejectReason r);
 v1::ExemptionStatus ExemptionStatusToProto(core::ExemptionStatus s);
+v1::NotCountedReason NotCountedReasonToProto(core::NotCountedReason r);
 
 // ---- messages ----
 
@@ -57,6 +58,8 @@ v1::ExemptionStatus ExemptionStatusToProto(core::ExemptionStatus s);
 // reason); a missing or malformed service_time becomes nullopt, which core
 // rejects as INVALID_SERVICE_TIME.
 core::CoPaymentInput FromProto(const v1::CoPayment& in);
+// Dates stay text: core::ValidateProvider checks them, naming the field.
+core::ProviderInput FromProto(const v1::Provider& in);
 
 void ToProto(const storage::ReportResult& in, v1::ReportResult* out);
 void ToProto(const storage::Entry& in, v1::LedgerEntry* out);
@@ -67,6 +70,8 @@ void ToProto(const storage::SchemeExemption& in, v1::SchemeExemption* out);
 void ToProto(const storage::LookupRecord& in, v1::LookupRecord* out);
 void ToProto(const storage::Payout& in, v1::Payout* out);
 void ToProto(const jobs::RunSummary& in, v1::IssuanceRun* out);
+void ToProto(const core::ProviderRecord& in, v1::Provider* out);
+void ToProto(const storage::ProviderChange& in, v1::PutProviderResponse* out);
 
 }  // namespace frikort::server
 

@@ -5,7 +5,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "core/calendar.h"
 #include "core/national_id.h"
+#include "core/provider.h"
 
 namespace frikort::server {
 namespace {
@@ -86,8 +88,12 @@ absl::StatusOr<Admission> CallGate::Admit(const grpc::CallbackServerContext& con
   }
   Admission a;
   a.caller = options_.caller ? options_.caller(context) : CallerFromContext(context);
-  if (absl::Status s = authorizer_.Authorize(a.caller, rpc).status(); !s.ok()) {
-    return Denied(a.caller, rpc, s);
+  absl::StatusOr<std::shared_ptr<const Principal>> principal = authorizer_.Authorize(a.caller, rpc);
+  if (!principal.ok()) return Denied(a.caller, rpc, principal.status());
+  if (rpc == Rpc::kCheckExemption && authorizer_.enforcing()) {
+    if (absl::Status s = CheckLookupAgreement(**principal); !s.ok()) {
+      return Denied(a.caller, rpc, s);
+    }
   }
   absl::StatusOr<CallTicket> ticket = limiter_.Acquire(a.caller);
   if (!ticket.ok()) return ticket.status();
@@ -137,6 +143,23 @@ absl::StatusOr<std::shared_ptr<const Principal>> CallGate::Reauthorize(const Adm
       authorizer_.Authorize(admission.caller, rpc);
   if (!now.ok()) return Denied(admission.caller, rpc, now.status());
   return now;
+}
+
+absl::Status CallGate::CheckLookupAgreement(const Principal& principal) {
+  // Reception systems and vetted enterprises (provider=*) are not bound by it.
+  if ((principal.roles & static_cast<RoleSet>(Role::kReception)) != 0 || principal.any_provider) {
+    return absl::OkStatus();
+  }
+  if (options_.reg == nullptr || options_.clock == nullptr) return absl::OkStatus();
+  const absl::CivilDay today = core::OsloDate(options_.clock->Now());
+  for (const std::string& id : principal.providers) {
+    absl::StatusOr<core::ProviderRecord> p = options_.reg->GetProvider(id);
+    if (p.ok() && core::InForce(p->agreements, today)) return absl::OkStatus();
+    if (!p.ok() && p.status().code() != absl::StatusCode::kNotFound) return p.status();
+  }
+  return absl::PermissionDeniedError(
+      "CheckExemption: no direct-settlement agreement is in force today for a provider this "
+      "certificate reports for; only providers with an agreement may use the lookup");
 }
 
 absl::Status CallGate::Denied(absl::string_view caller, Rpc rpc, absl::Status status) {

@@ -82,8 +82,11 @@ struct GateOptions {
   CallerFn caller = CallerFromContext;
   int max_calls_per_caller = 0;
   AuditSink audit = WriteAuditToStderr;
-  // For the pseudonyms in the audit log; may be null (no person named).
-  const storage::Register* reg = nullptr;
+  // For the pseudonyms in the audit log, and the provider registry of the
+  // lookup rule; may be null (no person named, no lookup rule).
+  storage::Register* reg = nullptr;
+  // "Today" for the lookup rule; may be null (no lookup rule).
+  const core::Clock* clock = nullptr;
 };
 
 class CallGate {
@@ -99,6 +102,9 @@ class CallGate {
   // nobody waits for any more, UNAUTHENTICATED / PERMISSION_DENIED from the
   // authorizer, RESOURCE_EXHAUSTED beyond the caller's concurrent calls.
   // `person_id` (if the request names one) is audit-logged as its pseudonym.
+  // CheckExemption by a caller whose only role for it is reporter, bound to
+  // named providers, is PERMISSION_DENIED unless one of them holds an
+  // agreement on direct settlement in force today (domain rule 13).
   absl::StatusOr<Admission> Admit(const grpc::CallbackServerContext& context, Rpc rpc,
                                   absl::string_view person_id = {});
 
@@ -118,6 +124,8 @@ class CallGate {
  private:
   absl::StatusOr<std::shared_ptr<const Principal>> Reauthorize(const Admission& admission, Rpc rpc);
   absl::Status Denied(absl::string_view caller, Rpc rpc, absl::Status status);
+  // The lookup rule above, for an authorized principal.
+  absl::Status CheckLookupAgreement(const Principal& principal);
 
   const GateOptions options_;
   Authorizer authorizer_;

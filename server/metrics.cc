@@ -154,6 +154,12 @@ Metrics::Metrics(storage::Register* reg)
       accepted_(reports_.Add({{"outcome", "accepted"}})),
       duplicates_(reports_.Add({{"outcome", "duplicate"}})),
       rejected_(reports_.Add({{"outcome", "rejected"}})),
+      without_agreement_(prometheus::BuildCounter()
+                             .Name("frikort_reports_without_agreement_total")
+                             .Help("Co-payments accepted but not counted: neither provider nor "
+                                   "practice held an agreement on direct settlement in force.")
+                             .Register(*registry_)
+                             .Add({})),
       lookups_(prometheus::BuildCounter()
                    .Name("frikort_lookups_total")
                    .Help("CheckExemption lookups answered.")
@@ -227,11 +233,12 @@ std::string Metrics::Render() const {
 }
 
 void Metrics::RecordReportResults(const v1::SubmitCoPaymentsResponse& response) {
-  double accepted = 0, duplicates = 0, rejected = 0;
+  double accepted = 0, duplicates = 0, rejected = 0, without_agreement = 0;
   for (const v1::ReportResult& r : response.results()) {
     switch (r.outcome()) {
       case v1::ACCEPTED:
         ++accepted;
+        if (r.not_counted_reason() == v1::NO_DIRECT_SETTLEMENT) ++without_agreement;
         break;
       case v1::DUPLICATE:
         ++duplicates;
@@ -242,6 +249,7 @@ void Metrics::RecordReportResults(const v1::SubmitCoPaymentsResponse& response) 
     }
   }
   if (accepted > 0) accepted_.Increment(accepted);
+  if (without_agreement > 0) without_agreement_.Increment(without_agreement);
   if (duplicates > 0) duplicates_.Increment(duplicates);
   if (rejected > 0) rejected_.Increment(rejected);
 }

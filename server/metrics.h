@@ -43,6 +43,7 @@ inline constexpr const char* kMetricNames[] = {
     "frikort_rocksdb_size_bytes",
     "frikort_rocksdb_pending_compaction_bytes",
     "frikort_register_healthy",
+    "frikort_reports_without_agreement_total",
 };
 
 // The method label of every call to a path outside the contract (and health
@@ -87,6 +88,7 @@ class Metrics {
   prometheus::Counter& accepted_;
   prometheus::Counter& duplicates_;
   prometheus::Counter& rejected_;
+  prometheus::Counter& without_agreement_;
   prometheus::Counter& lookups_;
   prometheus::Counter& cards_issued_;
   prometheus::Counter& payouts_;

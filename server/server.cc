@@ -84,7 +84,8 @@ FrikortServer::FrikortServer(ServerOptions options, storage::Register* reg, jobs
       gate_({.caller = options_.caller ? options_.caller : CallerFn(CallerFromContext),
              .max_calls_per_caller = options_.max_calls_per_caller,
              .audit = options_.audit ? options_.audit : AuditSink(WriteAuditToStderr),
-             .reg = reg}),
+             .reg = reg,
+             .clock = clock}),
       ctx_{.reg = reg,
            .job = job,
            .rules = rules,
@@ -98,7 +99,8 @@ FrikortServer::FrikortServer(ServerOptions options, storage::Register* reg, jobs
       issuance_(&ctx_),
       operations_(reg, &gate_),
       citizen_(&ctx_, &citizen_tokens_,
-               options_.audit ? options_.audit : AuditSink(WriteAuditToStderr)) {}
+               options_.audit ? options_.audit : AuditSink(WriteAuditToStderr)),
+      providers_(reg, &gate_) {}
 
 FrikortServer::~FrikortServer() { Shutdown(absl::Now()); }
 
@@ -152,6 +154,7 @@ absl::Status FrikortServer::Start() {
   builder.RegisterService(&issuance_);
   builder.RegisterService(&operations_);
   builder.RegisterService(&citizen_);
+  builder.RegisterService(&providers_);
   if (options_.metrics != nullptr) {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
     creators.push_back(options_.metrics->InterceptorFactory());
@@ -225,6 +228,7 @@ void FrikortServer::Shutdown(absl::Time deadline) {
   }
   issuance_.JoinRuns();
   operations_.JoinBackup();
+  providers_.JoinPuts();
 }
 
 }  // namespace frikort::server

@@ -36,6 +36,7 @@
 #include "server/gate.h"
 #include "server/metrics.h"
 #include "server/operations.h"
+#include "server/providers_service.h"
 #include "server/services.h"
 #include "server/tls.h"
 #include "storage/register.h"
@@ -130,6 +131,7 @@ class FrikortServer {
   OperationsService operations_;
   CitizenTokenVerifier citizen_tokens_;
   CitizenService citizen_;
+  ProvidersService providers_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   bool shut_down_ = false;

@@ -14,6 +14,9 @@
 //             'R' run(8) year(2) pseudonym(32) scheme(1)       -> records::Payout
 //             'P' pseudonym(32) year(2) run(8) scheme(1)       -> records::Payout
 //   audit     pseudonym(32) ~time(8) seq(8)                    -> records::Lookup
+//   providers 'P' provider                                     -> records::Provider
+//             'E' plen(1) provider year(2) entry key           -> empty (the provider's or
+//                                                                 practice's entries)
 //   meta      name                                             -> value
 #ifndef FRIKORT_STORAGE_KEYS_H_
 #define FRIKORT_STORAGE_KEYS_H_
@@ -162,6 +165,26 @@ inline std::string Audit(absl::string_view pseudonym, int64_t time_us, uint64_t 
   std::string k(pseudonym.data(), pseudonym.size());
   PutU64(&k, ~static_cast<uint64_t>(time_us));
   PutU64(&k, seq);
+  return k;
+}
+
+inline std::string ProviderRecord(absl::string_view provider) {
+  std::string k = "P";
+  k.append(provider.data(), provider.size());
+  return k;
+}
+inline constexpr char kProviderRecordPrefix[] = "P";
+inline std::string ProviderEntriesPrefix(absl::string_view provider, int year) {
+  std::string k = "E";
+  PutU8(&k, static_cast<uint8_t>(provider.size()));
+  k.append(provider.data(), provider.size());
+  PutU16(&k, static_cast<uint16_t>(year));
+  return k;
+}
+inline std::string ProviderEntry(absl::string_view provider, int year,
+                                 absl::string_view entry_key) {
+  std::string k = ProviderEntriesPrefix(provider, year);
+  k.append(entry_key.data(), entry_key.size());
   return k;
 }
 

@@ -33,6 +33,8 @@ Entry ToEntry(const rec::Entry& e) {
   out.received_time = absl::FromUnixMicros(e.received_time_us());
   out.late = e.late();
   out.performed_abroad = e.performed_abroad();
+  out.practice_id = e.practice_id();
+  out.not_counted_reason = EntryNotCountedReason(e);
   return out;
 }
 

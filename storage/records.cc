@@ -4,6 +4,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/calendar.h"
 #include "storage/crypto.h"
 #include "storage/keys.h"
 
@@ -60,6 +61,34 @@ void SetEntriesInYear(rec::Person* p, int year, int count) {
     for (int j = years->size() - 1; j > i; --j) years->SwapElements(j, j - 1);
   }
   years->Mutable(i)->set_count(count);
+}
+
+rec::Provider ToProviderRecord(const core::ProviderRecord& p) {
+  rec::Provider out;
+  out.set_provider_id(p.id);
+  out.set_name(p.name);
+  for (const core::AgreementPeriod& a : p.agreements) {
+    rec::Agreement* r = out.add_agreements();
+    r->set_valid_from(core::DayNumber(a.from));
+    r->set_open_ended(!a.to.has_value());
+    if (a.to.has_value()) r->set_valid_to(core::DayNumber(*a.to));
+    r->set_version(a.version);
+  }
+  return out;
+}
+
+core::ProviderRecord FromProviderRecord(const rec::Provider& p) {
+  core::ProviderRecord out;
+  out.id = p.provider_id();
+  out.name = p.name();
+  for (const rec::Agreement& r : p.agreements()) {
+    core::AgreementPeriod a;
+    a.from = core::DayFromNumber(r.valid_from());
+    if (!r.open_ended()) a.to = core::DayFromNumber(r.valid_to());
+    a.version = r.version();
+    out.agreements.push_back(std::move(a));
+  }
+  return out;
 }
 
 std::optional<LedgerId> ParseDueKey(absl::string_view k) {
@@ -170,6 +199,16 @@ uint64_t Records::RunCounter() {
   }
   return current;
 }
+bool Records::GetProvider(absl::string_view provider_id, rec::Provider* p) {
+  return o_.GetMsg(Table::kProviders, keys::ProviderRecord(provider_id), p);
+}
+void Records::PutProvider(const rec::Provider& p) {
+  o_.PutMsg(Table::kProviders, keys::ProviderRecord(p.provider_id()), p);
+}
+void Records::PutProviderEntry(absl::string_view provider_id, int year, const EntryKey& entry_key) {
+  o_.Put(Table::kProviders, keys::ProviderEntry(provider_id, year, entry_key), "");
+}
+
 void Records::PutRunCounter(uint64_t n) { o_.Put(Table::kMeta, "run_counter", absl::StrCat(n)); }
 
 }  // namespace frikort::storage

@@ -16,6 +16,7 @@
 
 #include "absl/strings/string_view.h"
 #include "core/ledger.h"
+#include "core/provider.h"
 #include "core/types.h"
 #include "storage/overlay.h"
 #include "storage/records.pb.h"
@@ -43,6 +44,9 @@ void SetDaySums(rec::Ledger* l, const std::vector<core::DaySum>& sums);
 // The entries a person holds in `year` (0 when none), and setting it.
 int EntriesInYear(const rec::Person& p, int year);
 void SetEntriesInYear(rec::Person* p, int year, int count);
+// A provider record as stored, and back.
+rec::Provider ToProviderRecord(const core::ProviderRecord& p);
+core::ProviderRecord FromProviderRecord(const rec::Provider& p);
 
 // The ledger a due marker names; nullopt for a damaged key.
 std::optional<LedgerId> ParseDueKey(absl::string_view key);
@@ -87,6 +91,12 @@ class Records {
   void PutCard(const LedgerId& id, const rec::Card& card);
   // A payout, under each of its listings (by year, by run and by person).
   void PutPayout(uint64_t run_seq, const rec::Payout& p);
+
+  // The provider registry (core::ProviderRecord as stored) and its index of
+  // entries by provider or practice and year.
+  bool GetProvider(absl::string_view provider_id, rec::Provider* p);
+  void PutProvider(const rec::Provider& p);
+  void PutProviderEntry(absl::string_view provider_id, int year, const EntryKey& entry_key);
 
   // The run counter: the last run number handed out (0 = none yet).
   uint64_t RunCounter();

@@ -8,8 +8,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
-#include "storage/migrate_payouts_by_person.h"
 #include "storage/migrate_day_sums.h"
+#include "storage/migrate_payouts_by_person.h"
+#include "storage/migrate_provider_index.h"
 #include "storage/register_impl.h"
 #include "storage/rocks_store.h"
 
@@ -103,6 +104,7 @@ absl::Status RegisterImpl::Start() {
   }
   if (absl::StatusOr<uint64_t> m = MigratePayoutsByPerson(*store_); !m.ok()) return m.status();
   if (absl::Status s = MigrateDaySums(*store_); !s.ok()) return s;
+  if (absl::Status s = MigrateProviderIndex(*store_); !s.ok()) return s;
   pipeline_->Start();
   lookup_log_->Start();
   return absl::OkStatus();

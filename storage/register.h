@@ -37,6 +37,7 @@
 #include "core/copayment.h"
 #include "core/ledger.h"
 #include "core/national_id.h"
+#include "core/provider.h"
 #include "core/rules.h"
 #include "core/types.h"
 #include "storage/store.h"
@@ -79,6 +80,7 @@ struct ReportResult {
   bool counted = false;
   int year = 0;
   core::Scheme scheme = core::Scheme::kUnspecified;
+  core::NotCountedReason not_counted_reason = core::NotCountedReason::kNone;
 };
 
 struct Entry {
@@ -94,6 +96,8 @@ struct Entry {
   absl::Time received_time;
   bool late = false;
   bool performed_abroad = false;
+  std::string practice_id;
+  core::NotCountedReason not_counted_reason = core::NotCountedReason::kNone;
 };
 
 struct Card {
@@ -155,6 +159,15 @@ template <typename T>
 struct Page {
   std::vector<T> items;
   std::string next_page_token;  // empty on the last page
+};
+
+// What a PutProvider stored and what its re-evaluation changed.
+struct ProviderChange {
+  core::ProviderRecord provider;
+  int64_t entries_reevaluated = 0;  // stored co-payments of the provider or practice looked at
+  int64_t entries_changed = 0;      // whose counted flag flipped
+  int64_t ledgers_changed = 0;
+  int64_t cards_under_review = 0;  // cards whose basis fell below the cap because of it
 };
 
 // A due marker: (year, pseudonym, scheme) whose ledger needs the issuance job.
@@ -284,6 +297,27 @@ class Register {
   absl::StatusOr<std::vector<LedgerOutcome>> DecideNext(RunInfo run,
                                                         std::shared_ptr<DueCursor> cursor,
                                                         size_t limit, DecideFn decide);
+
+  // ---- the provider registry (storage/providers.cc) ----
+  // Validates and stores the whole record (replacing what was stored; a
+  // refused record stores nothing), then re-evaluates every stored entry of
+  // this provider or practice in the years whose covered days changed, in
+  // chunks on the writer (each person's entries of a year in one chunk), so
+  // other changes are applied between chunks. Blocks until done.
+  // InvalidArgument naming the field.
+  virtual absl::StatusOr<ProviderChange> PutProvider(const core::ProviderInput& in) {
+    return absl::UnimplementedError("this register keeps no provider registry");
+  }
+  // NotFound when the registry has no such provider.
+  virtual absl::StatusOr<core::ProviderRecord> GetProvider(absl::string_view provider_id) {
+    return absl::UnimplementedError("this register keeps no provider registry");
+  }
+  // By id; `in_force_on` keeps only providers with an agreement in force that
+  // day (a page may then hold fewer than page_size).
+  virtual absl::StatusOr<Page<core::ProviderRecord>> ListProviders(
+      std::optional<absl::CivilDay> in_force_on, int page_size, absl::string_view page_token) {
+    return absl::UnimplementedError("this register keeps no provider registry");
+  }
 
   // ---- operations ----
   // Walks the whole register and checks its invariants: every ledger summary

@@ -64,6 +64,13 @@ class RegisterImpl final : public Register {
   absl::StatusOr<std::vector<DueLedger>> ScanDue(const std::optional<DueLedger>& after,
                                                  size_t limit) override;
 
+  // ---- the provider registry (providers.cc) ----
+  absl::StatusOr<ProviderChange> PutProvider(const core::ProviderInput& in) override;
+  absl::StatusOr<core::ProviderRecord> GetProvider(absl::string_view provider_id) override;
+  absl::StatusOr<Page<core::ProviderRecord>> ListProviders(
+      std::optional<absl::CivilDay> in_force_on, int page_size,
+      absl::string_view page_token) override;
+
   // ---- operations ----
   absl::StatusOr<VerifyReport> Verify() override;  // verify.cc
   absl::StatusOr<BackupInfo> Backup(const std::string& dest_dir) override;
@@ -86,6 +93,9 @@ class RegisterImpl final : public Register {
   absl::StatusOr<Evaluated> EvaluateExemption(absl::string_view person_id, absl::CivilDay date,
                                               core::Category category, absl::string_view caller);
   absl::StatusOr<std::string> PersonIdOf(absl::string_view pseudonym);
+  // Queues `apply` to the writer; `done` gets its group's commit status.
+  void EnqueueApply(size_t weight, absl::AnyInvocable<void(Records&)> apply,
+                    absl::AnyInvocable<void(absl::Status) &&> done);
   // Walks `table` from the page token (or `prefix`) while keys start with
   // `prefix`; `visit` fails on a record it could not convert.
   absl::StatusOr<std::string> ScanPage(
@@ -105,6 +115,13 @@ class RegisterImpl final : public Register {
   std::atomic<uint64_t> lookup_seq_{0};
   absl::Mutex backup_mu_;  // held while a backup runs: one at a time
 };
+
+// Verify's check of one entry against the provider registry (verify_agreements.cc):
+// its index keys exist, and its counted flag follows the registry (entries
+// stored before the registry, of providers it does not know, keep theirs).
+// "" when it holds, else what is wrong (no national id).
+absl::StatusOr<std::string> VerifyAgreement(StoreReader& snap, const core::RulesTable& rules,
+                                            absl::string_view entry_key, const rec::Entry& e);
 
 // Run ids: "run-000001", ... (the number orders payouts by run).
 absl::StatusOr<uint64_t> ParseRunId(absl::string_view run_id);

@@ -34,7 +34,7 @@ namespace {
 // (`audit`) only holds the log of schema-1 registers until it is moved.
 constexpr int kAuditCf = static_cast<int>(Table::kLookups);
 const char* const kCfNames[kNumTables] = {"default", "persons", "entries", "reports", "ledgers",
-                                          "due",     "cards",   "payouts", "audit"};
+                                          "due",     "cards",   "payouts", "audit",   "providers"};
 
 // 1: the lookup log in the `audit` family. 2: the lookup log in a database
 // of its own (DATA_DIR/lookup-log), which must then be there.

@@ -12,9 +12,15 @@ namespace frikort::storage {
 using core::Ore;
 
 bool EntryCounts(const rec::Entry& e) {
-  return core::Counts(static_cast<core::Payment>(e.payment()),
-                      static_cast<core::Category>(e.category()), e.performed_abroad(),
-                      e.cancelled());
+  return !e.lacks_agreement() && core::Counts(static_cast<core::Payment>(e.payment()),
+                                              static_cast<core::Category>(e.category()),
+                                              e.performed_abroad(), e.cancelled());
+}
+
+core::NotCountedReason EntryNotCountedReason(const rec::Entry& e) {
+  return core::WhyNotCounted(static_cast<core::Payment>(e.payment()),
+                             static_cast<core::Category>(e.category()), e.performed_abroad(),
+                             e.cancelled(), e.lacks_agreement());
 }
 
 ReportResult Rejected(std::string report_id, core::RejectReason reason, std::string message) {
@@ -57,6 +63,7 @@ ReportResult Accepted(std::string report_id, const rec::Entry& e, std::string me
   r.report_id = std::move(report_id);
   r.outcome = core::Outcome::kAccepted;
   r.counted = EntryCounts(e);
+  r.not_counted_reason = EntryNotCountedReason(e);
   r.year = e.year();
   r.scheme = static_cast<core::Scheme>(e.scheme());
   r.message = std::move(message);
@@ -75,7 +82,10 @@ PreparedReport StateMachine::Prepare(core::CoPaymentInput in, absl::Time now) co
     p.content_hash = crypto_.ContentHash(absl::StrCat(
         in.provider_id, "|", in.report_id, "|", c.person.digits, "|", p.service_us, "|",
         static_cast<int>(c.category), "|", c.amount, "|", static_cast<int>(c.payment), "|",
-        c.performed_abroad ? 1 : 0, "|", in.attributed_year));
+        c.performed_abroad ? 1 : 0, "|", in.attributed_year,
+        // Added with the provider registry: reports without a practice keep
+        // the hash they were stored with.
+        in.practice_id.empty() ? "" : absl::StrCat("|", in.practice_id)));
     // Sealed ahead in case the person is new: cheap, and it keeps the cipher
     // off the writer thread.
     auto sealed = crypto_.Encrypt(c.person.digits, p.pseudonym);
@@ -109,6 +119,7 @@ ReportResult StateMachine::ApplyReport(Records& r, const PreparedReport& p) {
     dup.message = "report_id: already stored; nothing changed";
     if (r.GetEntry(index.entry_key(), &stored)) {
       dup.counted = EntryCounts(stored);
+      dup.not_counted_reason = EntryNotCountedReason(stored);
       dup.year = stored.year();
       dup.scheme = static_cast<core::Scheme>(stored.scheme());
     }
@@ -151,8 +162,14 @@ ReportResult StateMachine::ApplyReport(Records& r, const PreparedReport& p) {
   e.set_late(c.late);
   e.set_attributed_year(in.attributed_year);
   e.set_year(c.year);
+  e.set_practice_id(c.practice_id);
+  e.set_lacks_agreement(LacksAgreement(r, c.year, c.service_date, in.provider_id, c.practice_id));
   const EntryKey entry_key = EntryKeyOf(p.pseudonym, e);
   r.PutEntry(entry_key, e);
+  r.PutProviderEntry(in.provider_id, c.year, entry_key);
+  if (!c.practice_id.empty() && c.practice_id != in.provider_id) {
+    r.PutProviderEntry(c.practice_id, c.year, entry_key);
+  }
   index.set_entry_key(entry_key);
   index.set_content_hash(p.content_hash);
   r.PutReport(in.provider_id, in.report_id, index);

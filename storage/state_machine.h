@@ -51,8 +51,9 @@ struct PreparedReport {
 
 // A report's answer for a rejected change.
 ReportResult Rejected(std::string report_id, core::RejectReason reason, std::string message);
-// Whether a stored entry counts toward its ledger.
+// Whether a stored entry counts toward its ledger, and if not, why.
 bool EntryCounts(const rec::Entry& e);
+core::NotCountedReason EntryNotCountedReason(const rec::Entry& e);
 
 class StateMachine {
  public:
@@ -87,6 +88,22 @@ class StateMachine {
                                              const Register::DecideFn& decide);
   // The next run number, counted durably.
   uint64_t ApplyAllocateRun(Records& r);
+
+  // ---- the provider registry (provider_apply.cc) ----
+  // Whether an entry of `year` served on `day` lacks the agreement on direct
+  // settlement its year requires (neither provider nor practice in force).
+  bool LacksAgreement(Records& r, int year, absl::CivilDay day, absl::string_view provider_id,
+                      absl::string_view practice_id);
+  // Stores the record and returns the entry years to re-evaluate: those whose
+  // covered days changed, each with the year after (a prescription attributed
+  // to next year is served in this one); for a provider's first record every
+  // year that requires agreements.
+  std::vector<int> ApplyPutProvider(Records& r, const core::ProviderRecord& p);
+  // Decides the entries under `entry_keys` again; an entry whose counted flag
+  // flips is applied to its ledger through SetCounted (a bounded cost per
+  // entry, never a rescan of the person's year). Adds to the counts of
+  // `change`.
+  void ApplyReevaluate(Records& r, const std::vector<EntryKey>& entry_keys, ProviderChange* change);
 
   // The state the issuance job sees of a ledger.
   core::LedgerState StateOf(int year, core::Scheme scheme, const rec::Ledger& l) const;

@@ -42,9 +42,10 @@ enum class Table : int {
   kDue,
   kCards,
   kPayouts,
-  kLookups,  // the lookup log: written through AppendLookups only
+  kLookups,    // the lookup log: written through AppendLookups only
+  kProviders,  // the provider registry and its index of entries by provider
 };
-inline constexpr int kNumTables = 9;
+inline constexpr int kNumTables = 10;
 absl::string_view TableName(Table t);
 
 // An ordered scan of one table: keys from `start` (inclusive; "" = the first)

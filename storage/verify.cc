@@ -90,6 +90,9 @@ absl::StatusOr<Register::VerifyReport> RegisterImpl::Verify() {
       violation(absl::StrCat(who(key), ": entry ", e.provider_id(), "/", e.report_id(),
                              " has no idempotency index pointing at it"));
     }
+    absl::StatusOr<std::string> agreement = VerifyAgreement(*snap, rules_, key, e);
+    if (!agreement.ok()) return agreement.status();
+    if (!agreement->empty()) violation(absl::StrCat(who(key), ": ", *agreement));
     return absl::OkStatus();
   });
   if (!s.ok()) return s;

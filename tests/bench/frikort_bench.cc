@@ -2,7 +2,8 @@
 // the ratios hold on a shared, noisy machine. Not a test: it asserts nothing
 // and prints figures. See README.md, "Performance".
 //
-//   build/frikort_bench [--parts=ingest,lookup,issuance,memory,citizen,hot_person] [--reports=N] ...
+//   build/frikort_bench [--parts=ingest,lookup,issuance,reevaluate,memory,citizen,hot_person]
+//   [--reports=N] ...
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,7 +44,10 @@
 #include "tests/testing/oslo.h"
 #include "tests/testing/rules_file.h"
 
-ABSL_FLAG(std::string, parts, "ingest,lookup,issuance,memory,citizen", "which parts to run");
+ABSL_FLAG(std::string, parts, "ingest,lookup,issuance,reevaluate,memory,citizen",
+          "which parts to run");
+ABSL_FLAG(int64_t, reevaluate_entries, 1000000,
+          "co-payments of the one provider whose agreement the reevaluate part ends");
 ABSL_FLAG(std::string, ingest_paths, "raw,direct,unary,stream",
           "which ingest paths to measure (a subset is for profiling one)");
 ABSL_FLAG(int, reports, 200000, "co-payments per ingest measurement");
@@ -175,6 +179,10 @@ struct Stack {
     if (!opened.ok()) Die(opened.status());
     reg = *std::move(opened);
     job = std::make_unique<jobs::IssuanceJob>(reg.get(), &clock);
+    // The reports' provider holds an agreement on direct settlement, so they
+    // count as before the registry (domain rule 13).
+    auto agreed = reg->PutProvider({"1234567", "Bench", {{"2021-01-01", "", "1"}}});
+    if (!agreed.ok()) Die(agreed.status());
     if (!with_server) return;
     server::ServerOptions so;
     so.listen_address = "127.0.0.1:0";
@@ -672,6 +680,68 @@ void HotPerson() {
 }
 
 // ---- 4. memory -----------------------------------------------------------------
+// ---- 4. re-evaluation ------------------------------------------------------------
+
+// One provider with --reevaluate_entries stored co-payments (ten per person)
+// has its agreement ended back to before all of them: every entry is decided
+// again and flips, every ledger is recomputed. Meanwhile another reporter
+// keeps sending batches of ten; their latency shows the writer still answers.
+void Reevaluate() {
+  const int64_t n = absl::GetFlag(FLAGS_reevaluate_entries);
+  Stack s("reevaluate", /*with_server=*/false);
+  const std::string provider = "7654321";
+  auto put = [&](const std::string& to) {
+    auto change = s.reg->PutProvider({provider, "Bench", {{"2024-01-01", to, "1"}}});
+    if (!change.ok()) Stack::Die(change.status());
+    return *change;
+  };
+  put("");
+  std::printf("reevaluate: one provider with %lld co-payments, its agreement ended back\n",
+              static_cast<long long>(n));
+  const auto persons = MakeIds(std::max<int64_t>(1, n / 10));
+  const absl::Time fill_start = absl::Now();
+  for (int64_t b = 0; b < n; b += 10000) {
+    std::vector<core::CoPaymentInput> items;
+    for (int64_t i = b; i < std::min(n, b + 10000); ++i) {
+      v1::CoPayment c = MakeCoPayment(persons[i / 10], i, 5000);
+      c.set_provider_id(provider);
+      items.push_back(ToInput(c));
+    }
+    if (auto r = s.reg->Submit(std::move(items)); !r.ok()) Stack::Die(r.status());
+  }
+  PrintRow("ingest: reports of the one provider (setup)",
+           n / absl::ToDoubleSeconds(absl::Now() - fill_start), "reports/s");
+
+  std::atomic<bool> stop{false};
+  std::vector<double> latencies_ms;
+  std::thread other([&] {
+    const auto others = MakeIds(1000);
+    for (int64_t seq = 0; !stop.load(); seq += 10) {
+      std::vector<core::CoPaymentInput> items;
+      for (int64_t i = seq; i < seq + 10; ++i) {
+        items.push_back(ToInput(MakeCoPayment(others[(i / 10) % others.size()], n + i, 100)));
+      }
+      const absl::Time t = absl::Now();
+      if (auto r = s.reg->Submit(std::move(items)); !r.ok()) Stack::Die(r.status());
+      latencies_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t));
+    }
+  });
+  const absl::Time start = absl::Now();
+  storage::ProviderChange change = put("2024-01-01");
+  const double secs = absl::ToDoubleSeconds(absl::Now() - start);
+  stop = true;
+  other.join();
+  PrintRow(
+      absl::StrCat("re-evaluation: ", change.entries_changed, " of ", change.entries_reevaluated,
+                   " entries flipped, ", change.ledgers_changed, " ledgers"),
+      change.entries_reevaluated / secs, "entries/s (target >= 100,000)");
+  std::sort(latencies_ms.begin(), latencies_ms.end());
+  const double p99 = latencies_ms.empty() ? 0 : latencies_ms[(latencies_ms.size() - 1) * 99 / 100];
+  std::printf("  %-58s %14.1f ms (%zu batches meanwhile)\n",
+              "other reporter's batch of 10 meanwhile, p99", p99, latencies_ms.size());
+}
+
+// ---- 5. memory -----------------------------------------------------------------
 
 void Memory(const char* argv0) {
   std::string bin = absl::GetFlag(FLAGS_frikortd);
@@ -870,6 +940,8 @@ int main(int argc, char** argv) {
       frikort::bench::Lookup();
     else if (part == "issuance")
       frikort::bench::Issuance();
+    else if (part == "reevaluate")
+      frikort::bench::Reevaluate();
     else if (part == "memory")
       frikort::bench::Memory(argv[0]);
     else if (part == "citizen")

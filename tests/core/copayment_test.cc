@@ -117,6 +117,18 @@ TEST_F(CoPaymentTest, InvalidProviderId) {
   ExpectReject(in, RejectReason::kInvalidProviderId, "provider_id");
 }
 
+TEST_F(CoPaymentTest, PracticeIdIsOptionalAndValidatedAsAnOrganisationNumber) {
+  CoPaymentInput in = Valid();
+  in.practice_id = "974760673";
+  Validation v = ValidateCoPayment(in, rules_, {}, now_);
+  ASSERT_TRUE(v.ok()) << v.message;
+  EXPECT_EQ(v.value.practice_id, "974760673");
+  in.practice_id = "974760674";
+  ExpectReject(in, RejectReason::kInvalidProviderId, "practice_id");
+  in.practice_id = "123456";  // an HPR number is no practice
+  ExpectReject(in, RejectReason::kInvalidProviderId, "practice_id");
+}
+
 TEST_F(CoPaymentTest, InvalidPersonId) {
   CoPaymentInput in = Valid();
   in.person_id = "15076500566";

@@ -61,6 +61,46 @@ TEST_F(CtlTest, PayoutsAndCardsAsCsvAndTable) {
             "01016012345,2025,TAK,2025-03-01,2025-12-31,2025-03-05,400000,true\n");
 }
 
+TEST_F(CtlTest, ProvidersInTheImportsColumnsAndWhyAnEntryDoesNotCount) {
+  v1::Provider p;
+  p.set_provider_id("974760673");
+  p.set_name("Oslo kommune, legevakt");
+  v1::Agreement* a = p.add_agreements();
+  a->set_valid_from("2021-01-01");
+  a->set_valid_to("2022-12-31");
+  a->set_version("v1");
+  p.add_agreements()->set_valid_from("2023-01-01");
+  v1::Provider none;
+  none.set_provider_id("1234567");
+  none.set_name("Lege");
+  EXPECT_EQ(FormatProviders({p, none}, Format::kCsv),
+            "provider_id,name,valid_from,valid_to,version\n"
+            "974760673,\"Oslo kommune, legevakt\",2021-01-01,2022-12-31,v1\n"
+            "974760673,\"Oslo kommune, legevakt\",2023-01-01,,\n"
+            "1234567,Lege,,,\n");
+  EXPECT_THAT(FormatProviders({p}, Format::kTable), HasSubstr("1 providers"));
+  EXPECT_EQ(NotCountedNote(v1::NO_DIRECT_SETTLEMENT),
+            "not counted: no direct-settlement agreement");
+  EXPECT_EQ(NotCountedNote(v1::UNPAID), "not counted: unpaid");
+  v1::Ledger ledger;
+  v1::LedgerEntry* e = ledger.add_entries();
+  e->set_counted(false);
+  e->set_not_counted_reason(v1::NO_DIRECT_SETTLEMENT);
+  EXPECT_THAT(FormatLedger(ledger), HasSubstr("no direct-settlement agreement"));
+}
+
+TEST_F(CtlTest, ProvidersUsage) {
+  Options o;
+  EXPECT_TRUE(CheckUsage({"providers", "import", "p.csv"}, o).ok());
+  EXPECT_THAT(CheckUsage({"providers", "import"}, o).message(), HasSubstr("missing FILE"));
+  EXPECT_TRUE(CheckUsage({"providers", "list"}, o).ok());
+  EXPECT_TRUE(CheckUsage({"provider", "1234567"}, o).ok());
+  o.in_force_on = "2025-02-30";
+  o.given = {"in_force_on"};
+  EXPECT_THAT(CheckUsage({"providers", "list"}, o).message(), HasSubstr("--in-force-on"));
+  EXPECT_THAT(CheckUsage({"provider", "1"}, o).message(), HasSubstr("does not apply"));
+}
+
 TEST_F(CtlTest, UsageChecks) {
   Options o;
   EXPECT_TRUE(CheckUsage({"issue"}, o).ok());

@@ -165,6 +165,10 @@ class DaemonTest : public ::testing::Test {
     dir_ = MakeTempDir("frikort-e2e-");
     ASSERT_FALSE(dir_.empty());
     data_dir_ = dir_ + "/data";
+    auto rules = frikort::testing::WriteRulesFileWithoutAgreementRequirement(
+        SourceDir() + "/deploy/rules.txt", dir_ + "/rules.txt");
+    ASSERT_TRUE(rules.ok()) << rules.status();
+    rules_file_ = *rules;
   }
   void TearDown() override {
     daemons_.clear();  // kills what still runs
@@ -176,8 +180,7 @@ class DaemonTest : public ::testing::Test {
                                 const std::string& data_dir = "") {
     return {absl::StrCat("--listen=", listen),
             absl::StrCat("--data_dir=", data_dir.empty() ? data_dir_ : data_dir),
-            absl::StrCat("--rules_file=", SourceDir(), "/deploy/rules.txt"),
-            "--issuance_interval=0"};
+            absl::StrCat("--rules_file=", rules_file_), "--issuance_interval=0"};
   }
 
   Daemon* Launch(std::vector<std::string> args) {
@@ -237,6 +240,9 @@ class DaemonTest : public ::testing::Test {
 
   std::string dir_;
   std::string data_dir_;
+  // deploy/rules.txt without the direct-settlement requirement: these tests'
+  // providers hold no agreements (rules_file.h).
+  std::string rules_file_;
   std::vector<std::unique_ptr<Daemon>> daemons_;
 };
 

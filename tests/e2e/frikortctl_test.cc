@@ -40,6 +40,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 struct ToolResult {
@@ -93,6 +94,12 @@ class FrikortctlTest : public ::testing::Test {
     ASSERT_FALSE(SourceDir().empty()) << "FRIKORT_SOURCE_DIR is not set";
     dir_ = MakeTempDir("frikort-ctl-e2e-");
     ASSERT_FALSE(dir_.empty());
+    // Without the direct-settlement requirement: these tests' providers hold
+    // no agreements (rules_file.h).
+    auto rules = frikort::testing::WriteRulesFileWithoutAgreementRequirement(
+        SourceDir() + "/deploy/rules.txt", dir_ + "/rules.txt");
+    ASSERT_TRUE(rules.ok()) << rules.status();
+    rules_file_ = *rules;
   }
   void TearDown() override {
     processes_.clear();
@@ -115,7 +122,7 @@ class FrikortctlTest : public ::testing::Test {
   void StartDaemon(const std::string& data_dir, bool json_logs = false) {
     daemon_ = Spawn(
         {"--listen=127.0.0.1:0", absl::StrCat("--data_dir=", data_dir),
-         absl::StrCat("--rules_file=", SourceDir(), "/deploy/rules.txt"), "--issuance_interval=0",
+         absl::StrCat("--rules_file=", rules_file_), "--issuance_interval=0",
          "--metrics_listen=127.0.0.1:0", json_logs ? "--log_format=json" : "--log_format=text"},
         FrikortdPath(), false);
     if (json_logs) {
@@ -199,6 +206,7 @@ class FrikortctlTest : public ::testing::Test {
   }
 
   std::string dir_;
+  std::string rules_file_;
   std::vector<std::unique_ptr<Daemon>> processes_;
   Daemon* daemon_ = nullptr;
   int port_ = 0;
@@ -270,6 +278,49 @@ TEST_F(FrikortctlTest, ImportLookupIssueAndPayouts) {
   EXPECT_THAT(r.out, HasSubstr("(reserved"));
   r = Ctl({"unreserve", PersonId(2)});
   EXPECT_EQ(r.out, PersonId(2) + " is not reserved\n");
+  StopDaemon();
+}
+
+// Under the deployed rules (agreements required from 2021): reports of a
+// provider the registry does not know do not count until `providers import`
+// loads its agreement, the way an operator loads the registry after an upgrade.
+TEST_F(FrikortctlTest, ProvidersImportTurnsReportsIntoCountedOnes) {
+  rules_file_ = SourceDir() + "/deploy/rules.txt";
+  StartDaemon(dir_ + "/data");
+  ToolResult r = Ctl({"import", ReportsCsv()});
+  EXPECT_EQ(r.code, 3) << r.out << r.err;
+  r = Ctl({"ledger", PersonId(1), "--year=2025"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("not counted: no direct-settlement agreement"));
+
+  const std::string registry = absl::StrCat(dir_, "/registry.csv");
+  std::ofstream(registry) << "provider_id,name,valid_from,valid_to,version\n"
+                             "1234567,Legesenteret,2025-01-01,,v1\n"
+                             "974760674,Wrong check digit,2025-01-01,,v1\n"
+                             "7654321,Two,2025-01-01,2025-06-30,v1\n"
+                             "7654321,Two,2025-06-01,,v2\n";
+  r = Ctl({"providers", "import", registry});
+  EXPECT_EQ(r.code, 3) << r.out << r.err;
+  std::vector<std::string> lines = NonEmptyLines(r.out);
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  EXPECT_THAT(lines[0], StartsWith("line 3: provider (not a provider number): rejected: "
+                                   "provider_id: "));
+  EXPECT_THAT(lines[1], StartsWith("lines 4,5: provider 7654321: rejected: agreements: "));
+  EXPECT_EQ(lines[2], absl::StrCat(registry,
+                                   ": 4 rows, 3 providers: 1 stored, 3 rows rejected; 2 entries "
+                                   "re-evaluated, 2 changed, 2 ledgers changed, 0 cards under "
+                                   "review"));
+  r = Ctl({"ledger", PersonId(1), "--year=2025"});
+  EXPECT_THAT(r.out, Not(HasSubstr("not counted")));
+  EXPECT_THAT(r.out, HasSubstr("TAK     327800   400000       2025-03-01"));
+
+  r = Ctl({"providers", "list", "--format=csv", "--in-force-on=2025-03-01"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "provider_id,name,valid_from,valid_to,version\n1234567,Legesenteret,2025-01-01,,v1\n");
+  r = Ctl({"provider", "7654321"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("NOT_FOUND"));
   StopDaemon();
 }
 
@@ -368,8 +419,7 @@ TEST_F(FrikortctlTest, BackupAndRestoreAnswerLikeTheOriginal) {
   StopDaemon();
   EXPECT_FALSE(fs::exists(dir_ + "/backups/pseudonym.key"));
 
-  const std::vector<std::string> rules = {
-      absl::StrCat("--rules_file=", SourceDir(), "/deploy/rules.txt")};
+  const std::vector<std::string> rules = {absl::StrCat("--rules_file=", rules_file_)};
   auto restore = [&](const std::string& target, std::vector<std::string> extra) {
     std::vector<std::string> args = {absl::StrCat("--restore_from=", dir_, "/backups"),
                                      absl::StrCat("--data_dir=", target), rules[0]};

@@ -110,7 +110,8 @@ std::string Render(const RulesTable& table) {
     } else {
       absl::StrAppend(&text, "year ", year, " tak=", Kroner(rules->cap_tak));
     }
-    absl::StrAppend(&text, " minimum=", Kroner(rules->refund_minimum), "\n");
+    absl::StrAppend(&text, " minimum=", Kroner(rules->refund_minimum),
+                    rules->direct_settlement_required ? " direct_settlement=yes" : "", "\n");
   }
   // Which categories count in tak 2 can only be seen in a two-cap year.
   if (two_cap_year != 0) {
@@ -128,7 +129,9 @@ std::string Render(const RulesTable& table) {
 
 bool SameYear(const YearRules& a, const YearRules& b) {
   return a.year == b.year && a.two_caps == b.two_caps && a.cap_tak1 == b.cap_tak1 &&
-         a.cap_tak2 == b.cap_tak2 && a.cap_tak == b.cap_tak && a.refund_minimum == b.refund_minimum;
+         a.cap_tak2 == b.cap_tak2 && a.cap_tak == b.cap_tak &&
+         a.refund_minimum == b.refund_minimum &&
+         a.direct_settlement_required == b.direct_settlement_required;
 }
 
 void CheckSameTable(const RulesTable& a, const RulesTable& b) {

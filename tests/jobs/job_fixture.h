@@ -90,7 +90,8 @@ class JobTest : public ::testing::Test {
     ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok());
     const char* src = std::getenv("FRIKORT_SOURCE_DIR");
     ASSERT_NE(src, nullptr) << "run through ctest (FRIKORT_SOURCE_DIR)";
-    auto rules = frikort::testing::ReadRulesFile(absl::StrCat(src, "/deploy/rules.txt"));
+    auto rules = frikort::testing::ReadRulesFileWithoutAgreementRequirement(
+        absl::StrCat(src, "/deploy/rules.txt"));
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = *std::move(rules);
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();

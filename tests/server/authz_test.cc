@@ -142,11 +142,12 @@ TEST_F(AuthorizerTest, EachRoleGetsExactlyItsServices) {
   ASSERT_EQ(authz.LoadFile(path_).value_or(0), 6u);
   EXPECT_TRUE(authz.enforcing());
   // The contract, written out: reporter = Reporting + Lookup, reception =
-  // Lookup, operator = Registry + Issuance.
+  // Lookup, operator = Registry + Issuance + Providers.
   const std::vector<Rpc> reporting = {Rpc::kSubmitCoPayments, Rpc::kStreamCoPayments,
                                       Rpc::kUpdatePayment, Rpc::kCancelCoPayment};
   const std::vector<Rpc> operating = {Rpc::kGetLedger,   Rpc::kSetReservation, Rpc::kListLookups,
-                                      Rpc::kRunIssuance, Rpc::kListFreeCards,  Rpc::kListPayouts};
+                                      Rpc::kRunIssuance, Rpc::kListFreeCards,  Rpc::kListPayouts,
+                                      Rpc::kPutProvider, Rpc::kGetProvider,    Rpc::kListProviders};
   auto allowed = [&](const std::string& cn, Rpc rpc) {
     absl::StatusOr<std::shared_ptr<const Principal>> p = authz.Authorize(cn, rpc);
     if (!p.ok()) {

@@ -76,7 +76,9 @@ class DaemonTest : public ::testing::Test {
     DaemonOptions o;
     o.listen = "127.0.0.1:0";
     o.data_dir = dir_ + "/data";
-    o.rules_file = testutil::SourceDir() + "/deploy/rules.txt";
+    // Without the direct-settlement requirement (rules_file.h).
+    o.rules_file = *frikort::testing::WriteRulesFileWithoutAgreementRequirement(
+        testutil::SourceDir() + "/deploy/rules.txt", dir_ + "/rules.txt");
     o.issuance_interval = absl::ZeroDuration();
     o.block_cache_mb = 8;
     o.write_buffer_mb = 8;

@@ -68,5 +68,18 @@ TEST_F(MetricsTest, UnknownMethodsShareOneSeries) {
   EXPECT_LT(text.size(), 20000u);
 }
 
+class AgreementMetricsTest : public MetricsTest {
+ protected:
+  bool RequireAgreements() const override { return true; }
+};
+
+TEST_F(AgreementMetricsTest, CountsReportsNotCountedForLackOfAnAgreement) {
+  const std::string person = PersonId(1);
+  Report("a1", person, 10000, absl::FromUnixSeconds(1772359200));  // 2026-03-01
+  Report("a2", person, 10000, absl::FromUnixSeconds(1772359200));
+  Report("a3", person, 10000, absl::FromUnixSeconds(1577872800));  // 2020-01-01: not required
+  EXPECT_THAT(metrics_.Render(), ::testing::HasSubstr("frikort_reports_without_agreement_total 2"));
+}
+
 }  // namespace
 }  // namespace frikort::testutil

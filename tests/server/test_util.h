@@ -124,12 +124,14 @@ struct CoPaymentSpec {
   std::string provider_id = "1234567";  // an HPR number
   bool performed_abroad = false;
   int attributed_year = 0;
+  std::string practice_id;
 };
 
 inline v1::CoPayment MakeCoPayment(const CoPaymentSpec& s) {
   v1::CoPayment c;
   c.set_report_id(s.report_id);
   c.set_provider_id(s.provider_id);
+  c.set_practice_id(s.practice_id);
   c.set_person_id(s.person_id);
   *c.mutable_service_time() = ToTs(s.service_time);
   c.set_category(s.category);
@@ -285,7 +287,9 @@ class ServerTest : public ::testing::Test {
     const std::string src = SourceDir();
     ASSERT_FALSE(src.empty()) << "FRIKORT_SOURCE_DIR is not set (run the tests with ctest)";
     absl::StatusOr<core::RulesTable> rules =
-        frikort::testing::ReadRulesFile(src + "/deploy/rules.txt");
+        RequireAgreements()
+            ? frikort::testing::ReadRulesFile(src + "/deploy/rules.txt")
+            : frikort::testing::ReadRulesFileWithoutAgreementRequirement(src + "/deploy/rules.txt");
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = std::make_unique<core::RulesTable>(*std::move(rules));
     clock_ = std::make_unique<core::FakeClock>(StartTime());
@@ -323,6 +327,9 @@ class ServerTest : public ::testing::Test {
   // disk): the register's RocksDB environment (nullptr = the default), the
   // options StartServer uses, and the channel the stubs below use.
   virtual rocksdb::Env* RegisterEnv() { return nullptr; }
+  // Whether the rules keep deploy/rules.txt's direct-settlement requirement
+  // (off for the tests of the other rules: rules_file.h).
+  virtual bool RequireAgreements() const { return false; }
   virtual void ConfigureServer(server::ServerOptions* options) {}
   virtual std::shared_ptr<grpc::Channel> MakeChannel() {
     return grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
@@ -344,6 +351,7 @@ class ServerTest : public ::testing::Test {
     lookup_ = v1::Lookup::NewStub(channel_);
     registry_ = v1::Registry::NewStub(channel_);
     issuance_ = v1::Issuance::NewStub(channel_);
+    providers_ = v1::Providers::NewStub(channel_);
   }
 
   void StopServer() {
@@ -475,6 +483,7 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<v1::Lookup::Stub> lookup_;
   std::unique_ptr<v1::Registry::Stub> registry_;
   std::unique_ptr<v1::Issuance::Stub> issuance_;
+  std::unique_ptr<v1::Providers::Stub> providers_;
 };
 
 }  // namespace frikort::testutil

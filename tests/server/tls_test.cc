@@ -62,6 +62,7 @@ struct Client {
   std::unique_ptr<v1::Operations::Stub> operations;
   std::unique_ptr<v1::Citizen::Stub> citizen;
   std::string person_token;  // a valid token of PersonId(7)
+  std::unique_ptr<v1::Providers::Stub> providers;
 };
 
 // Where an operator's backup in these tests goes (removed after).
@@ -168,12 +169,26 @@ class TlsTest : public ServerTest {
     c.issuance = v1::Issuance::NewStub(c.channel);
     c.operations = v1::Operations::NewStub(c.channel);
     c.citizen = v1::Citizen::NewStub(c.channel);
+    c.providers = v1::Providers::NewStub(c.channel);
     return c;
   }
 
   std::vector<std::string> AuditLines() {
     absl::MutexLock l(&audit_mu_);
     return audit_;
+  }
+
+  // Stores (as the operator) `provider` with one agreement period.
+  void PutAgreement(const std::string& provider, const std::string& from, const std::string& to) {
+    v1::PutProviderRequest q;
+    q.mutable_provider()->set_provider_id(provider);
+    q.mutable_provider()->set_name("Legekontoret");
+    v1::Agreement* a = q.mutable_provider()->add_agreements();
+    a->set_valid_from(from);
+    a->set_valid_to(to);
+    v1::PutProviderResponse r;
+    grpc::Status s = providers_->PutProvider(Ctx().get(), q, &r);
+    ASSERT_TRUE(s.ok()) << s.error_message();
   }
 
   // Entries in the person's 2026 ledger (read as the operator).
@@ -299,6 +314,28 @@ std::vector<RpcCall> EveryRpc() {
          v1::ListLookupsResponse r;
          return c.citizen->ListMyLookups(ctx.get(), q, &r);
        }},
+      {Rpc::kPutProvider,
+       [](Client& c, int) {
+         v1::PutProviderRequest q;
+         q.mutable_provider()->set_provider_id(kOwnProvider);
+         q.mutable_provider()->set_name("Legekontoret");
+         q.mutable_provider()->add_agreements()->set_valid_from("2026-01-01");
+         v1::PutProviderResponse r;
+         return c.providers->PutProvider(Ctx().get(), q, &r);
+       }},
+      {Rpc::kGetProvider,
+       [](Client& c, int) {
+         v1::GetProviderRequest q;
+         q.set_provider_id(kOwnProvider);
+         v1::Provider r;
+         return c.providers->GetProvider(Ctx().get(), q, &r);
+       }},
+      {Rpc::kListProviders,
+       [](Client& c, int) {
+         v1::ListProvidersRequest q;
+         v1::ListProvidersResponse r;
+         return c.providers->ListProviders(Ctx().get(), q, &r);
+       }},
   };
 }
 
@@ -306,9 +343,13 @@ TEST_F(TlsTest, EveryRoleAgainstEveryRpc) {
   const std::set<Rpc> reporter = {Rpc::kSubmitCoPayments, Rpc::kStreamCoPayments,
                                   Rpc::kUpdatePayment, Rpc::kCancelCoPayment, Rpc::kCheckExemption};
   const std::set<Rpc> reception = {Rpc::kCheckExemption};
-  const std::set<Rpc> op = {Rpc::kGetLedger,   Rpc::kSetReservation, Rpc::kListLookups,
-                            Rpc::kRunIssuance, Rpc::kListFreeCards,  Rpc::kListPayouts,
-                            Rpc::kBackup};
+  const std::set<Rpc> op = {Rpc::kGetLedger,    Rpc::kSetReservation, Rpc::kListLookups,
+                            Rpc::kRunIssuance,  Rpc::kListFreeCards,  Rpc::kListPayouts,
+                            Rpc::kBackup,       Rpc::kPutProvider,    Rpc::kGetProvider,
+                            Rpc::kListProviders};
+  // The reporter's lookups need its provider's agreement (TlsTest.
+  // LookupByAReporterNeedsAnAgreementInForceToday).
+  PutAgreement(kOwnProvider, "2026-01-01", "");
   // The portal's calls carry a valid person's token: without the role it is
   // PERMISSION_DENIED all the same.
   const std::set<Rpc> portal = {Rpc::kGetMyOverview, Rpc::kListMyLookups};
@@ -595,6 +636,7 @@ TEST_F(TlsTest, ConcurrentCallsPerCallerAreLimited) {
   StopServer();
   max_calls_ = 2;
   StartServer();
+  PutAgreement(kOwnProvider, "2026-01-01", "");  // its lookups need it
   Client rep = As("reporter-1");
   // Two open streams, each with an answered message: two calls in flight.
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
@@ -645,6 +687,35 @@ TEST_F(TlsTest, ConcurrentCallsPerCallerAreLimited) {
     if (!both_free) absl::SleepFor(absl::Milliseconds(20));
   }
   EXPECT_TRUE(both_free) << "the cancelled stream still holds its slot";
+}
+
+TEST_F(TlsTest, LookupByAReporterNeedsAnAgreementInForceToday) {
+  auto lookup = [](Client& c) {
+    v1::CheckExemptionRequest q;
+    q.set_person_id(PersonId(9));
+    v1::CheckExemptionResponse r;
+    return c.lookup->CheckExemption(Ctx().get(), q, &r);
+  };
+  Client reporter = As("reporter-1");
+  grpc::Status s = lookup(reporter);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("no direct-settlement agreement is in force"));
+  // Reception systems and provider=* enterprises are not bound by it.
+  Client desk = As("desk-1");
+  EXPECT_TRUE(lookup(desk).ok());
+  Client municipality = As(kMunicipality);
+  EXPECT_TRUE(lookup(municipality).ok());
+
+  PutAgreement(kOwnProvider, "2026-01-01", "");  // today is 2026-06-15
+  EXPECT_TRUE(lookup(reporter).ok());
+  PutAgreement(kOwnProvider, "2026-01-01", "2026-06-14");
+  s = lookup(reporter);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  // Reporting itself does not need the agreement: the register decides what counts.
+  v1::SubmitCoPaymentsResponse r;
+  EXPECT_TRUE(
+      reporter.reporting->SubmitCoPayments(Ctx().get(), Batch({Item("x1", kOwnProvider, 9)}), &r)
+          .ok());
 }
 
 TEST_F(TlsTest, LookupLogNamesTheCertificate) {

@@ -34,7 +34,8 @@ class BackupTest : public ::testing::Test {
     const char* src = std::getenv("FRIKORT_SOURCE_DIR");
     ASSERT_NE(src, nullptr);
     absl::StatusOr<core::RulesTable> rules =
-        frikort::testing::ReadRulesFile(absl::StrCat(src, "/deploy/rules.txt"));
+        frikort::testing::ReadRulesFileWithoutAgreementRequirement(
+            absl::StrCat(src, "/deploy/rules.txt"));
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = *std::move(rules);
     root_ = fs::temp_directory_path() /

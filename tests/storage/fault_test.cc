@@ -66,7 +66,7 @@ class FaultTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok());
-    auto rules = frikort::testing::DeployedRules();
+    auto rules = frikort::testing::DeployedRulesWithoutAgreementRequirement();
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = *std::move(rules);
     dir_ = frikort::testing::FreshTestDir("frikort_fault_test_");

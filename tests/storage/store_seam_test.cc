@@ -85,7 +85,7 @@ class StoreSeamTest : public ::testing::TestWithParam<Engine> {
  protected:
   void SetUp() override {
     ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok());
-    auto rules = frikort::testing::DeployedRules();
+    auto rules = frikort::testing::DeployedRulesWithoutAgreementRequirement();
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = *std::move(rules);
     std::string dsn;

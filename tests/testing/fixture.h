@@ -24,6 +24,14 @@ inline absl::StatusOr<core::RulesTable> DeployedRules() {
   return frikort::testing::ReadRulesFile(absl::StrCat(src, "/deploy/rules.txt"));
 }
 
+// The same without the direct-settlement requirement (rules_file.h says why).
+inline absl::StatusOr<core::RulesTable> DeployedRulesWithoutAgreementRequirement() {
+  const char* src = std::getenv("FRIKORT_SOURCE_DIR");
+  if (src == nullptr) return absl::FailedPreconditionError("FRIKORT_SOURCE_DIR is not set");
+  return frikort::testing::ReadRulesFileWithoutAgreementRequirement(
+      absl::StrCat(src, "/deploy/rules.txt"));
+}
+
 // An empty folder under the temp dir, named after `prefix`, this process and
 // the running test; whatever was there before is removed.
 inline std::filesystem::path FreshTestDir(const std::string& prefix) {

@@ -29,6 +29,11 @@ class MemStore : public storage::Store {
   int gets() const { return gets_; }
   int multi_gets() const { return multi_gets_; }
   int commits() const { return commits_; }
+  // A copy of every table (to reopen a register on what another left).
+  Tables tables() {
+    absl::MutexLock l(&mu_);
+    return tables_;
+  }
   // Every later commit fails with `s` and writes nothing (ok: commits work).
   void FailCommits(absl::Status s) {
     absl::MutexLock l(&mu_);

@@ -13,8 +13,9 @@ namespace frikort::testing {
 
 // The register's column families by name (storage/keys.h order).
 inline const std::vector<std::string>& RegisterColumnFamilies() {
-  static const std::vector<std::string> names = {
-      "default", "persons", "entries", "reports", "ledgers", "due", "cards", "payouts", "audit"};
+  static const std::vector<std::string> names = {"default", "persons",  "entries", "reports",
+                                                 "ledgers", "due",      "cards",   "payouts",
+                                                 "audit",   "providers"};
   return names;
 }
 
