@@ -5,7 +5,10 @@
 #include <memory>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "storage/keys.h"
 #include "storage/register_impl.h"
@@ -18,11 +21,10 @@ namespace {
 // group commit's sync is shared by thousands of entries.
 constexpr size_t kReevaluateChunk = 8192;
 
-// One queued operation's outcome, waited for by the caller.
-struct Pending {
-  absl::Notification done;
-  absl::Status status;
-};
+// The marker of a re-evaluation not yet finished: written in the same commit
+// as the provider record, deleted after the last chunk. Its value is
+// "<provider id>:<year>,<year>...".
+constexpr absl::string_view kReevaluationPrefix = "reevaluate/";
 
 absl::Status ParseProvider(absl::string_view value, rec::Provider* p) {
   if (!p->ParseFromArray(value.data(), static_cast<int>(value.size()))) {
@@ -45,6 +47,16 @@ void RegisterImpl::EnqueueApply(size_t weight, absl::AnyInvocable<void(Records&)
   pipeline_->Enqueue(std::move(op));
 }
 
+std::shared_ptr<PendingApply> RegisterImpl::Enqueue(size_t weight,
+                                                    absl::AnyInvocable<void(Records&)> apply) {
+  auto pending = std::make_shared<PendingApply>();
+  EnqueueApply(weight, std::move(apply), [pending](absl::Status s) {
+    pending->status = std::move(s);
+    pending->done.Notify();
+  });
+  return pending;
+}
+
 absl::StatusOr<ProviderChange> RegisterImpl::PutProvider(const core::ProviderInput& in) {
   if (absl::Status s = pipeline_->status(); !s.ok()) return s;
   absl::StatusOr<core::ProviderRecord> record = core::ValidateProvider(in, rules_);
@@ -52,26 +64,34 @@ absl::StatusOr<ProviderChange> RegisterImpl::PutProvider(const core::ProviderInp
   auto change = std::make_shared<ProviderChange>();
   change->provider = *record;
   auto years = std::make_shared<std::vector<int>>();
-  auto enqueue = [this](size_t weight, absl::AnyInvocable<void(Records&)> apply) {
-    auto pending = std::make_shared<Pending>();
-    EnqueueApply(weight, std::move(apply), [pending](absl::Status s) {
-      pending->status = std::move(s);
-      pending->done.Notify();
-    });
-    return pending;
-  };
-  auto stored = enqueue(
-      1, [this, years, p = *record](Records& r) { *years = machine_.ApplyPutProvider(r, p); });
+  const std::string marker =
+      absl::StrCat(kReevaluationPrefix, absl::ToUnixMicros(clock_.Now()), "-", ++reevaluation_seq_);
+  auto stored = Enqueue(1, [this, years, marker, p = *record](Records& r) {
+    *years = machine_.ApplyPutProvider(r, p);
+    if (!years->empty()) {
+      r.overlay().Put(Table::kMeta, marker, absl::StrCat(p.id, ":", absl::StrJoin(*years, ",")));
+    }
+  });
   stored->done.WaitForNotification();
   if (!stored->status.ok()) return stored->status;
+  if (years->empty()) return *change;
+  if (absl::Status s = ReevaluateYears(record->id, *years, change); !s.ok()) return s;
+  auto cleared = Enqueue(1, [marker](Records& r) { r.overlay().Delete(Table::kMeta, marker); });
+  cleared->done.WaitForNotification();
+  if (!cleared->status.ok()) return cleared->status;
+  return *change;
+}
 
+absl::Status RegisterImpl::ReevaluateYears(const std::string& provider_id,
+                                           const std::vector<int>& years,
+                                           std::shared_ptr<ProviderChange> change) {
   // Each chunk ends where a person's entries end, so a person's entries of a
   // year are decided again together. The next chunk is read while the one
   // before is applied; entries reported meanwhile were decided under the new
   // record already.
-  std::shared_ptr<Pending> in_flight;
-  for (int year : *years) {
-    const std::string prefix = keys::ProviderEntriesPrefix(record->id, year);
+  std::shared_ptr<PendingApply> in_flight;
+  for (int year : years) {
+    const std::string prefix = keys::ProviderEntriesPrefix(provider_id, year);
     ScanRange range;
     range.prefix = prefix;
     bool more = true;
@@ -99,16 +119,46 @@ absl::StatusOr<ProviderChange> RegisterImpl::PutProvider(const core::ProviderInp
       }
       if (chunk.empty()) continue;
       const size_t weight = chunk.size();
-      in_flight = enqueue(weight, [this, change, chunk = std::move(chunk)](Records& r) {
+      in_flight = Enqueue(weight, [this, change, chunk = std::move(chunk)](Records& r) {
         machine_.ApplyReevaluate(r, chunk, change.get());
       });
     }
   }
   if (in_flight != nullptr) {
     in_flight->done.WaitForNotification();
-    if (!in_flight->status.ok()) return in_flight->status;
+    return in_flight->status;
   }
-  return *change;
+  return absl::OkStatus();
+}
+
+absl::Status RegisterImpl::ResumeReevaluations() {
+  std::vector<std::pair<std::string, std::string>> markers;
+  ScanRange range;
+  range.prefix = std::string(kReevaluationPrefix);
+  absl::Status s = store_->Scan(Table::kMeta, range, [&](absl::string_view k, absl::string_view v) {
+    markers.emplace_back(std::string(k), std::string(v));
+    return true;
+  });
+  if (!s.ok()) return s;
+  for (const auto& [marker, value] : markers) {
+    std::vector<absl::string_view> parts = absl::StrSplit(value, absl::MaxSplits(':', 1));
+    std::vector<int> years;
+    bool ok = parts.size() == 2 && core::ValidateProviderId(parts[0]).ok();
+    for (absl::string_view y : absl::StrSplit(parts.size() == 2 ? parts[1] : "", ',')) {
+      int year = 0;
+      ok = ok && absl::SimpleAtoi(y, &year);
+      years.push_back(year);
+    }
+    if (!ok) {
+      return absl::DataLossError("a damaged re-evaluation marker in the register's meta table");
+    }
+    auto change = std::make_shared<ProviderChange>();
+    if (s = ReevaluateYears(std::string(parts[0]), years, change); !s.ok()) return s;
+    auto cleared = Enqueue(1, [marker](Records& r) { r.overlay().Delete(Table::kMeta, marker); });
+    cleared->done.WaitForNotification();
+    if (!cleared->status.ok()) return cleared->status;
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<core::ProviderRecord> RegisterImpl::GetProvider(absl::string_view provider_id) {

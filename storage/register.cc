@@ -107,7 +107,7 @@ absl::Status RegisterImpl::Start() {
   if (absl::Status s = MigrateProviderIndex(*store_); !s.ok()) return s;
   pipeline_->Start();
   lookup_log_->Start();
-  return absl::OkStatus();
+  return ResumeReevaluations();
 }
 
 void RegisterImpl::SubmitAsync(std::vector<core::CoPaymentInput> items, SubmitDone done) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "storage/crypto.h"
 #include "storage/lookup_log.h"
 #include "storage/pipeline.h"
@@ -21,6 +22,12 @@
 #include "storage/store.h"
 
 namespace frikort::storage::internal {
+
+// One queued writer operation's outcome, waited for by the caller.
+struct PendingApply {
+  absl::Notification done;
+  absl::Status status;
+};
 
 class RegisterImpl final : public Register {
  public:
@@ -96,6 +103,16 @@ class RegisterImpl final : public Register {
   // Queues `apply` to the writer; `done` gets its group's commit status.
   void EnqueueApply(size_t weight, absl::AnyInvocable<void(Records&)> apply,
                     absl::AnyInvocable<void(absl::Status) &&> done);
+  // EnqueueApply whose outcome the caller waits for.
+  std::shared_ptr<PendingApply> Enqueue(size_t weight, absl::AnyInvocable<void(Records&)> apply);
+  // Decides again the stored entries of `provider_id` (as provider or
+  // practice) in `years`, in chunks on the writer; adds to `change`.
+  absl::Status ReevaluateYears(const std::string& provider_id, const std::vector<int>& years,
+                               std::shared_ptr<ProviderChange> change);
+  // Finishes the re-evaluations a stop interrupted (their markers in meta),
+  // before the register serves: a provider's record and its entries' counted
+  // flags never disagree for longer than one run of frikortd.
+  absl::Status ResumeReevaluations();
   // Walks `table` from the page token (or `prefix`) while keys start with
   // `prefix`; `visit` fails on a record it could not convert.
   absl::StatusOr<std::string> ScanPage(
@@ -113,7 +130,8 @@ class RegisterImpl final : public Register {
   const std::unique_ptr<WritePipeline> pipeline_;
   const std::unique_ptr<LookupLog> lookup_log_;
   std::atomic<uint64_t> lookup_seq_{0};
-  absl::Mutex backup_mu_;  // held while a backup runs: one at a time
+  std::atomic<uint64_t> reevaluation_seq_{0};  // tells markers of one process apart
+  absl::Mutex backup_mu_;                      // held while a backup runs: one at a time
 };
 
 // Verify's check of one entry against the provider registry (verify_agreements.cc):

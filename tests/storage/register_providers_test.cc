@@ -163,6 +163,49 @@ TEST_F(ProvidersTest, AnAgreementAddedAfterTheFactTurnsCoPaymentsIntoACard) {
   EXPECT_EQ(again.ledgers_changed, 0);
 }
 
+// A stop between storing a provider's record and the last chunk of its
+// re-evaluation leaves a marker; the next start finishes the work before it
+// serves, so the record and the entries' counted flags agree again.
+TEST_F(ProvidersTest, AReevaluationAStopInterruptedIsFinishedAtTheNextStart) {
+  SubmitOne(Report("a", absl::CivilDay(2024, 3, 1), 200000));
+  SubmitOne(Report("b", absl::CivilDay(2024, 4, 1), 200000));
+  MemStore::Tables before = store_->tables();
+  Put(kDoctor, {{"2024-01-01", "", "v1"}});
+  MemStore::Tables after = store_->tables();
+  const int providers = static_cast<int>(Table::kProviders);
+  const int meta = static_cast<int>(Table::kMeta);
+  for (const auto& [key, value] : after[meta]) {
+    EXPECT_FALSE(absl::StartsWith(key, "reevaluate/")) << "a finished put leaves no marker";
+  }
+
+  // What a stop right after the record's commit leaves: the record and its
+  // marker, the entries as they were.
+  MemStore::Tables interrupted = before;
+  const std::string record_key = keys::ProviderRecord(kDoctor);
+  ASSERT_TRUE(after[providers].contains(record_key));
+  interrupted[providers][record_key] = after[providers][record_key];
+  interrupted[meta]["reevaluate/1-1"] = std::string(kDoctor) + ":2024,2025";
+  Open(interrupted);
+  EXPECT_EQ(Tak(2024).counted_total, 400000);
+  EXPECT_EQ(Tak(2024).cap_reached_on, absl::CivilDay(2024, 4, 1));
+  EXPECT_FALSE(store_->tables()[meta].contains("reevaluate/1-1"));
+
+  // A damaged marker stops the start rather than leaving the work undone.
+  MemStore::Tables damaged = before;
+  damaged[meta]["reevaluate/2-1"] = "not a marker";
+  reg_.reset();
+  RegisterOptions o;
+  o.secret = std::string(32, 'p');
+  o.rules = &rules_;
+  o.clock = &clock_;
+  o.open_store = [damaged](const RegisterOptions&) -> absl::StatusOr<std::unique_ptr<Store>> {
+    return std::make_unique<MemStore>(damaged);
+  };
+  auto r = Register::Open(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
+}
+
 TEST_F(ProvidersTest, AnAgreementEndedRetroactivelyPutsTheCardUnderReview) {
   Put(kDoctor, {{"2024-01-01", "", "v1"}});
   SubmitOne(Report("a", absl::CivilDay(2024, 3, 1), 200000));
