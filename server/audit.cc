@@ -23,6 +23,13 @@ std::string FormatAuditLine(const AuditRecord& r) {
       ",\"audit\":", Field(r.event), ",\"caller\":", Field(r.caller), ",\"rpc\":", Field(r.rpc));
   if (!r.person.empty()) absl::StrAppend(&line, ",\"person\":", Field(r.person));
   if (!r.reason.empty()) absl::StrAppend(&line, ",\"reason\":", Field(r.reason));
+  if (!r.dest.empty()) {
+    const std::string dest =
+        r.dest.size() <= kMaxAuditDestBytes
+            ? std::string(r.dest)
+            : absl::StrCat(r.dest.substr(0, kMaxAuditDestBytes), "... (", r.dest.size(), " bytes)");
+    absl::StrAppend(&line, ",\"dest\":", Field(dest));
+  }
   return line + "}";
 }
 

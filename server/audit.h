@@ -9,6 +9,7 @@
 #ifndef FRIKORT_SERVER_AUDIT_H_
 #define FRIKORT_SERVER_AUDIT_H_
 
+#include <cstddef>
 #include <functional>
 #include <string>
 
@@ -24,7 +25,11 @@ struct AuditRecord {
   absl::string_view rpc;     // "frikort.v1.Registry/GetLedger"
   absl::string_view person;  // pseudonym (Register::AuditPseudonym) or ""
   absl::string_view reason;  // why a call was denied, or ""
+  // Backup's destination folder, or "". Operator input: a long one is cut to
+  // its first kMaxAuditDestBytes bytes and its length.
+  absl::string_view dest;
 };
+inline constexpr size_t kMaxAuditDestBytes = 256;
 
 // One JSON object, no newline:
 // {"time":"2026-06-15T10:00:00.123Z","audit":"operator_call","caller":"ops-1",

@@ -6,6 +6,7 @@
 #ifndef FRIKORT_SERVER_CONVERT_H_
 #define FRIKORT_SERVER_CONVERT_H_
 
+#include <cstddef>
 #include <optional>
 #include <string>
 
@@ -58,6 +59,10 @@ v1::ExemptionStatus ExemptionStatusToProto(core::ExemptionStatus s);
 // rejects as INVALID_SERVICE_TIME.
 core::CoPaymentInput FromProto(const v1::CoPayment& in);
 
+// A result names its report_id only when it is at most this long (the
+// contract's bound); a longer one, refused as INVALID_REPORT_ID, is answered
+// with an empty report_id.
+inline constexpr size_t kMaxEchoedReportIdBytes = 64;
 void ToProto(const storage::ReportResult& in, v1::ReportResult* out);
 void ToProto(const storage::Entry& in, v1::LedgerEntry* out);
 void ToProto(const storage::Card& in, v1::FreeCard* out);

@@ -105,6 +105,15 @@ void LogIssuanceRun(const jobs::RunSummary& s) {
             {"payout_total_ore", absl::StrCat(s.payout_total)}});
 }
 
+ConnectionLimits LimitsOf(const DaemonOptions& options) {
+  ConnectionLimits limits;
+  limits.max_concurrent_streams = options.max_concurrent_streams;
+  limits.memory_quota_mb = options.memory_quota_mb;
+  limits.max_idle = options.max_connection_idle;
+  limits.max_age = options.max_connection_age;
+  return limits;
+}
+
 }  // namespace
 
 absl::Status CheckDaemonOptions(const DaemonOptions& options) {
@@ -126,6 +135,9 @@ absl::Status CheckDaemonOptions(const DaemonOptions& options) {
   if (options.max_calls_per_caller < 0 || options.max_calls_per_caller > 1000000) {
     return absl::InvalidArgumentError("--max_calls_per_caller must be between 0 and 1000000");
   }
+  if (absl::Status s = CheckConnectionLimits(LimitsOf(options)); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--", s.message()));
+  }
   absl::StatusOr<core::HostPort> hp = core::SplitHostPort(options.listen, "listen");
   if (!hp.ok()) return hp.status();
   return absl::OkStatus();
@@ -136,6 +148,7 @@ absl::StatusOr<ServerOptions> SecurityOptions(const DaemonOptions& options) {
   out.listen_address = options.listen;
   out.authz_file = options.authz_file;
   out.max_calls_per_caller = options.max_calls_per_caller;
+  out.limits = LimitsOf(options);
   struct {
     const char* flag;
     const std::string& path;

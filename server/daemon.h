@@ -63,6 +63,11 @@ struct DaemonOptions {
   std::string metrics_listen;  // empty = no metrics endpoint
   std::string log_format = "text";
   int max_calls_per_caller = 100;
+  // Per connection (server.h ConnectionLimits).
+  int max_concurrent_streams = ConnectionLimits().max_concurrent_streams;
+  int64_t memory_quota_mb = ConnectionLimits().memory_quota_mb;
+  absl::Duration max_connection_idle = ConnectionLimits().max_idle;
+  absl::Duration max_connection_age = ConnectionLimits().max_age;
 };
 
 // Values that parse but make no sense (exit code kExitBadFlags):

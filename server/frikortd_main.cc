@@ -70,6 +70,15 @@ ABSL_FLAG(std::string, authz_file, Defaults().authz_file,
           "roles per client certificate CN (required with TLS); re-read on SIGHUP");
 ABSL_FLAG(int, max_calls_per_caller, Defaults().max_calls_per_caller,
           "calls one caller may have in flight (RESOURCE_EXHAUSTED beyond); 0 = no limit");
+ABSL_FLAG(int, max_concurrent_streams, Defaults().max_concurrent_streams,
+          "calls one connection may have open at once (HTTP/2 streams); each may buffer up to "
+          "4 MiB");
+ABSL_FLAG(int64_t, memory_quota_mb, Defaults().memory_quota_mb,
+          "MiB gRPC may hold for all connections together (its resource quota)");
+ABSL_FLAG(absl::Duration, max_connection_idle, Defaults().max_connection_idle,
+          "a connection with no call open this long is closed");
+ABSL_FLAG(absl::Duration, max_connection_age, Defaults().max_connection_age,
+          "every connection is closed after this long (clients reconnect)");
 
 namespace {
 
@@ -93,6 +102,10 @@ frikort::server::DaemonOptions OptionsFromFlags() {
   options.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
   options.authz_file = absl::GetFlag(FLAGS_authz_file);
   options.max_calls_per_caller = absl::GetFlag(FLAGS_max_calls_per_caller);
+  options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  options.memory_quota_mb = absl::GetFlag(FLAGS_memory_quota_mb);
+  options.max_connection_idle = absl::GetFlag(FLAGS_max_connection_idle);
+  options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
   return options;
 }
 

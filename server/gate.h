@@ -98,9 +98,17 @@ class CallGate {
   // Admits the call or says why not: CANCELLED / DEADLINE_EXCEEDED for a call
   // nobody waits for any more, UNAUTHENTICATED / PERMISSION_DENIED from the
   // authorizer, RESOURCE_EXHAUSTED beyond the caller's concurrent calls.
-  // `person_id` (if the request names one) is audit-logged as its pseudonym.
+  // `person_id` (if the request names one) is audit-logged as its pseudonym,
+  // `dest` (Backup's destination) as given (AuditRecord bounds it).
   absl::StatusOr<Admission> Admit(const grpc::CallbackServerContext& context, Rpc rpc,
-                                  absl::string_view person_id = {});
+                                  absl::string_view person_id = {}, absl::string_view dest = {});
+
+  // At the start of every call over mutual TLS, before its message is
+  // buffered (server/tls.h CallerCheck): a CN without a line in the authz file
+  // is refused (PERMISSION_DENIED, audit-logged; a path that is no frikort.v1
+  // method is named "unknown") unless `path` is the health check or
+  // reflection, which need no role. Roles are Admit's to check.
+  absl::Status AdmitPeer(absl::string_view cn, absl::string_view path);
 
   // The reporter's provider binding: PERMISSION_DENIED (audit-logged) when a
   // co-payment, or the provider of an update or cancellation, is for a
@@ -113,6 +121,7 @@ class CallGate {
  private:
   absl::StatusOr<std::shared_ptr<const Principal>> Reauthorize(const Admission& admission, Rpc rpc);
   absl::Status Denied(absl::string_view caller, Rpc rpc, absl::Status status);
+  absl::Status Denied(absl::string_view caller, absl::string_view rpc, absl::Status status);
 
   const GateOptions options_;
   Authorizer authorizer_;

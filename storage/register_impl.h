@@ -46,6 +46,8 @@ class RegisterImpl final : public Register {
 
   // ---- reads (reads.cc) ----
   absl::StatusOr<LedgerView> GetLedger(absl::string_view person_id, int year) override;
+  absl::StatusOr<LedgerView> GetLedgerPage(absl::string_view person_id, int year, int page_size,
+                                           absl::string_view page_token) override;
   absl::StatusOr<std::vector<SchemeExemption>> CheckExemption(absl::string_view person_id,
                                                               absl::CivilDay date,
                                                               core::Category category,
@@ -84,6 +86,9 @@ class RegisterImpl final : public Register {
   absl::StatusOr<Evaluated> EvaluateExemption(absl::string_view person_id, absl::CivilDay date,
                                               core::Category category, absl::string_view caller);
   absl::StatusOr<std::string> PersonIdOf(absl::string_view pseudonym);
+  // A ledger's person, year and schemes (no entries); `pseudonym` is set.
+  absl::StatusOr<LedgerView> LedgerHead(absl::string_view person_id, int year,
+                                        std::string* pseudonym);
   // Walks `table` from the page token (or `prefix`) while keys start with
   // `prefix`; `visit` fails on a record it could not convert.
   absl::StatusOr<std::string> ScanPage(
