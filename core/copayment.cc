@@ -37,6 +37,11 @@ Validation ValidateCoPayment(const CoPaymentInput& in, const RulesTable& rules,
     return Reject(RejectReason::kInvalidPersonId, std::string(person.status().message()));
   }
 
+  if (in.service_time_out_of_range) {
+    return Reject(RejectReason::kInvalidServiceTime,
+                  "service_time: out of range (a timestamp from year 1 to 9999, nanos 0 to "
+                  "999999999)");
+  }
   if (!in.service_time.has_value()) {
     return Reject(RejectReason::kInvalidServiceTime, "service_time: not given");
   }

@@ -26,6 +26,9 @@ struct CoPaymentInput {
   std::string practice_id;  // optional: "" = not given
   std::string person_id;
   std::optional<absl::Time> service_time;  // nullopt when missing or malformed
+  // A service time was given but lies outside the timestamps' range (year 1
+  // to 9999, nanos within a second): service_time is then nullopt.
+  bool service_time_out_of_range = false;
   int category = 0;
   Ore amount = 0;
   int payment = 0;

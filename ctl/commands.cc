@@ -250,10 +250,26 @@ int Run(const std::vector<std::string>& raw_args, const Options& options,
     v1::GetLedgerRequest request;
     request.set_person_id(operand);
     request.set_year(options.year);
-    v1::Ledger response;
-    grpc::Status s = v1::Registry::NewStub(channel)->GetLedger(CallContext(options, false).get(),
-                                                               request, &response);
-    return Finish(s, cmd, s.ok() ? FormatLedger(response) : "", out, err);
+    request.set_page_size(kPageSize);
+    // Every page repeats the schemes: the first page's are shown, with the
+    // entries of all pages.
+    v1::Ledger ledger;
+    auto stub = v1::Registry::NewStub(channel);
+    grpc::Status s;
+    for (bool first = true;; first = false) {
+      v1::Ledger page;
+      s = stub->GetLedger(CallContext(options, false).get(), request, &page);
+      if (!s.ok()) break;
+      if (first) {
+        ledger = page;
+      } else {
+        for (v1::LedgerEntry& e : *page.mutable_entries()) *ledger.add_entries() = std::move(e);
+      }
+      if (page.next_page_token().empty()) break;
+      request.set_page_token(page.next_page_token());
+    }
+    ledger.clear_next_page_token();
+    return Finish(s, cmd, s.ok() ? FormatLedger(ledger) : "", out, err);
   }
   if (cmd == "reserve" || cmd == "unreserve") {
     v1::SetReservationRequest request;

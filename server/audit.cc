@@ -25,6 +25,13 @@ std::string FormatAuditLine(const AuditRecord& r) {
   if (!r.reason.empty()) absl::StrAppend(&line, ",\"reason\":", Field(r.reason));
   if (!r.as_of.empty()) absl::StrAppend(&line, ",\"as_of\":", Field(r.as_of));
   if (!r.decided_on.empty()) absl::StrAppend(&line, ",\"decided_on\":", Field(r.decided_on));
+  if (!r.dest.empty()) {
+    const std::string dest =
+        r.dest.size() <= kMaxAuditDestBytes
+            ? std::string(r.dest)
+            : absl::StrCat(r.dest.substr(0, kMaxAuditDestBytes), "... (", r.dest.size(), " bytes)");
+    absl::StrAppend(&line, ",\"dest\":", Field(dest));
+  }
   return line + "}";
 }
 

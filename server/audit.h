@@ -9,6 +9,7 @@
 #ifndef FRIKORT_SERVER_AUDIT_H_
 #define FRIKORT_SERVER_AUDIT_H_
 
+#include <cstddef>
 #include <functional>
 #include <string>
 
@@ -28,7 +29,11 @@ struct AuditRecord {
   // real date it ran on (YYYY-MM-DD), else "".
   absl::string_view as_of = {};
   absl::string_view decided_on = {};
+  // Backup's destination folder, or "". Operator input: a long one is cut to
+  // its first kMaxAuditDestBytes bytes and its length.
+  absl::string_view dest;
 };
+inline constexpr size_t kMaxAuditDestBytes = 256;
 
 // One JSON object, no newline:
 // {"time":"2026-06-15T10:00:00.123Z","audit":"operator_call","caller":"ops-1",

@@ -260,8 +260,7 @@ bool Authorizer::enforcing() const {
   return table_ != nullptr;
 }
 
-absl::StatusOr<std::shared_ptr<const Principal>> Authorizer::Authorize(absl::string_view cn,
-                                                                       Rpc rpc) const {
+absl::StatusOr<std::shared_ptr<const Principal>> Authorizer::Find(absl::string_view cn) const {
   std::shared_ptr<const AuthzTable> table;
   {
     absl::MutexLock l(&mu_);
@@ -285,13 +284,22 @@ absl::StatusOr<std::shared_ptr<const Principal>> Authorizer::Authorize(absl::str
     return absl::PermissionDeniedError(
         absl::StrCat("caller '", cn, "' is not in the authz file; it may call nothing"));
   }
-  if ((p->roles & RolesFor(rpc)) == 0) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("caller '", cn, "' (", FormatRoles(p->roles), ") may not call ", RpcName(rpc),
-                     ": that needs the ", JoinRoles(RolesFor(rpc), " or "), " role"));
-  }
   // Shares ownership of the table: the principal outlives a reload.
   return std::shared_ptr<const Principal>(std::move(table), p);
+}
+
+absl::Status Authorizer::CheckKnown(absl::string_view cn) const { return Find(cn).status(); }
+
+absl::StatusOr<std::shared_ptr<const Principal>> Authorizer::Authorize(absl::string_view cn,
+                                                                       Rpc rpc) const {
+  absl::StatusOr<std::shared_ptr<const Principal>> p = Find(cn);
+  if (!p.ok()) return p;
+  if (((*p)->roles & RolesFor(rpc)) == 0) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("caller '", cn, "' (", FormatRoles((*p)->roles), ") may not call ",
+                     RpcName(rpc), ": that needs the ", JoinRoles(RolesFor(rpc), " or "), " role"));
+  }
+  return p;
 }
 
 absl::Status CheckProviders(const Principal& principal,

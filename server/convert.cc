@@ -86,7 +86,10 @@ core::CoPaymentInput FromProto(const v1::CoPayment& in) {
   out.report_id = in.report_id();
   out.provider_id = in.provider_id();
   out.person_id = in.person_id();
-  if (in.has_service_time()) out.service_time = core::FromProtoTimestamp(in.service_time());
+  if (in.has_service_time()) {
+    out.service_time = core::FromProtoTimestamp(in.service_time());
+    out.service_time_out_of_range = !out.service_time.has_value();
+  }
   out.category = static_cast<int>(in.category());
   out.amount = in.amount_ore();
   out.payment = static_cast<int>(in.payment());
@@ -132,7 +135,9 @@ void ToProto(const storage::ProviderChange& in, v1::PutProviderResponse* out) {
 }
 
 void ToProto(const storage::ReportResult& in, v1::ReportResult* out) {
-  out->set_report_id(in.report_id);
+  // The answer repeats a report id only within the contract's bound, so that
+  // its size is bounded whatever was sent (results are in request order).
+  if (in.report_id.size() <= kMaxEchoedReportIdBytes) out->set_report_id(in.report_id);
   out->set_outcome(OutcomeToProto(in.outcome));
   out->set_reason(RejectReasonToProto(in.reason));
   out->set_message(in.message);
@@ -186,6 +191,7 @@ void ToProto(const storage::LedgerView& in, v1::Ledger* out) {
   out->set_reserved(in.reserved);
   for (const storage::SchemeLedger& s : in.schemes) ToProto(s, out->add_schemes());
   for (const storage::Entry& e : in.entries) ToProto(e, out->add_entries());
+  out->set_next_page_token(in.next_page_token);
 }
 
 void ToProto(const storage::SchemeExemption& in, v1::SchemeExemption* out) {

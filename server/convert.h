@@ -6,6 +6,7 @@
 #ifndef FRIKORT_SERVER_CONVERT_H_
 #define FRIKORT_SERVER_CONVERT_H_
 
+#include <cstddef>
 #include <optional>
 #include <string>
 
@@ -61,6 +62,10 @@ core::CoPaymentInput FromProto(const v1::CoPayment& in);
 // Dates stay text: core::ValidateProvider checks them, naming the field.
 core::ProviderInput FromProto(const v1::Provider& in);
 
+// A result names its report_id only when it is at most this long (the
+// contract's bound); a longer one, refused as INVALID_REPORT_ID, is answered
+// with an empty report_id.
+inline constexpr size_t kMaxEchoedReportIdBytes = 64;
 void ToProto(const storage::ReportResult& in, v1::ReportResult* out);
 void ToProto(const storage::Entry& in, v1::LedgerEntry* out);
 void ToProto(const storage::Card& in, v1::FreeCard* out);

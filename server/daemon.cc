@@ -120,6 +120,15 @@ void LogIssuanceRun(const jobs::RunSummary& s) {
             {"payout_total_ore", absl::StrCat(s.payout_total)}});
 }
 
+ConnectionLimits LimitsOf(const DaemonOptions& options) {
+  ConnectionLimits limits;
+  limits.max_concurrent_streams = options.max_concurrent_streams;
+  limits.memory_quota_mb = options.memory_quota_mb;
+  limits.max_idle = options.max_connection_idle;
+  limits.max_age = options.max_connection_age;
+  return limits;
+}
+
 }  // namespace
 
 absl::Status CheckDaemonOptions(const DaemonOptions& options) {
@@ -161,6 +170,9 @@ absl::Status CheckDaemonOptions(const DaemonOptions& options) {
   if (options.max_calls_per_caller < 0 || options.max_calls_per_caller > 1000000) {
     return absl::InvalidArgumentError("--max_calls_per_caller must be between 0 and 1000000");
   }
+  if (absl::Status s = CheckConnectionLimits(LimitsOf(options)); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--", s.message()));
+  }
   absl::StatusOr<core::HostPort> hp = core::SplitHostPort(options.listen, "listen");
   if (!hp.ok()) return hp.status();
   return absl::OkStatus();
@@ -174,6 +186,7 @@ absl::StatusOr<ServerOptions> SecurityOptions(const DaemonOptions& options) {
   out.citizen_jwks_file = options.citizen_jwks_file;
   out.citizen_token_issuer = options.citizen_token_issuer;
   out.citizen_token_audience = options.citizen_token_audience;
+  out.limits = LimitsOf(options);
   struct {
     const char* flag;
     const std::string& path;

@@ -71,6 +71,11 @@ struct DaemonOptions {
   std::string citizen_jwks_file;  // re-read on SIGHUP
   std::string citizen_token_issuer;
   std::string citizen_token_audience;
+  // Per connection (server.h ConnectionLimits).
+  int max_concurrent_streams = ConnectionLimits().max_concurrent_streams;
+  int64_t memory_quota_mb = ConnectionLimits().memory_quota_mb;
+  absl::Duration max_connection_idle = ConnectionLimits().max_idle;
+  absl::Duration max_connection_age = ConnectionLimits().max_age;
 };
 
 // Values that parse but make no sense (exit code kExitBadFlags):

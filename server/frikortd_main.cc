@@ -82,6 +82,15 @@ ABSL_FLAG(std::string, citizen_token_issuer, Defaults().citizen_token_issuer,
           "the Citizen service's token issuer: the 'iss' every token must carry");
 ABSL_FLAG(std::string, citizen_token_audience, Defaults().citizen_token_audience,
           "the Citizen service's audience: a value every token's 'aud' must contain");
+ABSL_FLAG(int, max_concurrent_streams, Defaults().max_concurrent_streams,
+          "calls one connection may have open at once (HTTP/2 streams); each may buffer up to "
+          "4 MiB");
+ABSL_FLAG(int64_t, memory_quota_mb, Defaults().memory_quota_mb,
+          "MiB gRPC may hold for all connections together (its resource quota)");
+ABSL_FLAG(absl::Duration, max_connection_idle, Defaults().max_connection_idle,
+          "a connection with no call open this long is closed");
+ABSL_FLAG(absl::Duration, max_connection_age, Defaults().max_connection_age,
+          "every connection is closed after this long (clients reconnect)");
 
 namespace {
 
@@ -110,6 +119,10 @@ frikort::server::DaemonOptions OptionsFromFlags() {
   options.citizen_jwks_file = absl::GetFlag(FLAGS_citizen_jwks_file);
   options.citizen_token_issuer = absl::GetFlag(FLAGS_citizen_token_issuer);
   options.citizen_token_audience = absl::GetFlag(FLAGS_citizen_token_audience);
+  options.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  options.memory_quota_mb = absl::GetFlag(FLAGS_memory_quota_mb);
+  options.max_connection_idle = absl::GetFlag(FLAGS_max_connection_idle);
+  options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
   return options;
 }
 

@@ -3,7 +3,9 @@
 #include <chrono>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "core/calendar.h"
 #include "core/national_id.h"
@@ -77,7 +79,7 @@ CallGate::CallGate(GateOptions options)
     : options_(std::move(options)), limiter_(options_.max_calls_per_caller) {}
 
 absl::StatusOr<Admission> CallGate::Admit(const grpc::CallbackServerContext& context, Rpc rpc,
-                                          absl::string_view person_id) {
+                                          absl::string_view person_id, absl::string_view dest) {
   // A call nobody waits for is not started: its answer could not be delivered.
   if (context.IsCancelled()) {
     return absl::CancelledError(absl::StrCat(RpcName(rpc), ": cancelled before it was served"));
@@ -106,9 +108,26 @@ absl::StatusOr<Admission> CallGate::Admit(const grpc::CallbackServerContext& con
                                     .caller = a.caller,
                                     .rpc = RpcName(rpc),
                                     .person = person,
-                                    .reason = ""}));
+                                    .reason = "",
+                                    .dest = dest}));
   }
   return a;
+}
+
+absl::Status CallGate::AdmitPeer(absl::string_view cn, absl::string_view path) {
+  if (absl::StartsWith(path, "/grpc.health.v1.Health/") ||
+      absl::StartsWith(path, "/grpc.reflection.")) {
+    return absl::OkStatus();
+  }
+  absl::Status s = authorizer_.CheckKnown(cn);
+  if (s.ok()) return s;
+  absl::string_view rpc = "unknown";  // the path is client input: only a known name is logged
+  if (absl::ConsumePrefix(&path, "/")) {
+    for (Rpc r : kAllRpcs) {
+      if (path == RpcName(r)) rpc = RpcName(r);
+    }
+  }
+  return Denied(cn, rpc, std::move(s));
 }
 
 absl::Status CallGate::CheckProviders(
@@ -163,13 +182,19 @@ absl::Status CallGate::CheckLookupAgreement(const Principal& principal) {
 }
 
 absl::Status CallGate::Denied(absl::string_view caller, Rpc rpc, absl::Status status) {
+  return Denied(caller, RpcName(rpc), std::move(status));
+}
+
+absl::Status CallGate::Denied(absl::string_view caller, absl::string_view rpc,
+                              absl::Status status) {
   if (options_.audit) {
     options_.audit(FormatAuditLine({.time = absl::Now(),
                                     .event = "denied",
                                     .caller = caller,
-                                    .rpc = RpcName(rpc),
+                                    .rpc = rpc,
                                     .person = "",
-                                    .reason = status.message()}));
+                                    .reason = status.message(),
+                                    .dest = ""}));
   }
   return status;
 }

@@ -105,8 +105,16 @@ class CallGate {
   // CheckExemption by a caller whose only role for it is reporter, bound to
   // named providers, is PERMISSION_DENIED unless one of them holds an
   // agreement on direct settlement in force today (domain rule 13).
+  // `dest` (Backup's destination) is logged as given (AuditRecord bounds it).
   absl::StatusOr<Admission> Admit(const grpc::CallbackServerContext& context, Rpc rpc,
-                                  absl::string_view person_id = {});
+                                  absl::string_view person_id = {}, absl::string_view dest = {});
+
+  // At the start of every call over mutual TLS, before its message is
+  // buffered (server/tls.h CallerCheck): a CN without a line in the authz file
+  // is refused (PERMISSION_DENIED, audit-logged; a path that is no frikort.v1
+  // method is named "unknown") unless `path` is the health check or
+  // reflection, which need no role. Roles are Admit's to check.
+  absl::Status AdmitPeer(absl::string_view cn, absl::string_view path);
 
   // The reporter's provider binding: PERMISSION_DENIED (audit-logged) when a
   // co-payment, or the provider of an update or cancellation, is for a
@@ -126,6 +134,7 @@ class CallGate {
   absl::Status Denied(absl::string_view caller, Rpc rpc, absl::Status status);
   // The lookup rule above, for an authorized principal.
   absl::Status CheckLookupAgreement(const Principal& principal);
+  absl::Status Denied(absl::string_view caller, absl::string_view rpc, absl::Status status);
 
   const GateOptions options_;
   Authorizer authorizer_;

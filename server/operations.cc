@@ -24,7 +24,7 @@ grpc::ServerUnaryReactor* OperationsService::Backup(grpc::CallbackServerContext*
                                                     const v1::BackupRequest* request,
                                                     v1::BackupResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<Admission> admission = gate_->Admit(*context, Rpc::kBackup);
+  absl::StatusOr<Admission> admission = gate_->Admit(*context, Rpc::kBackup, {}, request->dest());
   if (!admission.ok()) {
     reactor->Finish(ToGrpcStatus(admission.status()));
     return reactor;

@@ -111,6 +111,7 @@ absl::Status CheckRequest(const v1::GetLedgerRequest& request,
                           const core::PersonIdOptions& id_options, const core::RulesTable& rules) {
   absl::Status status = CheckPersonId(request.person_id(), id_options);
   if (status.ok()) status = CheckYearHasRules(request.year(), rules);
+  if (status.ok()) status = CheckPageSize(request.page_size());
   return status;
 }
 

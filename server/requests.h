@@ -61,7 +61,8 @@ absl::StatusOr<ExemptionQuery> CheckRequest(const v1::CheckExemptionRequest& req
 
 // ---- Registry ----
 
-// A valid person id and a year the rules table covers.
+// A valid person id, a year the rules table covers and a page size >= 0
+// (the page token is the register's).
 absl::Status CheckRequest(const v1::GetLedgerRequest& request,
                           const core::PersonIdOptions& id_options, const core::RulesTable& rules);
 // A valid person id.

@@ -8,10 +8,12 @@
 #include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "server/authz.h"
 #include "server/log.h"
+#include "server/unparsed.h"
 
 namespace frikort::server {
 namespace {
@@ -35,7 +37,55 @@ absl::Status CheckCitizenOptions(const ServerOptions& options) {
   return Jwks::LoadFile(options.citizen_jwks_file).status();
 }
 
+int Ms(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); }
+
+// The HTTP/2 and resource limits of ConnectionLimits (checked before).
+void ApplyConnectionLimits(const ConnectionLimits& limits, grpc::ServerBuilder* builder) {
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams);
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, Ms(limits.max_idle));
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, Ms(limits.max_age));
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, Ms(limits.max_age_grace));
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, Ms(limits.keepalive_time));
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, Ms(limits.keepalive_timeout));
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                              Ms(limits.min_client_ping_interval));
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, limits.max_ping_strikes);
+  grpc::ResourceQuota quota("frikortd");
+  quota.Resize(static_cast<size_t>(limits.memory_quota_mb) << 20);
+  builder->SetResourceQuota(quota);
+}
+
 }  // namespace
+
+absl::Status CheckConnectionLimits(const ConnectionLimits& limits) {
+  if (limits.max_concurrent_streams < 1 || limits.max_concurrent_streams > 10000) {
+    return absl::InvalidArgumentError("max_concurrent_streams: must be between 1 and 10000");
+  }
+  if (limits.memory_quota_mb < 16 || limits.memory_quota_mb > (int64_t{1} << 20)) {
+    return absl::InvalidArgumentError("memory_quota_mb: must be between 16 and 1048576");
+  }
+  const struct {
+    const char* field;
+    absl::Duration value;
+  } durations[] = {
+      {"max_connection_idle", limits.max_idle},
+      {"max_connection_age", limits.max_age},
+      {"max_connection_age_grace", limits.max_age_grace},
+      {"keepalive_time", limits.keepalive_time},
+      {"keepalive_timeout", limits.keepalive_timeout},
+      {"min_client_ping_interval", limits.min_client_ping_interval},
+  };
+  for (const auto& d : durations) {
+    // gRPC takes them as int milliseconds.
+    if (d.value < absl::Milliseconds(1) || d.value > absl::Hours(24 * 24)) {
+      return absl::InvalidArgumentError(absl::StrCat(d.field, ": must be between 1ms and 24 days"));
+    }
+  }
+  if (limits.max_ping_strikes < 0) {
+    return absl::InvalidArgumentError("max_ping_strikes: must not be negative (0 = no limit)");
+  }
+  return absl::OkStatus();
+}
 
 absl::Status CheckListenAddress(absl::string_view address) {
   absl::StatusOr<core::HostPort> hp = core::SplitHostPort(address, "listen");
@@ -72,8 +122,8 @@ absl::Status CheckSecurityOptions(const ServerOptions& options) {
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
-    const ServerOptions& options) {
-  if (options.tls.enabled()) return MakeTlsServerCredentials(options.tls);
+    const ServerOptions& options, CallerCheck caller_check) {
+  if (options.tls.enabled()) return MakeTlsServerCredentials(options.tls, std::move(caller_check));
   if (absl::Status s = CheckListenAddress(options.listen_address); !s.ok()) return s;
   return grpc::InsecureServerCredentials();
 }
@@ -92,6 +142,7 @@ FrikortServer::FrikortServer(ServerOptions options, storage::Register* reg, jobs
            .clock = clock,
            .id_options = options_.id_options,
            .lookup_years_back = options_.lookup_years_back,
+           .max_message_bytes = options_.max_message_bytes,
            .gate = &gate_},
       reporting_(&ctx_),
       lookup_(&ctx_),
@@ -122,8 +173,13 @@ absl::Status FrikortServer::Start() {
   if (options_.max_calls_per_caller < 0) {
     return absl::InvalidArgumentError("max_calls_per_caller: must not be negative (0 = no limit)");
   }
+  if (absl::Status s = CheckConnectionLimits(options_.limits); !s.ok()) return s;
   if (absl::Status s = CheckSecurityOptions(options_); !s.ok()) return s;
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = MakeServerCredentials(options_);
+  // Over mutual TLS a CN without a line is refused when its call's headers
+  // arrive, before gRPC reads (and buffers) the call's message.
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = MakeServerCredentials(
+      options_,
+      [this](absl::string_view cn, absl::string_view path) { return gate_.AdmitPeer(cn, path); });
   if (!creds.ok()) return creds.status();
   if (!options_.authz_file.empty()) {
     absl::StatusOr<size_t> loaded = gate_.authorizer().LoadFile(options_.authz_file);
@@ -146,6 +202,7 @@ absl::Status FrikortServer::Start() {
   builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10000);
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
+  ApplyConnectionLimits(options_.limits, &builder);
   int selected_port = 0;
   builder.AddListeningPort(options_.listen_address, *creds, &selected_port);
   builder.RegisterService(&reporting_);
@@ -155,11 +212,11 @@ absl::Status FrikortServer::Start() {
   builder.RegisterService(&operations_);
   builder.RegisterService(&citizen_);
   builder.RegisterService(&providers_);
-  if (options_.metrics != nullptr) {
-    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
-    creators.push_back(options_.metrics->InterceptorFactory());
-    builder.experimental().SetInterceptorCreators(std::move(creators));
-  }
+  // The status fix comes first, so that the metrics count the status sent.
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+  creators.push_back(UnparsedRequestInterceptorFactory());
+  if (options_.metrics != nullptr) creators.push_back(options_.metrics->InterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(creators));
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || selected_port == 0) {
     if (server_ != nullptr) {

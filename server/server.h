@@ -43,6 +43,33 @@
 
 namespace frikort::server {
 
+// What one connection (and so one peer) may make the server hold, before and
+// after authorization; README "Bounds" gives the resulting figures.
+struct ConnectionLimits {
+  // HTTP/2 streams (calls) open at once on one connection; a client asking
+  // more has to wait for one to end. Each may buffer up to max_message_bytes.
+  int max_concurrent_streams = 16;
+  // All of gRPC's buffers on every connection together (grpc::ResourceQuota).
+  int64_t memory_quota_mb = 1024;
+  // A connection with no call open this long is closed (GOAWAY).
+  absl::Duration max_idle = absl::Minutes(5);
+  // Every connection is closed after this long (clients reconnect), calls
+  // still open then get the grace period to finish.
+  absl::Duration max_age = absl::Hours(2);
+  absl::Duration max_age_grace = absl::Minutes(10);
+  // The server pings a connection after this long without traffic and drops
+  // it when the answer takes longer than the timeout.
+  absl::Duration keepalive_time = absl::Minutes(2);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  // A client's pings closer together than this (with no call) are strikes;
+  // after max_ping_strikes the connection is closed.
+  absl::Duration min_client_ping_interval = absl::Minutes(1);
+  int max_ping_strikes = 2;
+};
+
+// InvalidArgument naming the field for a limit out of its range.
+absl::Status CheckConnectionLimits(const ConnectionLimits& limits);
+
 struct ServerOptions {
   // HOST:PORT or [IPV6]:PORT; port 0 picks a free port (see port()).
   std::string listen_address = "127.0.0.1:50051";
@@ -50,6 +77,7 @@ struct ServerOptions {
   // The largest message received or sent. A full batch (kMaxBatchItems
   // co-payments with the longest fields) is about 1.1 MB, and so is its answer.
   int max_message_bytes = 4 << 20;
+  ConnectionLimits limits;
   // Must match the register's RegisterOptions::id_options.
   core::PersonIdOptions id_options;
   // Derives the caller name for authorization and the audit logs; empty =
@@ -85,8 +113,10 @@ absl::Status CheckListenAddress(absl::string_view address);
 absl::Status CheckSecurityOptions(const ServerOptions& options);
 // The one place credentials are made: mutual TLS when options.tls is enabled,
 // else plaintext (after CheckListenAddress).
+// With TLS, `caller_check` (if given) runs at the start of every call
+// (server/tls.h).
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
-    const ServerOptions& options);
+    const ServerOptions& options, CallerCheck caller_check = nullptr);
 
 class FrikortServer {
  public:

@@ -25,8 +25,21 @@ using v1::SubmitCoPaymentsResponse;
 // How many stream messages may be read ahead of the responses written.
 constexpr uint64_t kMaxStreamInFlight = 8;
 
+// An answer gRPC could not send (larger than its send limit) is refused here,
+// so that the status (and the metrics) say so rather than OK. The answers
+// are bounded below the limit (README "Bounds"); this is the last guard.
+absl::Status CheckAnswerSize(const google::protobuf::Message& answer, const ServiceContext& ctx,
+                             absl::string_view what) {
+  const size_t bytes = answer.ByteSizeLong();
+  if (bytes <= static_cast<size_t>(ctx.max_message_bytes)) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat("answer: ", bytes, " bytes, more than the ",
+                                                   ctx.max_message_bytes, " that can be sent; ",
+                                                   what));
+}
+
 absl::Status FillSubmitResponse(const absl::StatusOr<std::vector<storage::ReportResult>>& results,
-                                size_t expected, SubmitCoPaymentsResponse* response) {
+                                size_t expected, const ServiceContext& ctx,
+                                SubmitCoPaymentsResponse* response) {
   if (!results.ok()) return results.status();
   if (results->size() != expected) {
     return absl::InternalError(absl::StrCat("register answered ", results->size(), " results for ",
@@ -34,7 +47,9 @@ absl::Status FillSubmitResponse(const absl::StatusOr<std::vector<storage::Report
   }
   response->mutable_results()->Reserve(static_cast<int>(results->size()));
   for (const storage::ReportResult& r : *results) ToProto(r, response->add_results());
-  return absl::OkStatus();
+  return CheckAnswerSize(*response, ctx,
+                         "the batch was applied; send it again in smaller batches to read the "
+                         "results (stored reports answer DUPLICATE)");
 }
 
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
@@ -116,7 +131,7 @@ class StreamReactor final
         std::move(items),
         [this, seq, expected](absl::StatusOr<std::vector<storage::ReportResult>> results) {
           SubmitCoPaymentsResponse response;
-          absl::Status status = FillSubmitResponse(results, expected, &response);
+          absl::Status status = FillSubmitResponse(results, expected, *ctx_, &response);
           Actions a;
           {
             absl::MutexLock l(&mu_);
@@ -275,10 +290,10 @@ grpc::ServerUnaryReactor* ReportingService::SubmitCoPayments(grpc::CallbackServe
   std::vector<core::CoPaymentInput> items = ToInputs(*request);
   const size_t expected = items.size();
   ctx_->reg->SubmitAsync(
-      std::move(items), [reactor, response, expected, admission = *std::move(admission)](
+      std::move(items), [this, reactor, response, expected, admission = *std::move(admission)](
                             absl::StatusOr<std::vector<storage::ReportResult>> results) mutable {
         admission.ticket.Release();
-        reactor->Finish(ToGrpcStatus(FillSubmitResponse(results, expected, response)));
+        reactor->Finish(ToGrpcStatus(FillSubmitResponse(results, expected, *ctx_, response)));
       });
   return reactor;
 }
@@ -382,11 +397,15 @@ grpc::ServerUnaryReactor* RegistryService::GetLedger(grpc::CallbackServerContext
   if (!admission.ok()) return FinishNow(context, admission.status());
   absl::Status status = CheckRequest(*request, ctx_->id_options, *ctx_->rules);
   if (status.ok()) {
-    absl::StatusOr<storage::LedgerView> ledger =
-        ctx_->reg->GetLedger(request->person_id(), request->year());
+    absl::StatusOr<storage::LedgerView> ledger = ctx_->reg->GetLedgerPage(
+        request->person_id(), request->year(), request->page_size(), request->page_token());
     status = ledger.status();
-    if (ledger.ok()) ToProto(*ledger, response);
+    if (ledger.ok()) {
+      ToProto(*ledger, response);
+      status = CheckAnswerSize(*response, *ctx_, "ask for smaller pages (page_size)");
+    }
   }
+  if (!status.ok()) response->Clear();
   return FinishNow(context, status, *admission);
 }
 

@@ -48,6 +48,8 @@ struct ServiceContext {
   // CheckExemption accepts dates from 1 January of (this year - N) to 31
   // December of this year.
   int lookup_years_back = 2;
+  // The largest answer gRPC will send (ServerOptions::max_message_bytes).
+  int max_message_bytes = 4 << 20;
   // Names the caller (CallerFn), authorizes it, limits its calls in flight
   // and keeps the operator audit log; every handler asks it first. Required.
   CallGate* gate = nullptr;

@@ -133,17 +133,20 @@ class ClientCertChecker {
 // peer presented, so a connection's calls cost a hash each.
 class ClientIdentityProcessor final : public grpc::AuthMetadataProcessor {
  public:
-  explicit ClientIdentityProcessor(absl::string_view client_ca_pem) : checker_(client_ca_pem) {}
+  ClientIdentityProcessor(absl::string_view client_ca_pem, CallerCheck caller_check)
+      : checker_(client_ca_pem), caller_check_(std::move(caller_check)) {}
 
-  // The check is a hash, or a parse and a signature check: no blocking.
+  // The check is a hash, or a parse and a signature check, and the caller
+  // check's table lookup: no blocking.
   bool IsBlocking() const override { return false; }
 
-  grpc::Status Process(const InputMetadata& /*auth_metadata*/, grpc::AuthContext* context,
+  grpc::Status Process(const InputMetadata& auth_metadata, grpc::AuthContext* context,
                        OutputMetadata* /*consumed_auth_metadata*/,
                        OutputMetadata* /*response_metadata*/) override {
     absl::Status s = CheckPeer(*context);
+    if (s.ok() && caller_check_) s = caller_check_(CommonName(*context), Path(auth_metadata));
     if (s.ok()) return grpc::Status::OK;
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, std::string(s.message()));
+    return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
   }
 
  private:
@@ -179,6 +182,22 @@ class ClientIdentityProcessor final : public grpc::AuthMetadataProcessor {
     return s;
   }
 
+  // The call's method path ("/frikort.v1.Registry/GetLedger"); empty if
+  // gRPC did not pass it.
+  static absl::string_view Path(const InputMetadata& metadata) {
+    auto it = metadata.find(":path");
+    if (it == metadata.end()) return {};
+    return absl::string_view(it->second.data(), it->second.size());
+  }
+
+  // The subject's CN (CheckPeer allows at most one); empty when it has none.
+  static absl::string_view CommonName(const grpc::AuthContext& context) {
+    for (const grpc::string_ref& cn : context.FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME)) {
+      return absl::string_view(cn.data(), cn.size());
+    }
+    return {};
+  }
+
   // SHA-256 over the leaf and the chain, each preceded by its length.
   static std::string Fingerprint(absl::string_view leaf, const std::vector<std::string>& chain) {
     std::string text = absl::StrCat(leaf.size(), ":", leaf);
@@ -193,6 +212,7 @@ class ClientIdentityProcessor final : public grpc::AuthMetadataProcessor {
   }
 
   const ClientCertChecker checker_;
+  const CallerCheck caller_check_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, absl::Status> cache_ ABSL_GUARDED_BY(mu_);
 };
@@ -231,7 +251,7 @@ absl::Status CheckTlsOptions(const TlsOptions& tls) {
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeTlsServerCredentials(
-    const TlsOptions& tls) {
+    const TlsOptions& tls, CallerCheck caller_check) {
   if (absl::Status s = CheckTlsOptions(tls); !s.ok()) return s;
   grpc::SslServerCredentialsOptions options(
       GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
@@ -239,7 +259,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeTlsServerCredential
   options.pem_key_cert_pairs.push_back({tls.key_pem, tls.cert_pem});
   std::shared_ptr<grpc::ServerCredentials> creds = grpc::SslServerCredentials(options);
   if (creds == nullptr) return absl::InternalError("tls: gRPC refused the TLS credentials");
-  creds->SetAuthMetadataProcessor(std::make_shared<ClientIdentityProcessor>(tls.client_ca_pem));
+  creds->SetAuthMetadataProcessor(
+      std::make_shared<ClientIdentityProcessor>(tls.client_ca_pem, std::move(caller_check)));
   return creds;
 }
 

@@ -16,11 +16,13 @@
 #ifndef FRIKORT_SERVER_TLS_H_
 #define FRIKORT_SERVER_TLS_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "grpcpp/security/server_credentials.h"
 
 namespace frikort::server {
@@ -39,10 +41,16 @@ struct TlsOptions {
 // certificate, the certificate has expired, or a CA certificate is not a CA.
 absl::Status CheckTlsOptions(const TlsOptions& tls);
 
+// Decides, at the start of every call (when its headers have arrived, before
+// gRPC buffers its message), whether the certificate's CN may call the method
+// `path` ("/package.Service/Method", client input) at all; a refusal is the
+// call's status. Called on gRPC's threads; must not block.
+using CallerCheck = std::function<absl::Status(absl::string_view cn, absl::string_view path)>;
+
 // Server credentials that require and verify a client certificate, with the
-// per-call client certificate rules above.
+// per-call client certificate rules above and, when given, `caller_check`.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeTlsServerCredentials(
-    const TlsOptions& tls);
+    const TlsOptions& tls, CallerCheck caller_check = nullptr);
 
 }  // namespace frikort::server
 

@@ -76,6 +76,62 @@ bool IsInside(const fs::path& inner, const fs::path& outer) {
   return o == outer.end();
 }
 
+// A destination in a message: operator input, so quoted only when it is
+// short and printable, else described by its length.
+std::string DescribeDest(absl::string_view dest) {
+  constexpr size_t kMaxShown = 256;
+  const bool printable = std::all_of(dest.begin(), dest.end(),
+                                     [](char c) { return static_cast<unsigned char>(c) >= 0x20; });
+  if (printable && dest.size() <= kMaxShown) return absl::StrCat("'", dest, "'");
+  return absl::StrCat("a path of ", dest.size(), " bytes");
+}
+
+absl::Status BadDest(absl::string_view dest, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat("dest: ", DescribeDest(dest), " ", why));
+}
+
+// Refuses, before anything is written, a destination that is no folder the
+// backup could live in: not absolute, too long or holding a NUL byte, in the
+// kernel's or the devices' file systems, a file (or below one), or inside or
+// around the data folder.
+absl::Status CheckBackupDest(const std::string& dest, const std::string& data_dir) {
+  if (dest.find('\0') != std::string::npos) return BadDest(dest, "holds a NUL byte");
+  if (dest.size() > 4096) return BadDest(dest, "is longer than 4096 bytes");
+  if (dest.empty() || dest[0] != '/') {
+    return BadDest(dest, "is not an absolute path on the server's host");
+  }
+  const fs::path target = Normalized(dest);
+  for (const char* system : {"/proc", "/sys", "/dev"}) {
+    if (IsInside(target, fs::path(system))) {
+      return BadDest(dest, absl::StrCat("is in ", system, "; back up to a folder on a disk"));
+    }
+  }
+  const fs::path data = Normalized(data_dir);
+  if (IsInside(target, data)) {
+    return BadDest(dest, "is inside the data folder; back up to another folder");
+  }
+  if (IsInside(data, target)) {
+    return BadDest(dest, "holds the data folder; back up to a folder outside it");
+  }
+  // The destination, or the nearest folder above it that exists, must be a
+  // folder: a file (such as /dev/null) is refused before a folder is made.
+  std::error_code ec;
+  for (fs::path p = target; !p.empty(); p = p.parent_path()) {
+    const fs::file_status st = fs::status(p, ec);
+    if (st.type() == fs::file_type::none) break;  // unreadable: creating it will say why
+    if (st.type() == fs::file_type::not_found) {
+      if (p == p.parent_path()) break;
+      continue;
+    }
+    if (st.type() != fs::file_type::directory) {
+      return BadDest(dest, p == target ? "exists and is not a folder"
+                                       : "lies below a path that is not a folder");
+    }
+    break;
+  }
+  return absl::OkStatus();
+}
+
 BackupInfo ToInfo(const rocksdb::BackupInfo& in, const std::string& dest, int count) {
   BackupInfo out;
   out.backup_id = in.backup_id;
@@ -212,15 +268,8 @@ absl::StatusOr<rocksdb::BackupInfo> BackupInto(rocksdb::DB* db, const fs::path& 
 absl::StatusOr<BackupInfo> CreateBackup(rocksdb::DB* db, rocksdb::DB* log_db,
                                         const std::string& data_dir, const std::string& dest,
                                         absl::string_view secret_check) {
-  if (dest.empty() || dest[0] != '/') {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dest: '", dest, "' is not an absolute path on the server's host"));
-  }
+  if (absl::Status s = CheckBackupDest(dest, data_dir); !s.ok()) return s;
   const fs::path target = Normalized(dest);
-  if (IsInside(target, Normalized(data_dir))) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("dest: ", dest, " is inside the data folder; back up to another folder"));
-  }
   // The lookup log first: the register's backup names it, so a restore
   // never pairs a register with a lookup log backup that did not complete.
   int log_backups = 0;

@@ -74,24 +74,25 @@ absl::StatusOr<std::string> RegisterImpl::PersonIdOf(absl::string_view pseudonym
   return crypto_.Decrypt(p.encrypted_id(), pseudonym);
 }
 
-absl::StatusOr<LedgerView> RegisterImpl::GetLedger(absl::string_view person_id, int year) {
+absl::StatusOr<LedgerView> RegisterImpl::LedgerHead(absl::string_view person_id, int year,
+                                                    std::string* pseudonym) {
   if (auto s = pipeline_->status(); !s.ok()) return s;
   auto id = core::ParsePersonId(person_id, options_.id_options);
   if (!id.ok()) return id.status();
   if (rules_.ForYear(year) == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("year: the register has no rules for ", year));
   }
-  const std::string pseudonym = crypto_.Pseudonym(id->digits);
+  *pseudonym = crypto_.Pseudonym(id->digits);
   LedgerView view;
   view.person_id = id->digits;
   view.year = year;
   rec::Person person;
-  auto found = ReadMsg(*store_, Table::kPersons, pseudonym, &person);
+  auto found = ReadMsg(*store_, Table::kPersons, *pseudonym, &person);
   if (!found.ok()) return found.status();
   view.reserved = person.reserved();
   for (core::Scheme scheme : rules_.SchemesOf(year)) {
     rec::Ledger l;
-    auto has = ReadMsg(*store_, Table::kLedgers, keys::Ledger(pseudonym, year, scheme), &l);
+    auto has = ReadMsg(*store_, Table::kLedgers, keys::Ledger(*pseudonym, year, scheme), &l);
     if (!has.ok()) return has.status();
     SchemeLedger sl;
     sl.scheme = scheme;
@@ -103,6 +104,13 @@ absl::StatusOr<LedgerView> RegisterImpl::GetLedger(absl::string_view person_id, 
     if (l.card_issued()) sl.card = ToCard(id->digits, year, scheme, l.card());
     view.schemes.push_back(std::move(sl));
   }
+  return view;
+}
+
+absl::StatusOr<LedgerView> RegisterImpl::GetLedger(absl::string_view person_id, int year) {
+  std::string pseudonym;
+  absl::StatusOr<LedgerView> view = LedgerHead(person_id, year, &pseudonym);
+  if (!view.ok()) return view;
   ScanRange range;
   range.prefix = keys::PersonYear(pseudonym, year);
   rec::Entry e;
@@ -113,11 +121,33 @@ absl::StatusOr<LedgerView> RegisterImpl::GetLedger(absl::string_view person_id, 
           damaged = true;
           return false;
         }
-        view.entries.push_back(ToEntry(e));
+        view->entries.push_back(ToEntry(e));
         return true;
       });
   if (!s.ok()) return s;
   if (damaged) return absl::DataLossError("damaged entry record");
+  return view;
+}
+
+absl::StatusOr<LedgerView> RegisterImpl::GetLedgerPage(absl::string_view person_id, int year,
+                                                       int page_size,
+                                                       absl::string_view page_token) {
+  std::string pseudonym;
+  absl::StatusOr<LedgerView> view = LedgerHead(person_id, year, &pseudonym);
+  if (!view.ok()) return view;
+  // Entry keys are the person-year followed by the service time: a page is
+  // a run of them in service-time order.
+  auto token = ScanPage(Table::kEntries, keys::PersonYear(pseudonym, year), page_token, page_size,
+                        [&](absl::string_view, absl::string_view value) {
+                          rec::Entry e;
+                          if (!e.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+                            return absl::DataLossError("damaged entry record");
+                          }
+                          view->entries.push_back(ToEntry(e));
+                          return absl::OkStatus();
+                        });
+  if (!token.ok()) return token.status();
+  view->next_page_token = *std::move(token);
   return view;
 }
 

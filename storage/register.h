@@ -130,6 +130,8 @@ struct LedgerView {
   bool reserved = false;
   std::vector<SchemeLedger> schemes;  // every scheme of the year, in scheme order
   std::vector<Entry> entries;         // in service-time order
+  // GetLedgerPage: the token of the next page; empty on the last one.
+  std::string next_page_token;
 };
 
 struct SchemeExemption {
@@ -238,6 +240,12 @@ class Register {
   // ---- reads ----
   // InvalidArgument for a bad person id or a year without rules.
   virtual absl::StatusOr<LedgerView> GetLedger(absl::string_view person_id, int year) = 0;
+  // The same with the entries in pages: every scheme, and up to page_size
+  // entries (0 = 100; at most 1000) after `page_token` (empty = from the
+  // first) in service-time order. InvalidArgument also for a negative size or
+  // a token not returned by this person-year's pages.
+  virtual absl::StatusOr<LedgerView> GetLedgerPage(absl::string_view person_id, int year,
+                                                   int page_size, absl::string_view page_token) = 0;
   // Status per scheme on `date` (category kUnspecified = every scheme of the
   // year) and, in the same call, the audit record of the lookup. The caller
   // checks the date window. InvalidArgument for a bad id, unknown category or

@@ -53,6 +53,8 @@ class RegisterImpl final : public Register {
 
   // ---- reads (reads.cc) ----
   absl::StatusOr<LedgerView> GetLedger(absl::string_view person_id, int year) override;
+  absl::StatusOr<LedgerView> GetLedgerPage(absl::string_view person_id, int year, int page_size,
+                                           absl::string_view page_token) override;
   absl::StatusOr<std::vector<SchemeExemption>> CheckExemption(absl::string_view person_id,
                                                               absl::CivilDay date,
                                                               core::Category category,
@@ -113,6 +115,9 @@ class RegisterImpl final : public Register {
   // before the register serves: a provider's record and its entries' counted
   // flags never disagree for longer than one run of frikortd.
   absl::Status ResumeReevaluations();
+  // A ledger's person, year and schemes (no entries); `pseudonym` is set.
+  absl::StatusOr<LedgerView> LedgerHead(absl::string_view person_id, int year,
+                                        std::string* pseudonym);
   // Walks `table` from the page token (or `prefix`) while keys start with
   // `prefix`; `visit` fails on a record it could not convert.
   absl::StatusOr<std::string> ScanPage(

@@ -168,6 +168,10 @@ TEST_F(CoPaymentTest, InvalidServiceTime) {
   in.service_time.reset();
   ExpectReject(in, RejectReason::kInvalidServiceTime, "service_time");
   EXPECT_EQ(Check(in).message, "service_time: not given");
+  in.service_time_out_of_range = true;  // given, but no timestamp
+  ExpectReject(in, RejectReason::kInvalidServiceTime, "service_time");
+  EXPECT_THAT(Check(in).message, HasSubstr("service_time: out of range"));
+  in.service_time_out_of_range = false;
 
   in.service_time = now_ + kClockSkewAllowance + absl::Nanoseconds(1);
   ExpectReject(in, RejectReason::kInvalidServiceTime, "service_time");

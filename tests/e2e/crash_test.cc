@@ -147,7 +147,7 @@ class CrashTest : public DaemonTest {
       request.set_person_id(PersonId(p));
       request.set_year(kYear);
       v1::Ledger ledger;
-      grpc::Status s = registry->GetLedger(Ctx().get(), request, &ledger);
+      grpc::Status s = WholeLedger(registry.get(), request, &ledger);
       ASSERT_TRUE(s.ok()) << s.error_message();
       for (const v1::LedgerEntry& e : ledger.entries()) ++stored[e.report_id()];
       for (const v1::SchemeLedger& l : ledger.schemes()) {

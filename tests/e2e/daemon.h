@@ -41,6 +41,15 @@ inline std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+// Writes `text` to dir/name with `mode`; returns the path.
+inline std::string WriteFile(const std::string& dir, const std::string& name,
+                             const std::string& text, mode_t mode = 0600) {
+  const std::string path = dir + "/" + name;
+  std::ofstream(path, std::ios::trunc) << text;
+  chmod(path.c_str(), mode);
+  return path;
+}
+
 inline std::vector<std::string> NonEmptyLines(const std::string& text) {
   std::vector<std::string> lines;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
@@ -144,6 +153,7 @@ class Daemon {
     if (pid_ > 0 && !exited_) kill(pid_, sig);
   }
   std::string Stderr() const { return ReadFile(stderr_path_); }
+  pid_t pid() const { return pid_; }
 
  private:
   std::vector<std::string> args_;

@@ -117,7 +117,7 @@ TEST_F(KillTest, AcknowledgedReportsSurviveKill9) {
     request.set_person_id(PersonId(p));
     request.set_year(2025);
     v1::Ledger ledger;
-    grpc::Status s = registry->GetLedger(Ctx().get(), request, &ledger);
+    grpc::Status s = WholeLedger(registry.get(), request, &ledger);
     ASSERT_TRUE(s.ok()) << s.error_message();
     for (const v1::LedgerEntry& e : ledger.entries()) ++stored[e.report_id()];
   }
@@ -229,15 +229,6 @@ TEST_F(KillTest, IncompleteTlsFlagsAreRefused) {
   args.push_back("--tls_cert=/nonexistent/cert.pem");
   ExpectRefused(args, 1, "tls_cert /nonexistent/cert.pem");
   EXPECT_FALSE(std::filesystem::exists(data_dir_)) << "refused, yet it touched the data folder";
-}
-
-// Writes `text` to dir/name with `mode`; returns the path.
-std::string WriteFile(const std::string& dir, const std::string& name, const std::string& text,
-                      mode_t mode = 0600) {
-  const std::string path = dir + "/" + name;
-  std::ofstream(path, std::ios::trunc) << text;
-  chmod(path.c_str(), mode);
-  return path;
 }
 
 // Certificates and files for a daemon with mutual TLS.

@@ -15,7 +15,11 @@
 //   reason length, page sizes, years the rules cover, dates (which re-format
 //   to the text given) in the lookup window or not after today;
 // - a validated co-payment is consistent: amount within bounds, not in the
-//   future, a year with rules, the scheme the rules give its category.
+//   future, a year with rules, the scheme the rules give its category;
+// - a service time given outside the timestamps' range is refused as "out of
+//   range", never as "not given"; an answer echoes a report id of at most 64
+//   characters, and none longer;
+// - GetLedger refuses a negative page size.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -101,10 +105,28 @@ void CheckCoPayment(const v1::CoPayment& proto, const core::CoPaymentInput& inpu
                     const core::PersonIdOptions& options) {
   FUZZ_CHECK(input.report_id == proto.report_id() && input.person_id == proto.person_id());
   FUZZ_CHECK(input.amount == proto.amount_ore());
+  // A service time given but out of range is told apart from one not given.
+  FUZZ_CHECK(input.service_time_out_of_range ==
+             (proto.has_service_time() && !input.service_time.has_value()));
+  // The answer repeats a report id only within the contract's 64 characters.
+  storage::ReportResult result;
+  result.report_id = input.report_id;
+  v1::ReportResult answer;
+  server::ToProto(result, &answer);
+  FUZZ_CHECK(answer.report_id().size() <= server::kMaxEchoedReportIdBytes);
+  FUZZ_CHECK(answer.report_id() ==
+             (input.report_id.size() <= server::kMaxEchoedReportIdBytes ? input.report_id : ""));
   const core::Validation v =
       core::ValidateCoPayment(input, settings->rules, options, settings->now);
   if (!v.ok()) {
     FUZZ_CHECK(!v.message.empty());
+    if (v.reason == core::RejectReason::kInvalidServiceTime) {
+      FUZZ_CHECK(absl::StartsWith(v.message, input.service_time_out_of_range
+                                                 ? "service_time: out of range"
+                                                 : "service_time: "));
+      FUZZ_CHECK(input.service_time_out_of_range ||
+                 !absl::StartsWith(v.message, "service_time: out of range"));
+    }
     // An amount out of range is repeated as the number it was sent as; every
     // other refusal must not carry the id.
     const bool echoes_amount = v.reason == core::RejectReason::kInvalidAmount;
@@ -198,10 +220,11 @@ void CheckGetLedger(const v1::GetLedgerRequest& request) {
   const absl::Status synthetic = CheckRequest(request, kSynthetic, settings->rules);
   if (production.ok()) FUZZ_CHECK(synthetic.ok());
   for (const absl::Status& status : {production, synthetic}) {
-    if (!status.ok()) CheckRefusal(status, {"person_id", "year"}, request.person_id());
+    if (!status.ok()) CheckRefusal(status, {"person_id", "year", "page_size"}, request.person_id());
   }
   if (synthetic.ok()) {
-    FUZZ_CHECK(ValidId(request.person_id(), kSynthetic) && YearHasRules(request.year()));
+    FUZZ_CHECK(ValidId(request.person_id(), kSynthetic) && YearHasRules(request.year()) &&
+               request.page_size() >= 0);
   }
 }
 

@@ -266,7 +266,8 @@ TEST(AuditLineTest, IsOneJsonObjectWithEscapedStrings) {
                                             .caller = "Evil \"CN\"\n\\",
                                             .rpc = "frikort.v1.Registry/GetLedger",
                                             .person = "",
-                                            .reason = "no"});
+                                            .reason = "no",
+                                            .dest = ""});
   EXPECT_EQ(line,
             "{\"time\":\"2026-06-15T10:00:00.123Z\",\"audit\":\"denied\",\"caller\":\"Evil "
             "\\\"CN\\\"\\n\\\\\",\"rpc\":\"frikort.v1.Registry/GetLedger\",\"reason\":\"no\"}");
@@ -275,7 +276,8 @@ TEST(AuditLineTest, IsOneJsonObjectWithEscapedStrings) {
                                .caller = "ops",
                                .rpc = "r",
                                .person = "abcd",
-                               .reason = ""}),
+                               .reason = "",
+                               .dest = ""}),
               HasSubstr(",\"person\":\"abcd\"}"));
 }
 

@@ -44,10 +44,15 @@ TEST(ConvertTest, MissingOrMalformedServiceTimeBecomesNullopt) {
   EXPECT_EQ(in.payment, -2);
   EXPECT_EQ(in.amount, -5);
   EXPECT_EQ(in.attributed_year, 2027);
+  EXPECT_FALSE(in.service_time_out_of_range);  // not given
   c.mutable_service_time()->set_nanos(-4);
   EXPECT_FALSE(FromProto(c).service_time.has_value());
+  EXPECT_TRUE(FromProto(c).service_time_out_of_range);
   c.mutable_service_time()->set_nanos(0);
   EXPECT_TRUE(FromProto(c).service_time.has_value());
+  EXPECT_FALSE(FromProto(c).service_time_out_of_range);
+  c.mutable_service_time()->set_seconds(int64_t{1} << 40);  // beyond 9999
+  EXPECT_TRUE(FromProto(c).service_time_out_of_range);
 }
 
 TEST(ConvertTest, Enums) {

@@ -59,7 +59,8 @@ TEST(LogTest, AuditLinesHoldNoNationalId) {
                                             .caller = "clinic-01016012345",
                                             .rpc = "frikort.v1.Reporting/UpdatePayment",
                                             .person = "",
-                                            .reason = "provider_id: '01016012345' is foreign"});
+                                            .reason = "provider_id: '01016012345' is foreign",
+                                            .dest = ""});
   EXPECT_TRUE(frikort::testing::HasNoIdLikeRun(line)) << line;
   EXPECT_THAT(line, ::testing::HasSubstr("\"caller\":\"clinic-<id>\""));
   EXPECT_THAT(line, ::testing::HasSubstr("\"reason\":\"provider_id: '<id>' is foreign\""));

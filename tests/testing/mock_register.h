@@ -44,6 +44,9 @@ class MockRegister : public storage::Register {
               (override));
   MOCK_METHOD(absl::StatusOr<storage::LedgerView>, GetLedger,
               (absl::string_view person_id, int year), (override));
+  MOCK_METHOD(absl::StatusOr<storage::LedgerView>, GetLedgerPage,
+              (absl::string_view person_id, int year, int page_size, absl::string_view page_token),
+              (override));
   MOCK_METHOD(absl::StatusOr<std::vector<storage::SchemeExemption>>, CheckExemption,
               (absl::string_view person_id, absl::CivilDay date, core::Category category,
                absl::string_view caller),
@@ -88,6 +91,7 @@ class MockRegister : public storage::Register {
     ON_CALL(*this, CancelAsync).WillByDefault(Invoke(real, &Register::CancelAsync));
     ON_CALL(*this, SetReservationAsync).WillByDefault(Invoke(real, &Register::SetReservationAsync));
     ON_CALL(*this, GetLedger).WillByDefault(Invoke(real, &Register::GetLedger));
+    ON_CALL(*this, GetLedgerPage).WillByDefault(Invoke(real, &Register::GetLedgerPage));
     ON_CALL(*this, CheckExemption).WillByDefault(Invoke(real, &Register::CheckExemption));
     ON_CALL(*this, CheckExemptionAsync).WillByDefault(Invoke(real, &Register::CheckExemptionAsync));
     ON_CALL(*this, ListLookups).WillByDefault(Invoke(real, &Register::ListLookups));

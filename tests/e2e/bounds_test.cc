@@ -1,0 +1,177 @@
+// What one hostile client can make frikortd hold: the real daemon over mutual
+// TLS, a raw HTTP/2 client that opens streams with large messages it never
+// finishes, or many connections it leaves idle, and frikortd's resident memory
+// (VmRSS) measured meanwhile against the bound README "Bounds" states.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "gtest/gtest.h"
+#include "tests/e2e/daemon.h"
+#include "tests/e2e/raw_h2.h"
+#include "tests/server/test_util.h"
+#include "tests/testing/certs.h"
+
+namespace frikort::testutil {
+namespace {
+
+constexpr int64_t kMiB = 1 << 20;
+// The largest message frikortd takes, and what a stream sends of it.
+constexpr uint32_t kDeclared = (4 << 20) - 64;
+constexpr size_t kSent = kDeclared;  // the 5-byte prefix and all but 5 bytes of the message
+constexpr int kDefaultStreams = 16;  // --max_concurrent_streams' default
+
+// frikortd's resident memory in bytes, or -1.
+int64_t Rss(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    absl::string_view v(line);
+    if (absl::ConsumePrefix(&v, "VmRSS:")) {
+      v = absl::StripAsciiWhitespace(v);
+      absl::ConsumeSuffix(&v, " kB");
+      int64_t kb = 0;
+      if (absl::SimpleAtoi(v, &kb)) return kb * 1024;
+    }
+  }
+  return -1;
+}
+
+class BoundsTest : public DaemonTest {
+ protected:
+  void SetUp() override {
+    // A write to a connection frikortd closed must fail, not end the test.
+    signal(SIGPIPE, SIG_IGN);
+    DaemonTest::SetUp();
+    server_ = ca_.Server();
+    ops_ = ca_.Client("ops-1");
+    stranger_ = ca_.Client("stranger");
+  }
+
+  // Starts frikortd over mutual TLS with `extra` flags; SERVING for ops-1.
+  void Start(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = Args();
+    args.push_back("--tls_cert=" + WriteFile(dir_, "server.pem", server_.cert_pem, 0644));
+    args.push_back("--tls_key=" + WriteFile(dir_, "server.key", server_.key_pem, 0600));
+    args.push_back("--tls_client_ca=" + WriteFile(dir_, "ca.pem", ca_.cert_pem(), 0644));
+    args.push_back("--authz_file=" + WriteFile(dir_, "authz.txt", "ops-1 operator\n", 0644));
+    args.insert(args.end(), extra.begin(), extra.end());
+    daemon_ = Launch(args);
+    port_ = daemon_->WaitListening(absl::Seconds(15));
+    ASSERT_GT(port_, 0) << daemon_->Stderr();
+    channel_ = testing::TlsChannel(absl::StrCat("127.0.0.1:", port_), ca_.cert_pem(), &ops_);
+    const absl::Time deadline = absl::Now() + absl::Seconds(15);
+    while (absl::Now() < deadline && HealthCheck(channel_, "").serving_status != 1) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    ASSERT_EQ(HealthCheck(channel_, "").serving_status, 1) << daemon_->Stderr();
+    // One real call, so that what the first call allocates is in the baseline.
+    v1::Ledger ledger;
+    v1::GetLedgerRequest q;
+    q.set_person_id(PersonId(1));
+    q.set_year(2026);
+    ASSERT_TRUE(v1::Registry::NewStub(channel_)->GetLedger(Ctx().get(), q, &ledger).ok());
+    baseline_ = Rss(daemon_->pid());
+    ASSERT_GT(baseline_, 0);
+  }
+
+  // Opens `streams` streams on `client`, each sending kSent bytes of a
+  // kDeclared-byte message, and pumps until the server stops taking data;
+  // returns frikortd's peak growth over the baseline.
+  int64_t Flood(RawH2& client, int streams) {
+    for (int i = 0; i < streams; ++i)
+      client.Open("/frikort.v1.Registry/GetLedger", kDeclared, kSent);
+    int64_t peak = 0;
+    auto sample = [&] { peak = std::max(peak, Rss(daemon_->pid()) - baseline_); };
+    client.Pump(absl::Milliseconds(1500), absl::Seconds(60), sample);
+    sample();
+    return peak;
+  }
+
+  testing::TestCa ca_{"Frikort bounds CA"};
+  testing::Credential server_, ops_, stranger_;
+  Daemon* daemon_ = nullptr;
+  int port_ = 0;
+  std::shared_ptr<grpc::Channel> channel_;
+  int64_t baseline_ = 0;
+};
+
+// A known caller's unfinished messages: at most --max_concurrent_streams of
+// them per connection are taken in, each at most the largest message; a
+// client that opens more streams than that gets none of the extra ones.
+TEST_F(BoundsTest, UnfinishedLargeMessagesAreBoundedPerConnection) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  const int64_t per_connection = kDefaultStreams * int64_t{kDeclared};
+  RawH2 polite;
+  ASSERT_TRUE(polite.Connect(port_, ops_));
+  polite.Pump(absl::Milliseconds(200), absl::Seconds(5));  // the server's SETTINGS
+  const int64_t held = Flood(polite, kDefaultStreams);
+  // frikortd took in (and holds) what the limit allows...
+  EXPECT_FALSE(polite.closed());
+  EXPECT_EQ(polite.bytes_sent(), static_cast<size_t>(kDefaultStreams) * kSent);
+  // gRPC's buffers for what it read cost about 1.5 times the bytes.
+  EXPECT_LT(held, 2 * per_connection) << "grew " << held / kMiB << " MiB";
+
+  // ...and no more for a connection that opens three times as many streams
+  // (gRPC closes such a connection).
+  RawH2 rude;
+  ASSERT_TRUE(rude.Connect(port_, ops_));
+  rude.Pump(absl::Milliseconds(200), absl::Seconds(5));
+  const int64_t both = Flood(rude, 3 * kDefaultStreams);
+  EXPECT_LE(rude.bytes_sent(), static_cast<size_t>(kDefaultStreams) * kSent);
+  EXPECT_LT(both, 2 * per_connection + 32 * kMiB)
+      << "grew " << both / kMiB << " MiB; the second connection sent " << rude.bytes_sent() / kMiB
+      << " MiB";
+  // Others are still served meanwhile.
+  EXPECT_EQ(HealthCheck(channel_, "").serving_status, 1);
+}
+
+// A CN without a line in the authz file is refused when a call's headers
+// arrive: its messages are not taken in at all.
+TEST_F(BoundsTest, AStrangersMessagesAreRefusedBeforeTheyAreBuffered) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  RawH2 client;
+  ASSERT_TRUE(client.Connect(port_, stranger_));
+  client.Pump(absl::Milliseconds(200), absl::Seconds(5));
+  const int64_t growth = Flood(client, kDefaultStreams);
+
+  EXPECT_LT(growth, 16 * kMiB) << "grew " << growth / kMiB << " MiB";
+  EXPECT_EQ(client.streams_ended(), static_cast<size_t>(kDefaultStreams));
+  EXPECT_LT(client.bytes_sent(), static_cast<size_t>(kDefaultStreams) * 256 * 1024);
+}
+
+// Idle connections are closed after --max_connection_idle, and cost little
+// until then.
+TEST_F(BoundsTest, IdleConnectionsAreClosed) {
+  ASSERT_NO_FATAL_FAILURE(Start({"--max_connection_idle=1s"}));
+  constexpr int kConnections = 100;
+  std::vector<std::unique_ptr<RawH2>> clients;
+  for (int i = 0; i < kConnections; ++i) {
+    clients.push_back(std::make_unique<RawH2>());
+    ASSERT_TRUE(clients.back()->Connect(port_, ops_)) << i;
+  }
+  int64_t peak = 0;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  int closed = 0;
+  while (absl::Now() < deadline) {
+    closed = 0;
+    for (auto& c : clients) {
+      c->Pump(absl::Milliseconds(20), absl::Milliseconds(40));
+      if (c->goaway() || c->closed()) ++closed;
+    }
+    peak = std::max(peak, Rss(daemon_->pid()) - baseline_);
+    if (closed == kConnections) break;
+  }
+  EXPECT_EQ(closed, kConnections);
+  EXPECT_LT(peak, 32 * kMiB) << "grew " << peak / kMiB << " MiB";
+}
+
+}  // namespace
+}  // namespace frikort::testutil
