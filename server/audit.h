@@ -31,7 +31,7 @@ struct AuditRecord {
   absl::string_view decided_on = {};
   // Backup's destination folder, or "". Operator input: a long one is cut to
   // its first kMaxAuditDestBytes bytes and its length.
-  absl::string_view dest;
+  absl::string_view dest = {};
 };
 inline constexpr size_t kMaxAuditDestBytes = 256;
 

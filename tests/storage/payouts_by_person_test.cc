@@ -26,7 +26,7 @@ class PayoutsByPersonTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok());
-    auto rules = frikort::testing::DeployedRules();
+    auto rules = frikort::testing::DeployedRulesWithoutAgreementRequirement();
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = *std::move(rules);
     dir_ = frikort::testing::FreshTestDir("frikort_payouts_by_person_test_");
@@ -70,7 +70,7 @@ class PayoutsByPersonTest : public ::testing::Test {
     auto run = reg_->AllocateRunId();
     ASSERT_TRUE(run.ok()) << run.status();
     auto out = reg_->DecideNext(
-        {*run, as_of, false}, std::make_shared<DueCursor>(), 100,
+        {*run, as_of, false, as_of}, std::make_shared<DueCursor>(), 100,
         [as_of](const core::LedgerState& s) { return core::DecideIssuance(s, as_of); });
     ASSERT_TRUE(out.ok()) << out.status();
   }

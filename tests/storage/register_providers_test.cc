@@ -97,7 +97,7 @@ class ProvidersTest : public ::testing::Test {
     auto run = reg_->AllocateRunId();
     ASSERT_TRUE(run.ok());
     auto out = reg_->DecideNext(
-        {*run, as_of, false}, std::make_shared<DueCursor>(), 100,
+        {*run, as_of, false, as_of}, std::make_shared<DueCursor>(), 100,
         [as_of](const core::LedgerState& s) { return core::DecideIssuance(s, as_of); });
     ASSERT_TRUE(out.ok()) << out.status();
   }

@@ -50,7 +50,7 @@ class WriteCostTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(frikort::testing::LoadOsloTimeZone().ok());
-    auto rules = frikort::testing::DeployedRules();
+    auto rules = frikort::testing::DeployedRulesWithoutAgreementRequirement();
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = *std::move(rules);
   }
