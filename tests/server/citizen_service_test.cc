@@ -1,5 +1,5 @@
 // frikort.v1.Citizen against an in-process server in development mode (the
-// role check with mutual TLS is in tls_test.cc): the person is always the
+// role check with mutual TLS is in tls_roles_test.cc): the person is always the
 // token's, a token is required, every call is audited, and a person's own
 // reads stay out of their lookup log.
 #include <filesystem>

@@ -1,0 +1,290 @@
+// Shared by the parts of frikort_bench (tests/bench/*.cc): its flags, the
+// register-and-server stack each part measures, and the helpers that time and
+// print. See frikort_bench.cc for the binary and README.md, "Performance".
+#ifndef FRIKORT_TESTS_BENCH_BENCH_H_
+#define FRIKORT_TESTS_BENCH_BENCH_H_
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/declare.h"
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "frikort/v1/frikort.grpc.pb.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/grpcpp.h"
+#include "jobs/issuance.h"
+#include "server/daemon.h"
+#include "server/server.h"
+#include "storage/register.h"
+#include "tests/server/test_util.h"
+#include "tests/testing/rules_file.h"
+
+ABSL_DECLARE_FLAG(std::string, parts);
+ABSL_DECLARE_FLAG(int64_t, reevaluate_entries);
+ABSL_DECLARE_FLAG(std::string, ingest_paths);
+ABSL_DECLARE_FLAG(int, reports);
+ABSL_DECLARE_FLAG(int, clients);
+ABSL_DECLARE_FLAG(int, batch);
+ABSL_DECLARE_FLAG(int, lookup_seconds);
+ABSL_DECLARE_FLAG(int, in_flight);
+ABSL_DECLARE_FLAG(bool, lookup_beside_ingest);
+ABSL_DECLARE_FLAG(std::string, lookup_calls);
+ABSL_DECLARE_FLAG(int, ledgers);
+ABSL_DECLARE_FLAG(int, population);
+ABSL_DECLARE_FLAG(int64_t, memory_entries);
+ABSL_DECLARE_FLAG(int, hot_entries);
+ABSL_DECLARE_FLAG(std::string, frikortd);
+ABSL_DECLARE_FLAG(std::string, rules_file);
+
+namespace frikort::bench {
+
+namespace v1 = ::frikort::v1;
+inline const std::string kSecret(64, 'b');
+
+// Sequential valid national ids (no search per id): walks dates and
+// individual numbers 000-499 and keeps those whose check digits exist.
+class IdGenerator {
+ public:
+  std::string Next() {
+    for (;;) {
+      std::string id = absl::StrFormat("%02d%02d%02d%03d", day_, month_, yy_, individual_);
+      Advance();
+      static const int w1[] = {3, 7, 6, 1, 8, 9, 4, 5, 2};
+      static const int w2[] = {5, 4, 3, 2, 7, 6, 5, 4, 3, 2};
+      int s = 0;
+      for (int i = 0; i < 9; ++i) s += (id[i] - '0') * w1[i];
+      int k1 = (11 - s % 11) % 11;
+      if (k1 == 10) continue;
+      id += static_cast<char>('0' + k1);
+      s = 0;
+      for (int i = 0; i < 10; ++i) s += (id[i] - '0') * w2[i];
+      int k2 = (11 - s % 11) % 11;
+      if (k2 == 10) continue;
+      return id + static_cast<char>('0' + k2);
+    }
+  }
+
+ private:
+  void Advance() {
+    if (++individual_ < 500) return;
+    individual_ = 0;
+    if (++day_ <= 28) return;
+    day_ = 1;
+    if (++month_ <= 12) return;
+    month_ = 1;
+    yy_ = (yy_ + 1) % 100;
+  }
+  int day_ = 1, month_ = 1, yy_ = 50, individual_ = 0;
+};
+
+inline std::vector<std::string> MakeIds(size_t n) {
+  IdGenerator g;
+  std::vector<std::string> ids(n);
+  for (auto& id : ids) id = g.Next();
+  return ids;
+}
+
+struct TempDir {
+  std::filesystem::path path;
+  explicit TempDir(const std::string& name)
+      : path(std::filesystem::temp_directory_path() /
+             absl::StrCat("frikort-bench-", getpid(), "-", name)) {
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+inline const absl::Time kNow =
+    absl::FromCivil(absl::CivilSecond(2024, 12, 1, 12, 0, 0), absl::UTCTimeZone());
+
+inline v1::CoPayment MakeCoPayment(const std::string& person, int64_t seq, int64_t amount) {
+  v1::CoPayment c;
+  c.set_report_id(absl::StrCat("b", seq));
+  c.set_provider_id("1234567");
+  c.set_person_id(person);
+  c.mutable_service_time()->set_seconds(absl::ToUnixSeconds(kNow) - 86400 * (1 + seq % 300));
+  c.set_category(v1::PHYSICIAN);
+  c.set_amount_ore(amount);
+  c.set_payment(v1::PAID);
+  return c;
+}
+
+inline core::CoPaymentInput ToInput(const v1::CoPayment& c) {
+  core::CoPaymentInput in;
+  in.report_id = c.report_id();
+  in.provider_id = c.provider_id();
+  in.person_id = c.person_id();
+  in.service_time = absl::FromUnixSeconds(c.service_time().seconds());
+  in.category = c.category();
+  in.amount = c.amount_ore();
+  in.payment = c.payment();
+  return in;
+}
+
+// A register with the server in-process, on an ephemeral loopback port.
+struct Stack {
+  core::RulesTable rules;
+  core::FakeClock clock{kNow};
+  TempDir dir;
+  std::unique_ptr<storage::Register> reg;
+  std::unique_ptr<jobs::IssuanceJob> job;
+  std::unique_ptr<server::FrikortServer> server;
+  std::shared_ptr<grpc::Channel> channel;
+
+  // `configure` may change the server's options before it starts.
+  explicit Stack(const std::string& name, bool with_server = true,
+                 const std::function<void(server::ServerOptions*)>& configure = nullptr)
+      : dir(name) {
+    auto r = frikort::testing::ReadRulesFile(absl::GetFlag(FLAGS_rules_file));
+    if (!r.ok()) Die(r.status());
+    rules = *std::move(r);
+    // The register as frikortd opens it (with its default flags).
+    server::DaemonOptions daemon;
+    daemon.data_dir = dir.path.string();
+    auto opened =
+        storage::Register::Open(server::RegisterOptionsFor(daemon, kSecret, &rules, &clock));
+    if (!opened.ok()) Die(opened.status());
+    reg = *std::move(opened);
+    job = std::make_unique<jobs::IssuanceJob>(reg.get(), &clock);
+    // The reports' provider holds an agreement on direct settlement, so they
+    // count as before the registry (domain rule 13).
+    auto agreed = reg->PutProvider({"1234567", "Bench", {{"2021-01-01", "", "1"}}});
+    if (!agreed.ok()) Die(agreed.status());
+    if (!with_server) return;
+    server::ServerOptions so;
+    so.listen_address = "127.0.0.1:0";
+    so.max_calls_per_caller = 0;  // --in_flight decides
+    if (configure) configure(&so);
+    server = std::make_unique<server::FrikortServer>(so, reg.get(), job.get(), &rules, &clock);
+    if (auto s = server->Start(); !s.ok()) Die(s);
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(64 << 20);
+    channel = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server->port()),
+                                        grpc::InsecureChannelCredentials(), args);
+  }
+  ~Stack() {
+    if (server) server->Shutdown(absl::Now() + absl::Seconds(5));
+  }
+  static void Die(const absl::Status& s) {
+    std::fprintf(stderr, "frikort_bench: %s\n", std::string(s.ToString()).c_str());
+    std::exit(1);
+  }
+};
+
+// Splits [0, n) among `threads` workers and times the whole.
+template <typename Fn>
+double TimedParallel(int threads, int64_t n, Fn fn) {
+  const absl::Time start = absl::Now();
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&, t] { fn(t, n * t / threads, n * (t + 1) / threads); });
+  }
+  for (auto& t : ts) t.join();
+  return absl::ToDoubleSeconds(absl::Now() - start);
+}
+
+inline void PrintRow(const std::string& what, double value, const std::string& unit) {
+  std::printf("  %-58s %14.0f %s\n", what.c_str(), value, unit.c_str());
+}
+
+// One unary call through a generic stub (the same client path for every
+// call measured, so ratios compare what the server does); the response's
+// bytes. `bearer`, when given, goes in the authorization metadata.
+inline std::string UnaryCall(grpc::GenericStub& stub, const char* method,
+                             const std::string& request, const std::string& bearer = "") {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  if (!bearer.empty()) ctx.AddMetadata("authorization", "Bearer " + bearer);
+  grpc::ByteBuffer req = testutil::ToByteBuffer(request), resp;
+  grpc::Status status;
+  absl::Notification done;
+  stub.UnaryCall(&ctx, method, grpc::StubOptions(), &req, &resp, [&](grpc::Status st) {
+    status = std::move(st);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  if (!status.ok()) {
+    Stack::Die(absl::InternalError(absl::StrCat(method, ": ", status.error_message())));
+  }
+  return testutil::FromByteBuffer(resp);
+}
+
+// CheckExemption of one of `persons` (spread by thread, call and window) on
+// 2024-11-30, through UnaryCall.
+inline void CheckExemptionCall(grpc::GenericStub& stub, const std::vector<std::string>& persons,
+                               int t, int64_t i, int window) {
+  v1::CheckExemptionRequest req;
+  req.set_person_id(persons[(t * 7919 + i * 31 + window * 104729) % persons.size()]);
+  req.set_date("2024-11-30");
+  v1::CheckExemptionResponse resp;
+  if (!resp.ParseFromString(
+          UnaryCall(stub, "/frikort.v1.Lookup/CheckExemption", req.SerializeAsString())) ||
+      resp.exemptions_size() == 0) {
+    Stack::Die(absl::InternalError("CheckExemption: unexpected answer"));
+  }
+}
+
+// Calls made and their latencies over one or more measurement windows.
+struct Samples {
+  int64_t calls = 0;
+  absl::Duration elapsed;
+  std::vector<double> latencies_ms;
+
+  double per_second() const { return calls / absl::ToDoubleSeconds(elapsed); }
+  double Percentile(int p) {
+    if (latencies_ms.empty()) return 0;
+    std::sort(latencies_ms.begin(), latencies_ms.end());
+    return latencies_ms[latencies_ms.size() * p / 100];
+  }
+};
+
+// `in_flight` threads calling `call` back to back for `length`; adds to `out`.
+template <typename Call>
+void Hammer(int in_flight, absl::Duration length, Call call, Samples* out) {
+  std::vector<std::vector<double>> lat(in_flight);
+  std::atomic<int64_t> calls{0};
+  const absl::Time start = absl::Now();
+  const absl::Time end = start + length;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < in_flight; ++t) {
+    ts.emplace_back([&, t] {
+      for (int64_t i = 0; absl::Now() < end; ++i) {
+        const absl::Time s = absl::Now();
+        call(t, i);
+        lat[t].push_back(absl::ToDoubleMilliseconds(absl::Now() - s));
+        calls.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  out->elapsed += absl::Now() - start;
+  out->calls += calls;
+  for (auto& v : lat) out->latencies_ms.insert(out->latencies_ms.end(), v.begin(), v.end());
+}
+
+// The parts, one file each (tests/bench/bench_<part>.cc).
+void Ingest();
+void Lookup();
+void Issuance();
+void Reevaluate();
+void Memory(const char* argv0);
+void Citizen();
+void HotPerson();
+
+}  // namespace frikort::bench
+
+#endif  // FRIKORT_TESTS_BENCH_BENCH_H_
