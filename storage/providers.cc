@@ -140,7 +140,8 @@ absl::Status RegisterImpl::ResumeReevaluations() {
     return true;
   });
   if (!s.ok()) return s;
-  for (const auto& [marker, value] : markers) {
+  for (const auto& [key, value] : markers) {
+    const std::string marker = key;  // a lambda below captures it
     std::vector<absl::string_view> parts = absl::StrSplit(value, absl::MaxSplits(':', 1));
     std::vector<int> years;
     bool ok = parts.size() == 2 && core::ValidateProviderId(parts[0]).ok();
