@@ -23,6 +23,23 @@ namespace frikort::testutil {
 namespace {
 
 constexpr int64_t kMiB = 1 << 20;
+// The bounds are the release build's. Under AddressSanitizer (the test
+// command's second pass) frikortd's allocator adds shadow memory, redzones and
+// a quarantine of freed blocks, so resident memory for the same attack is a
+// few times larger; that pass checks the attack is survived and still bounded,
+// with this factor (measured there: 1.4x for large messages, 3.3x for idle
+// connections).
+#if defined(__SANITIZE_ADDRESS__)
+constexpr int64_t kAllocatorSlack = 4;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr int64_t kAllocatorSlack = 4;
+#else
+constexpr int64_t kAllocatorSlack = 1;
+#endif
+#else
+constexpr int64_t kAllocatorSlack = 1;
+#endif
 // The largest message frikortd takes, and what a stream sends of it.
 constexpr uint32_t kDeclared = (4 << 20) - 64;
 constexpr size_t kSent = kDeclared;  // the 5-byte prefix and all but 5 bytes of the message
@@ -117,7 +134,7 @@ TEST_F(BoundsTest, UnfinishedLargeMessagesAreBoundedPerConnection) {
   EXPECT_FALSE(polite.closed());
   EXPECT_EQ(polite.bytes_sent(), static_cast<size_t>(kDefaultStreams) * kSent);
   // gRPC's buffers for what it read cost about 1.5 times the bytes.
-  EXPECT_LT(held, 2 * per_connection) << "grew " << held / kMiB << " MiB";
+  EXPECT_LT(held, kAllocatorSlack * 2 * per_connection) << "grew " << held / kMiB << " MiB";
 
   // ...and no more for a connection that opens three times as many streams
   // (gRPC closes such a connection).
@@ -126,7 +143,7 @@ TEST_F(BoundsTest, UnfinishedLargeMessagesAreBoundedPerConnection) {
   rude.Pump(absl::Milliseconds(200), absl::Seconds(5));
   const int64_t both = Flood(rude, 3 * kDefaultStreams);
   EXPECT_LE(rude.bytes_sent(), static_cast<size_t>(kDefaultStreams) * kSent);
-  EXPECT_LT(both, 2 * per_connection + 32 * kMiB)
+  EXPECT_LT(both, kAllocatorSlack * (2 * per_connection + 32 * kMiB))
       << "grew " << both / kMiB << " MiB; the second connection sent " << rude.bytes_sent() / kMiB
       << " MiB";
   // Others are still served meanwhile.
@@ -142,7 +159,7 @@ TEST_F(BoundsTest, AStrangersMessagesAreRefusedBeforeTheyAreBuffered) {
   client.Pump(absl::Milliseconds(200), absl::Seconds(5));
   const int64_t growth = Flood(client, kDefaultStreams);
 
-  EXPECT_LT(growth, 16 * kMiB) << "grew " << growth / kMiB << " MiB";
+  EXPECT_LT(growth, kAllocatorSlack * 16 * kMiB) << "grew " << growth / kMiB << " MiB";
   EXPECT_EQ(client.streams_ended(), static_cast<size_t>(kDefaultStreams));
   EXPECT_LT(client.bytes_sent(), static_cast<size_t>(kDefaultStreams) * 256 * 1024);
 }
@@ -170,7 +187,7 @@ TEST_F(BoundsTest, IdleConnectionsAreClosed) {
     if (closed == kConnections) break;
   }
   EXPECT_EQ(closed, kConnections);
-  EXPECT_LT(peak, 32 * kMiB) << "grew " << peak / kMiB << " MiB";
+  EXPECT_LT(peak, kAllocatorSlack * 32 * kMiB) << "grew " << peak / kMiB << " MiB";
 }
 
 }  // namespace
