@@ -53,15 +53,7 @@ class PayoutsByPersonTest : public ::testing::Test {
 
   void Report(const std::string& id, const std::string& person, absl::CivilDay day,
               core::Ore amount) {
-    core::CoPaymentInput in;
-    in.report_id = id;
-    in.provider_id = "1234567";
-    in.person_id = person;
-    in.service_time = core::OsloStartOfDay(day) + absl::Hours(12);
-    in.category = static_cast<int>(core::Category::kPhysician);
-    in.amount = amount;
-    in.payment = static_cast<int>(core::Payment::kPaid);
-    auto r = reg_->Submit({std::move(in)});
+    auto r = reg_->Submit({frikort::testing::PaidPhysicianReport(id, person, day, amount)});
     ASSERT_TRUE(r.ok()) << r.status();
     ASSERT_EQ((*r)[0].outcome, core::Outcome::kAccepted) << (*r)[0].message;
   }

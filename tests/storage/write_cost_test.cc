@@ -89,15 +89,7 @@ class WriteCostTest : public ::testing::Test {
 
   core::CoPaymentInput Report(const std::string& id, const std::string& person, absl::CivilDay day,
                               core::Ore amount) {
-    core::CoPaymentInput in;
-    in.report_id = id;
-    in.provider_id = "1234567";
-    in.person_id = person;
-    in.service_time = core::OsloStartOfDay(day) + absl::Hours(12);
-    in.category = static_cast<int>(core::Category::kPhysician);
-    in.amount = amount;
-    in.payment = static_cast<int>(core::Payment::kPaid);
-    return in;
+    return frikort::testing::PaidPhysicianReport(id, person, day, amount);
   }
   // Changes, counting the entry scans they make (reads, such as GetLedger's
   // listing of the entries, are not counted).

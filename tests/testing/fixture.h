@@ -11,6 +11,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "core/calendar.h"
+#include "core/copayment.h"
 #include "core/rules.h"
 #include "gtest/gtest.h"
 #include "tests/testing/rules_file.h"
@@ -34,6 +36,22 @@ inline absl::StatusOr<core::RulesTable> DeployedRulesWithoutAgreementRequirement
 
 // An empty folder under the temp dir, named after `prefix`, this process and
 // the running test; whatever was there before is removed.
+// A paid physician's co-payment at noon (Oslo) on `day`, reported by HPR
+// 1234567: the plain report tests and the benchmark vary only these fields.
+inline core::CoPaymentInput PaidPhysicianReport(const std::string& report_id,
+                                                const std::string& person_id, absl::CivilDay day,
+                                                core::Ore amount) {
+  core::CoPaymentInput in;
+  in.report_id = report_id;
+  in.provider_id = "1234567";
+  in.person_id = person_id;
+  in.service_time = core::OsloStartOfDay(day) + absl::Hours(12);
+  in.category = static_cast<int>(core::Category::kPhysician);
+  in.amount = amount;
+  in.payment = static_cast<int>(core::Payment::kPaid);
+  return in;
+}
+
 inline std::filesystem::path FreshTestDir(const std::string& prefix) {
   std::filesystem::path dir =
       std::filesystem::temp_directory_path() /
