@@ -16,11 +16,6 @@
 namespace frikort::storage::internal {
 namespace {
 
-// Entries re-evaluated per writer operation. Small enough that reporters'
-// changes queued meanwhile wait for one chunk only, large enough that the
-// group commit's sync is shared by thousands of entries.
-constexpr size_t kReevaluateChunk = 8192;
-
 // The marker of a re-evaluation not yet finished: written in the same commit
 // as the provider record, deleted after the last chunk. Its value is
 // "<provider id>:<year>,<year>...".
@@ -101,7 +96,7 @@ absl::Status RegisterImpl::ReevaluateYears(const std::string& provider_id,
       absl::Status s =
           store_->Scan(Table::kProviders, range, [&](absl::string_view key, absl::string_view) {
             const absl::string_view entry_key = key.substr(prefix.size());
-            if (chunk.size() >= kReevaluateChunk &&
+            if (chunk.size() >= StateMachine::kReevaluateChunk &&
                 EntryOwner(entry_key) != EntryOwner(chunk.back())) {
               next.assign(key.data(), key.size());
               return false;

@@ -263,12 +263,18 @@ core::LedgerState StateMachine::StateOf(int year, core::Scheme scheme, const rec
 
 void StateMachine::SetCounted(Records& r, const EntryKey& key, const rec::Entry& e, bool counts) {
   const LedgerId id = LedgerOf(EntryOwner(key), e);
+  const core::DaySum change{core::CountingDay(absl::FromUnixMicros(e.service_time_us()), id.year),
+                            counts ? e.amount_ore() : -e.amount_ore()};
+  AdjustLedger(r, id, {&change, 1});
+}
+
+bool StateMachine::AdjustLedger(Records& r, const LedgerId& id,
+                                absl::Span<const core::DaySum> changes) {
   rec::Ledger l;
   r.GetLedger(id, &l);
   const bool was_due = core::NeedsIssuanceWork(StateOf(id.year, id.scheme, l));
   std::vector<core::DaySum> sums = DaySumsOf(l);
-  core::AddToDay(&sums, core::CountingDay(absl::FromUnixMicros(e.service_time_us()), id.year),
-                 counts ? e.amount_ore() : -e.amount_ore());
+  for (const core::DaySum& c : changes) core::AddToDay(&sums, c.day, c.ore);
   SetDaySums(&l, sums);
   const core::LedgerTotals totals =
       core::TotalsOfDays(sums, rules_.Cap(id.year, id.scheme).value_or(0), id.year);
@@ -282,17 +288,19 @@ void StateMachine::SetCounted(Records& r, const EntryKey& key, const rec::Entry&
   // Written by registers before the day sums; nothing reads them now.
   l.clear_crossing_key();
   l.clear_max_counted_key();
-  StoreLedger(r, id, &l, was_due);
+  return StoreLedger(r, id, &l, was_due);
 }
 
-void StateMachine::StoreLedger(Records& r, const LedgerId& id, rec::Ledger* l, bool was_due) {
+bool StateMachine::StoreLedger(Records& r, const LedgerId& id, rec::Ledger* l, bool was_due) {
   const Ore cap = rules_.Cap(id.year, id.scheme).value_or(0);
+  bool flagged = false;
   if (l->card_issued() && !l->card().under_review() &&
       core::CardNeedsReview(l->counted_total_ore(), cap, l->refunded_ore())) {
     // The card stays valid and nothing is clawed back until an operator
     // decides.
     l->mutable_card()->set_under_review(true);
     r.PutCard(id, l->card());
+    flagged = true;
   }
   r.PutLedger(id, *l);
   if (core::NeedsIssuanceWork(StateOf(id.year, id.scheme, *l)) && !IsReserved(r, id.pseudonym)) {
@@ -300,6 +308,7 @@ void StateMachine::StoreLedger(Records& r, const LedgerId& id, rec::Ledger* l, b
   } else if (was_due) {
     r.ClearDue(id);
   }
+  return flagged;
 }
 
 void StateMachine::ApplyReservation(Records& r, const std::string& digits, bool reserved) {

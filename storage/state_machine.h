@@ -21,6 +21,7 @@
 #ifndef FRIKORT_STORAGE_STATE_MACHINE_H_
 #define FRIKORT_STORAGE_STATE_MACHINE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -28,6 +29,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "core/copayment.h"
 #include "core/ledger.h"
 #include "core/national_id.h"
@@ -58,6 +60,11 @@ core::NotCountedReason EntryNotCountedReason(const rec::Entry& e);
 class StateMachine {
  public:
   static constexpr int kMaxEntriesPerPersonYear = 10000;
+  // Entries a re-evaluation hands the writer per operation (a person's
+  // entries are never split): small enough that reporters' changes queued
+  // meanwhile wait for one chunk only, large enough that a group commit is
+  // shared by thousands of entries and each ledger is recomputed once.
+  static constexpr size_t kReevaluateChunk = 8192;
 
   // Not owned; must outlive the state machine.
   StateMachine(const core::RulesTable* rules, const Crypto* crypto,
@@ -113,13 +120,18 @@ class StateMachine {
   // Call it exactly when EntryCounts(e) changes (e: the entry as it is now);
   // it reads and writes only the ledger (and the person's reservation).
   void SetCounted(Records& r, const EntryKey& key, const rec::Entry& e, bool counts);
+  // SetCounted for several entries of one ledger at once: each DaySum adds
+  // its øre (negative: no longer counts) to its counting day; the totals,
+  // crossing date, card review and due marker follow the end state, read and
+  // written once. True when it put the ledger's card under review.
+  bool AdjustLedger(Records& r, const LedgerId& id, absl::Span<const core::DaySum> changes);
 
  private:
   LedgerOutcome ApplyDecide(Records& r, const RunInfo& run, uint64_t run_seq, const LedgerId& id,
                             const Register::DecideFn& decide);
   // Stores the ledger, flags an issued card for review, and keeps the due
-  // marker in step with NeedsIssuanceWork.
-  void StoreLedger(Records& r, const LedgerId& id, rec::Ledger* l, bool was_due);
+  // marker in step with NeedsIssuanceWork. True when it flagged the card.
+  bool StoreLedger(Records& r, const LedgerId& id, rec::Ledger* l, bool was_due);
   bool IsReserved(Records& r, absl::string_view pseudonym) {
     rec::Person p;
     return r.GetPerson(pseudonym, &p) && p.reserved();

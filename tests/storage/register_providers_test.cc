@@ -5,6 +5,7 @@
 // register written before the registry.
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -100,6 +101,19 @@ class ProvidersTest : public ::testing::Test {
         {*run, as_of, false, as_of}, std::make_shared<DueCursor>(), 100,
         [as_of](const core::LedgerState& s) { return core::DecideIssuance(s, as_of); });
     ASSERT_TRUE(out.ok()) << out.status();
+  }
+
+  // What a put changed: entries, ledgers, cards put under review.
+  static std::tuple<int64_t, int64_t, int64_t> Changed(const ProviderChange& c) {
+    return {c.entries_changed, c.ledgers_changed, c.cards_under_review};
+  }
+  // Two reports of 2,000 NOK from the doctor (together above the cap), and
+  // the card the issuance job gives for them.
+  void CardOnTwoReports(absl::CivilDay first, absl::CivilDay second, absl::CivilDay issued) {
+    SubmitOne(Report("a", first, 200000));
+    SubmitOne(Report("b", second, 200000));
+    IssueCards(issued);
+    ASSERT_TRUE(Tak(2024).card.has_value());
   }
 
   core::RulesTable rules_;
@@ -208,16 +222,12 @@ TEST_F(ProvidersTest, AReevaluationAStopInterruptedIsFinishedAtTheNextStart) {
 
 TEST_F(ProvidersTest, AnAgreementEndedRetroactivelyPutsTheCardUnderReview) {
   Put(kDoctor, {{"2024-01-01", "", "v1"}});
-  SubmitOne(Report("a", absl::CivilDay(2024, 3, 1), 200000));
-  SubmitOne(Report("b", absl::CivilDay(2024, 4, 1), 200000));
-  IssueCards(absl::CivilDay(2024, 5, 1));
-  ASSERT_TRUE(Tak(2024).card.has_value());
+  ASSERT_NO_FATAL_FAILURE(CardOnTwoReports(absl::CivilDay(2024, 3, 1), absl::CivilDay(2024, 4, 1),
+                                           absl::CivilDay(2024, 5, 1)));
 
   ProviderChange change = Put(kDoctor, {{"2024-01-01", "2024-03-15", "v1"}});
   EXPECT_EQ(change.entries_reevaluated, 2);
-  EXPECT_EQ(change.entries_changed, 1);
-  EXPECT_EQ(change.ledgers_changed, 1);
-  EXPECT_EQ(change.cards_under_review, 1);
+  EXPECT_EQ(Changed(change), std::make_tuple(1, 1, 1));
   SchemeLedger l = Tak(2024);
   EXPECT_EQ(l.counted_total, 200000);
   EXPECT_FALSE(l.cap_reached_on.has_value());
@@ -229,6 +239,24 @@ TEST_F(ProvidersTest, AnAgreementEndedRetroactivelyPutsTheCardUnderReview) {
   auto verify = reg_->Verify();
   ASSERT_TRUE(verify.ok());
   EXPECT_THAT(verify->violations, ::testing::IsEmpty());
+}
+
+// A moved agreement takes some of a person's co-payments out and brings others
+// in: the ledger is judged once, by where it ends, not entry by entry (the
+// first two leaving would drop it below the cap on the way).
+TEST_F(ProvidersTest, AMovedAgreementJudgesTheCardByTheLedgerItLeaves) {
+  Put(kDoctor, {{"2024-01-01", "2024-06-30", "v1"}});
+  EXPECT_FALSE(SubmitOne(Report("c", absl::CivilDay(2024, 8, 1), 400000)).counted);
+  ASSERT_NO_FATAL_FAILURE(CardOnTwoReports(absl::CivilDay(2024, 2, 1), absl::CivilDay(2024, 3, 1),
+                                           absl::CivilDay(2024, 4, 1)));
+
+  ProviderChange change = Put(kDoctor, {{"2024-07-01", "", "v2"}});
+  EXPECT_EQ(Changed(change), std::make_tuple(3, 1, 0));
+  SchemeLedger l = Tak(2024);
+  EXPECT_EQ(l.counted_total, 400000);
+  EXPECT_EQ(l.cap_reached_on, absl::CivilDay(2024, 8, 1));
+  ASSERT_TRUE(l.card.has_value());
+  EXPECT_FALSE(l.card->under_review);
 }
 
 TEST_F(ProvidersTest, VerifyFindsAnEntryWhoseFlagDisagreesWithTheRegistry) {
