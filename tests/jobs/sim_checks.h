@@ -241,6 +241,10 @@ inline void SimChecks::CheckLedger(const std::string& person, int year) {
     Check(person, absl::StrCat(e, " amount"), w.amount, g.amount);
     Check(person, absl::StrCat(e, " payment"), w.payment, g.payment);
     Check(person, absl::StrCat(e, " counted"), w.counted, g.counted);
+    Check(person, absl::StrCat(e, " practice_id"), w.practice_id, g.practice_id);
+    Check(person, absl::StrCat(e, " not counted for lack of an agreement"),
+          w.not_counted_reason == core::NotCountedReason::kNoDirectSettlement,
+          g.not_counted_reason == core::NotCountedReason::kNoDirectSettlement);
     Check(person, absl::StrCat(e, " cancelled"), w.cancelled, g.cancelled);
     Check(person, absl::StrCat(e, " received_time"), w.received_time, g.received_time);
     Check(person, absl::StrCat(e, " late"), w.late, g.late);

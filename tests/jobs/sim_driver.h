@@ -6,6 +6,8 @@
 // Issuance runs go through a mock register over the real one, so the model
 // follows the job chunk by chunk, changes arrive between chunks and a run is
 // killed before or after a chunk's write; restarts reopen the same folder.
+// Changes to the provider registry are answered after their re-evaluation:
+// what PutProvider says it changed is compared with the model's count.
 #ifndef FRIKORT_TESTS_JOBS_SIM_DRIVER_H_
 #define FRIKORT_TESTS_JOBS_SIM_DRIVER_H_
 
@@ -28,6 +30,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/copayment.h"
@@ -95,10 +98,15 @@ class SimDriver : public SimChecks {
   void SmallOp();
   std::shared_ptr<absl::Notification> HoldWriter();
   void Burst();
+  // The seed's first registry, and one change to it.
+  void LoadRegistry();
+  void ChangeAgreement();
+  void PutProvider(const std::string& id, std::vector<sim::Period> periods);
 
   std::vector<std::shared_ptr<Pending>> pending_;
   std::set<std::string> touched_;  // persons the step's operations concern
   Coverage coverage_;
+  int agreement_version_ = 0;
 };
 
 // ---------------------------------------------------------------------------
@@ -156,6 +164,8 @@ inline void SimDriver::Step() {
       coverage_.Add("restarts");
       Restart();
       return FullCheck();
+    case sim::Op::kAgreement:
+      return ChangeAgreement();
   }
 }
 
@@ -524,6 +534,50 @@ inline void SimDriver::SmallOp() {
     case sim::SmallOp::kOptOut:
       return Reserve();
   }
+}
+
+// ---------------------------------------------------------------------------
+// The provider registry
+
+inline void SimDriver::LoadRegistry() {
+  for (auto& [id, periods] : work_->InitialRegistry()) PutProvider(id, std::move(periods));
+}
+
+inline void SimDriver::ChangeAgreement() {
+  auto [id, periods] = work_->AgreementChange();
+  coverage_.Add("agreement changes");
+  PutProvider(id, std::move(periods));
+}
+
+// PutProvider waits for its re-evaluation, so nothing else is in flight.
+inline void SimDriver::PutProvider(const std::string& id, std::vector<sim::Period> periods) {
+  core::ProviderInput in;
+  in.id = id;
+  in.name = "Sim provider";
+  std::vector<std::string> shown;
+  for (const sim::Period& p : periods) {
+    const std::string to = p.to ? absl::FormatCivilTime(*p.to) : "";
+    in.agreements.push_back(
+        {absl::FormatCivilTime(p.from), to, absl::StrCat(++agreement_version_)});
+    shown.push_back(absl::StrCat(absl::FormatCivilTime(p.from), "..", to));
+  }
+  op_ = absl::StrCat("provider ", id, " agreements [", absl::StrJoin(shown, ", "), "]");
+  recent_.push_back(absl::StrCat("step ", step_, ": ", op_));
+  std::set<std::string> concerned;
+  for (const auto& [key, s] : model_->reports()) {
+    if (s.sent.provider_id == id || s.sent.practice_id == id) concerned.insert(s.sent.person_id);
+  }
+  for (const std::string& person : concerned) Note(person, op_);
+  touched_.insert(concerned.begin(), concerned.end());
+  const sim::Model::AgreementEffect want = model_->PutProvider(id, std::move(periods));
+  coverage_.Add("entries flipped by agreements", want.entries_changed);
+  coverage_.Add("cards put under review by agreements", want.cards_under_review);
+  const absl::StatusOr<storage::ProviderChange> got = reg_->PutProvider(in);
+  if (!got.ok()) return Diff("", absl::StrCat(op_, ": ", got.status().ToString()));
+  Check("", absl::StrCat(op_, ": entries changed"), want.entries_changed, got->entries_changed);
+  Check("", absl::StrCat(op_, ": ledgers changed"), want.ledgers_changed, got->ledgers_changed);
+  Check("", absl::StrCat(op_, ": cards under review"), want.cards_under_review,
+        got->cards_under_review);
 }
 
 }  // namespace frikort::jobs::testing

@@ -6,9 +6,10 @@
 // outcomes, ledgers, cards, payouts, exemption status and what the issuance job decides for one
 // ledger.
 //
-// Caps and refund minimums come from the rules file; which scheme a category
-// counts toward, what counts, the crossing date, the refund rule and the due
-// rule are the model's own. Dates are Oslo dates from absl's time zone
+// Caps, refund minimums and the years that require an agreement on direct
+// settlement come from the rules file; which scheme a category counts toward,
+// what counts (whose agreement, on which day), the crossing date, the refund
+// rule and the due rule are the model's own. Dates are Oslo dates from absl's time zone
 // database, not from core/calendar.
 #ifndef FRIKORT_TESTS_JOBS_SIM_MODEL_H_
 #define FRIKORT_TESTS_JOBS_SIM_MODEL_H_
@@ -31,6 +32,7 @@
 #include "core/rules.h"
 #include "core/types.h"
 #include "storage/register.h"
+#include "tests/jobs/sim_agreements.h"
 
 namespace frikort::jobs::sim {
 
@@ -96,6 +98,13 @@ class Model {
     return charged && (!abroad || c == Category::kClimateTravel) && !cancelled;
   }
 
+  // What a change to the registry did (the fields PutProvider answers with).
+  struct AgreementEffect {
+    int64_t entries_changed = 0;
+    int64_t ledgers_changed = 0;
+    int64_t cards_under_review = 0;
+  };
+
   // A report as the register holds it now, and the content it was sent with.
   struct Stored {
     core::CoPaymentInput sent;
@@ -107,10 +116,14 @@ class Model {
     bool cancelled = false;
     absl::Time received;
     bool late = false;
-    bool counted() const {
+    // Rule 13: its year requires an agreement in force on the service day
+    // and neither its provider nor its practice held one.
+    bool lacks_agreement = false;
+    bool counts_otherwise() const {
       return Counts(payment, static_cast<Category>(sent.category), sent.performed_abroad,
                     cancelled);
     }
+    bool counted() const { return counts_otherwise() && !lacks_agreement; }
   };
 
   explicit Model(const core::RulesTable* rules) : rules_(rules) {}
@@ -177,6 +190,7 @@ class Model {
     s.payment = static_cast<Payment>(in.payment);
     s.received = now;
     s.late = OsloDay(now) > OsloDay(s.service_time) + kLateAfterDays;
+    s.lacks_agreement = LacksAgreement(s);
     reports_.emplace(id, s);
     r.outcome = Outcome::kAccepted;
     r.counted = s.counted();
@@ -232,6 +246,31 @@ class Model {
     FlagCard({s.sent.person_id, s.year, s.scheme});
     return r;
   }
+
+  // PutProvider: the record replaced, and every stored report of the
+  // provider or practice decided again; a card whose ledger no longer covers
+  // the cap plus what was refunded is flagged (never revoked).
+  AgreementEffect PutProvider(const std::string& id, std::vector<Period> periods) {
+    agreements_.Put(id, std::move(periods));
+    AgreementEffect effect;
+    std::set<LedgerKey> changed;
+    for (auto& [key, s] : reports_) {
+      if (s.sent.provider_id != id && s.sent.practice_id != id) continue;
+      const bool before = s.counted();
+      s.lacks_agreement = LacksAgreement(s);
+      if (s.counted() == before) continue;
+      ++effect.entries_changed;
+      changed.insert({s.sent.person_id, s.year, s.scheme});
+    }
+    effect.ledgers_changed = static_cast<int64_t>(changed.size());
+    for (const LedgerKey& k : changed) {
+      if (FlagCard(k)) ++effect.cards_under_review;
+    }
+    return effect;
+  }
+  const Agreements& agreements() const { return agreements_; }
+  int FirstYear() const { return rules_->first_year(); }
+  int LastYear() const { return rules_->last_year(); }
 
   void SetReservation(const std::string& person, bool reserved) {
     if (reserved) {
@@ -392,12 +431,16 @@ class Model {
       storage::Entry e;
       e.report_id = s->sent.report_id;
       e.provider_id = s->sent.provider_id;
+      e.practice_id = s->sent.practice_id;
       e.service_time = s->service_time;
       e.category = static_cast<Category>(s->sent.category);
       e.scheme = s->scheme;
       e.amount = s->sent.amount;
       e.payment = s->payment;
       e.counted = s->counted();
+      if (s->counts_otherwise() && s->lacks_agreement) {
+        e.not_counted_reason = core::NotCountedReason::kNoDirectSettlement;
+      }
       e.cancelled = s->cancelled;
       e.received_time = s->received;
       e.late = s->late;
@@ -494,9 +537,9 @@ class Model {
   }
   static bool SameContent(const core::CoPaymentInput& a, const core::CoPaymentInput& b) {
     return std::tie(a.person_id, a.service_time, a.category, a.amount, a.payment,
-                    a.performed_abroad, a.attributed_year) ==
+                    a.performed_abroad, a.attributed_year, a.practice_id) ==
            std::tie(b.person_id, b.service_time, b.category, b.amount, b.payment,
-                    b.performed_abroad, b.attributed_year);
+                    b.performed_abroad, b.attributed_year, b.practice_id);
   }
   // A person's entries of a year (both schemes), in service-time order with
   // ties in (provider, report id) order.
@@ -518,18 +561,26 @@ class Model {
     return out;
   }
   // After a correction: a card whose counted total no longer covers the cap
-  // plus what was refunded goes to an operator (and stays flagged).
-  void FlagCard(const LedgerKey& k) {
+  // plus what was refunded goes to an operator (and stays flagged). True when
+  // this flagged it.
+  bool FlagCard(const LedgerKey& k) {
     auto it = ledgers_.find(k);
-    if (it == ledgers_.end() || !it->second.card || it->second.card->under_review) return;
-    if (Total(k) - Cap(k.year, k.scheme) < it->second.refunded) {
-      it->second.card->under_review = true;
-    }
+    if (it == ledgers_.end() || !it->second.card || it->second.card->under_review) return false;
+    if (Total(k) - Cap(k.year, k.scheme) >= it->second.refunded) return false;
+    it->second.card->under_review = true;
+    return true;
+  }
+  bool LacksAgreement(const Stored& s) const {
+    if (!rules_->RequiresDirectSettlement(s.year)) return false;
+    const absl::CivilDay day = OsloDay(s.service_time);
+    return !agreements_.InForce(s.sent.provider_id, day) &&
+           !agreements_.InForce(s.sent.practice_id, day);
   }
 
   const core::RulesTable* const rules_;
   std::map<std::pair<std::string, std::string>, Stored> reports_;  // (provider, report id)
   std::set<std::string> reserved_;
+  Agreements agreements_;
   std::map<LedgerKey, Facts> ledgers_;
   std::vector<storage::Payout> payouts_;
   int runs_ = 0;

@@ -4,7 +4,8 @@
 // timely, late, for a past year, around midnight on 31 December Oslo time,
 // just ahead of the clock, abroad, medicine attributed to the next year,
 // invalid ones; batches, exact duplicates, conflicting re-sends, payment
-// updates, cancellations, opt-outs, lookups, issuance runs). It reads the
+// updates, cancellations, opt-outs, lookups, issuance runs, changes to the
+// providers' agreements on direct settlement). It reads the
 // reference model (sim_model.h) to aim at the edges of the ledgers, and
 // draws every random number of a seed, in a fixed order, so a seed replays
 // the same history on any toolchain.
@@ -83,7 +84,8 @@ enum class Op {
   kRunWithChangesBetweenChunks,
   kRunKilled,
   kBurst,
-  kRestart
+  kRestart,
+  kAgreement
 };
 // The changes sent without waiting in a burst or between a run's chunks.
 enum class SmallOp { kReport, kBatch, kUpdate, kCancel, kOptOut };
@@ -131,8 +133,11 @@ class Workload {
     if (crypto.ok()) {
       for (const std::string& p : persons_) pseudonyms_[p] = crypto->Pseudonym(p);
     }
-    // An HPR number, a short one and an organisation number.
+    // An HPR number, a short one and an organisation number; the short one
+    // treats patients at a municipal practice, which reports under the
+    // municipality's agreement.
     providers_ = {"1234567", "4711", ::frikort::testing::MakeOrgNumber(91234560)};
+    practice_ = ::frikort::testing::MakeOrgNumber(97654320);
   }
 
   bool ok() const { return pseudonyms_.size() == persons_.size(); }
@@ -140,6 +145,51 @@ class Workload {
   const std::vector<std::string>& persons() const { return persons_; }
   const std::map<std::string, std::string>& pseudonyms() const { return pseudonyms_; }
   const std::vector<std::string>& providers() const { return providers_; }
+
+  // The registry a seed starts with: each provider and the practice either
+  // holds an agreement from the rules' first day on, or none (reported on
+  // all the same; in a year that requires one, it does not count).
+  std::vector<std::pair<std::string, std::vector<Period>>> InitialRegistry() {
+    std::vector<std::pair<std::string, std::vector<Period>>> out;
+    std::vector<std::string> ids = providers_;
+    ids.push_back(practice_);
+    for (const std::string& id : ids) {
+      std::vector<Period> periods;
+      if (rng_.Chance(60)) periods.push_back({absl::CivilDay(model_->FirstYear(), 1, 1), {}});
+      out.emplace_back(id, std::move(periods));
+    }
+    return out;
+  }
+  // A change to the agreements of a provider or of the practice: an open
+  // agreement ended back to a day already reported on, all agreements taken
+  // away, or one added from a day in the past (after the fact), now and then
+  // with an end.
+  std::pair<std::string, std::vector<Period>> AgreementChange() {
+    std::vector<std::string> ids = providers_;
+    ids.push_back(practice_);
+    const std::string id = rng_.Pick(ids);
+    std::vector<Period> periods = model_->agreements().Of(id);
+    const absl::CivilDay today = clock_->Today();
+    const absl::CivilDay first(model_->FirstYear(), 1, 1);
+    const absl::CivilDay last(model_->LastYear(), 12, 31);
+    auto within = [&](absl::CivilDay d) { return std::clamp(d, first, last); };
+    if (!periods.empty() && !periods.back().to) {
+      Period& p = periods.back();
+      p.to = within(p.from + rng_.Uniform(0, std::max<int64_t>(0, today - p.from)));
+    } else if (!periods.empty() && rng_.Chance(30)) {
+      periods.clear();
+    } else {
+      absl::CivilDay from = within(today - rng_.Uniform(0, 500));
+      if (!periods.empty() && from <= *periods.back().to) {
+        if (*periods.back().to >= last) periods.clear();
+        if (!periods.empty()) from = *periods.back().to + 1;
+      }
+      std::optional<absl::CivilDay> to;
+      if (rng_.Chance(25)) to = within(from + rng_.Uniform(0, 200));
+      periods.push_back({from, to});
+    }
+    return {id, std::move(periods)};
+  }
 
   // Mostly a few weeks before a New Year, else anywhere the rules cover.
   absl::Time Start() {
@@ -176,7 +226,8 @@ class Workload {
     return static_cast<Op>(rng_.Weighted(
         {/*new report*/ 72, /*batch*/ 12, /*re-send*/ 12, /*conflicting*/ 8, /*update*/ 18,
          /*cancel*/ 12, /*opt-out*/ 4, /*lookup*/ 10, /*run*/ 18,
-         /*run, changes between chunks*/ 6, /*run killed*/ 3, /*burst*/ 8, /*restart*/ 1}));
+         /*run, changes between chunks*/ 6, /*run killed*/ 3, /*burst*/ 8, /*restart*/ 1,
+         /*agreement*/ 3}));
   }
   SmallOp NextSmallOp() { return static_cast<SmallOp>(rng_.Weighted({50, 10, 15, 15, 10})); }
 
@@ -328,6 +379,7 @@ class Workload {
   std::vector<std::string> persons_;
   std::map<std::string, std::string> pseudonyms_;
   std::vector<std::string> providers_;
+  std::string practice_;
   std::vector<core::CoPaymentInput> sent_;
   std::optional<absl::CivilDay> last_as_of_;
   int next_report_ = 0;
@@ -337,6 +389,7 @@ inline core::CoPaymentInput Workload::NewInput() {
   core::CoPaymentInput in;
   in.provider_id = rng_.Pick(providers_);
   in.report_id = NewReportId(in.provider_id);
+  if (in.provider_id == providers_[1] && rng_.Chance(60)) in.practice_id = practice_;
   in.person_id = rng_.Pick(persons_);
   in.category = static_cast<int>(rng_.Uniform(1, core::kMaxCategory));
   if (rng_.Chance(2)) in.category = rng_.Chance(50) ? 0 : core::kMaxCategory + 1;

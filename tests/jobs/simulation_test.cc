@@ -4,11 +4,15 @@
 // to one and the end of the refund minimum are crossed) and then a random
 // history on a FakeClock: new reports (timely, late, for a past year, around
 // midnight on 31 December Oslo time, just ahead of the clock, abroad,
-// medicine attributed to the next year, invalid ones), batches, exact
+// medicine attributed to the next year, from a municipal practice, invalid
+// ones), batches, exact
 // duplicates, conflicting re-sends, payment updates, cancellations, opt-outs,
 // lookups, issuance runs (dry, repeated on one date, on past dates, with
 // reports arriving between the job's chunks, killed between chunks) and
-// restarts from the same folder. The real storage::Register and the real
+// restarts from the same folder, all under the rules file as shipped (from
+// 2021 a co-payment counts only under an agreement on direct settlement):
+// each seed starts with a provider registry and changes it mid-run (an
+// agreement added after the fact, ended back, taken away). The real storage::Register and the real
 // jobs::IssuanceJob answer; the model predicts. After every step the touched
 // ledgers and the due markers are compared; every kFullCheckEvery steps and at
 // the end, everything: every ledger, card, payout and lookup log, and
@@ -32,12 +36,14 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "tests/jobs/job_fixture.h"
 #include "tests/jobs/sim_driver.h"
 #include "tests/jobs/sim_model.h"
 #include "tests/jobs/sim_workload.h"
+#include "tests/testing/rules_file.h"
 
 namespace frikort::jobs::testing {
 namespace {
@@ -79,6 +85,14 @@ class SimulationTest : public SimDriver {
   void SetUp() override {
     FindSourceDir();
     JobTest::SetUp();
+    // The other job tests leave the agreement requirement out; the
+    // simulation runs the rules as shipped.
+    job_.reset();
+    reg_.reset();
+    auto rules = frikort::testing::ReadRulesFile(
+        absl::StrCat(std::getenv("FRIKORT_SOURCE_DIR"), "/deploy/rules.txt"));
+    ASSERT_TRUE(rules.ok()) << rules.status();
+    rules_ = *std::move(rules);
   }
 
   // One seed from a fresh folder. Returns false on a mismatch (reported).
@@ -103,6 +117,13 @@ bool SimulationTest::RunSeed(uint64_t seed, int steps) {
   clock_.Set(work_->Start());
   Open();
   if (reg_ == nullptr) return false;
+  step_ = 0;
+  op_ = "the seed's first provider registry";
+  LoadRegistry();
+  if (!diffs_.empty()) {
+    ReportMismatch();
+    return false;
+  }
 
   for (step_ = 1; step_ <= steps_; ++step_) {
     clock_.Advance(work_->ClockStep());
