@@ -17,6 +17,7 @@
 #include "core/address.h"
 #include "grpc/support/log.h"
 #include "jobs/issuance.h"
+#include "server/copy_command.h"
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/startup_files.h"
@@ -451,6 +452,7 @@ int RunDaemon(const DaemonOptions& options) {
     }
     return kExitOk;
   }
+  if (options.copy_register) return CopyRegisterCommand(options, stdout);
   if (options.verify) {
     absl::StatusOr<int> code = Verify(options, stdout);
     if (!code.ok()) {

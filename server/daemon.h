@@ -67,6 +67,9 @@ struct DaemonOptions {
   // database postgres_dsn names; pseudonym_key_file is then required).
   std::string store = "rocksdb";
   std::string postgres_dsn;
+  // Copy the RocksDB register in data_dir into postgres_dsn and exit
+  // (server/copy_command.h).
+  bool copy_register = false;
   // The Citizen service's token check: all three or none.
   std::string citizen_jwks_file;  // re-read on SIGHUP
   std::string citizen_token_issuer;

@@ -7,6 +7,8 @@
 //     --authz_file=/etc/frikort/authz.txt --pseudonym_key_file=/etc/frikort/pseudonym.key
 //   frikortd --verify --data_dir=./data
 //   frikortd --restore_from=BACKUP --data_dir=NEW
+//   frikortd --copy_register --data_dir=OLD --store=postgres --postgres_dsn=DSN
+//     --pseudonym_key_file=F
 //
 // Exit status: 0 after SIGTERM/SIGINT (calls in flight finished, register
 // closed), 1 when startup fails (one line on stderr saying why), 2 for a bad
@@ -76,6 +78,10 @@ ABSL_FLAG(std::string, store, Defaults().store,
           "needs --pseudonym_key_file)");
 ABSL_FLAG(std::string, postgres_dsn, Defaults().postgres_dsn,
           "with --store=postgres: the libpq connection string of the register's database");
+ABSL_FLAG(
+    bool, copy_register, Defaults().copy_register,
+    "copy the RocksDB register in --data_dir into the empty PostgreSQL database of "
+    "--postgres_dsn (with --store=postgres), verify the copy, print what was copied and exit");
 ABSL_FLAG(std::string, citizen_jwks_file, Defaults().citizen_jwks_file,
           "the Citizen service's token signing keys (JWKS, RSA and EC P-256); re-read on SIGHUP");
 ABSL_FLAG(std::string, citizen_token_issuer, Defaults().citizen_token_issuer,
@@ -116,6 +122,7 @@ frikort::server::DaemonOptions OptionsFromFlags() {
   options.max_calls_per_caller = absl::GetFlag(FLAGS_max_calls_per_caller);
   options.store = absl::GetFlag(FLAGS_store);
   options.postgres_dsn = absl::GetFlag(FLAGS_postgres_dsn);
+  options.copy_register = absl::GetFlag(FLAGS_copy_register);
   options.citizen_jwks_file = absl::GetFlag(FLAGS_citizen_jwks_file);
   options.citizen_token_issuer = absl::GetFlag(FLAGS_citizen_token_issuer);
   options.citizen_token_audience = absl::GetFlag(FLAGS_citizen_token_audience);

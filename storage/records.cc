@@ -136,6 +136,25 @@ void Records::PrefetchLedgers(const std::vector<LedgerId>& ids) {
   o_.Prefetch(Table::kLedgers, std::move(wanted));
 }
 
+void Records::PrefetchPersons(std::vector<std::string> pseudonyms) {
+  o_.Prefetch(Table::kPersons, std::move(pseudonyms));
+}
+void Records::PrefetchReports(
+    const std::vector<std::pair<absl::string_view, absl::string_view>>& provider_reports) {
+  std::vector<std::string> wanted;
+  wanted.reserve(provider_reports.size());
+  for (const auto& [provider, report] : provider_reports) {
+    wanted.push_back(keys::Report(provider, report));
+  }
+  o_.Prefetch(Table::kReports, std::move(wanted));
+}
+void Records::PrefetchProviders(const std::vector<absl::string_view>& provider_ids) {
+  std::vector<std::string> wanted;
+  wanted.reserve(provider_ids.size());
+  for (absl::string_view id : provider_ids) wanted.push_back(keys::ProviderRecord(id));
+  o_.Prefetch(Table::kProviders, std::move(wanted));
+}
+
 void Records::ForEachLedger(absl::string_view pseudonym,
                             const std::function<void(const LedgerId&, const rec::Ledger&)>& visit) {
   std::vector<std::pair<LedgerId, rec::Ledger>> found;

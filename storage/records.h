@@ -12,6 +12,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/string_view.h"
@@ -76,6 +77,12 @@ class Records {
   void PutLedger(const LedgerId& id, const rec::Ledger& l);
   // Reads the ledgers in one batch ahead of the Gets that follow.
   void PrefetchLedgers(const std::vector<LedgerId>& ids);
+  // The same for persons, idempotency index records (provider id, report id)
+  // and provider records.
+  void PrefetchPersons(std::vector<std::string> pseudonyms);
+  void PrefetchReports(
+      const std::vector<std::pair<absl::string_view, absl::string_view>>& provider_reports);
+  void PrefetchProviders(const std::vector<absl::string_view>& provider_ids);
   // Every ledger of the person, in (year, scheme) order.
   void ForEachLedger(absl::string_view pseudonym,
                      const std::function<void(const LedgerId&, const rec::Ledger&)>& visit);

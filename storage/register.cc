@@ -121,6 +121,7 @@ void RegisterImpl::SubmitAsync(std::vector<core::CoPaymentInput> items, SubmitDo
   op.weight = std::max<size_t>(1, prepared.size());
   op.apply = [this, prepared = std::move(prepared), results](Overlay& o) {
     Records r(o);
+    machine_.PrefetchReports(r, prepared);
     for (const auto& p : prepared) results->push_back(machine_.ApplyReport(r, p));
   };
   op.complete = Completion(results, std::move(done));

@@ -99,6 +99,29 @@ PreparedReport StateMachine::Prepare(core::CoPaymentInput in, absl::Time now) co
   return p;
 }
 
+void StateMachine::PrefetchReports(Records& r, const std::vector<PreparedReport>& reports) {
+  std::vector<std::pair<absl::string_view, absl::string_view>> index;
+  std::vector<std::string> persons;
+  std::vector<LedgerId> ledgers;
+  std::vector<absl::string_view> providers;
+  for (const PreparedReport& p : reports) {
+    if (!p.validation.ok()) continue;
+    const core::ValidatedCoPayment& c = p.validation.value;
+    index.emplace_back(p.in.provider_id, p.in.report_id);
+    persons.push_back(p.pseudonym);
+    ledgers.push_back({p.pseudonym, c.year, c.scheme});
+    if (rules_.RequiresDirectSettlement(c.year)) {
+      providers.push_back(p.in.provider_id);
+      if (!c.practice_id.empty()) providers.push_back(c.practice_id);
+    }
+  }
+  if (index.empty()) return;
+  r.PrefetchReports(index);
+  r.PrefetchPersons(std::move(persons));
+  r.PrefetchLedgers(ledgers);
+  if (!providers.empty()) r.PrefetchProviders(providers);
+}
+
 ReportResult StateMachine::ApplyReport(Records& r, const PreparedReport& p) {
   const core::CoPaymentInput& in = p.in;
   if (!p.validation.ok()) return Rejected(in.report_id, p.validation.reason, p.validation.message);

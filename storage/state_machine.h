@@ -79,6 +79,11 @@ class StateMachine {
   // many cores; the writer only reads and writes).
   PreparedReport Prepare(core::CoPaymentInput in, absl::Time now) const;
 
+  // Reads what ApplyReport of each of `reports` will read (index record,
+  // person, ledger, provider records) in one batch per table, so a store
+  // whose reads are round trips (PostgreSQL) makes a few per batch instead of
+  // several per report.
+  void PrefetchReports(Records& r, const std::vector<PreparedReport>& reports);
   ReportResult ApplyReport(Records& r, const PreparedReport& p);
   // The one allowed change: INVOICED_UNPAID -> PAID (`payment` is the raw
   // enum number from the request).

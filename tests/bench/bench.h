@@ -145,9 +145,11 @@ struct Stack {
   std::unique_ptr<server::FrikortServer> server;
   std::shared_ptr<grpc::Channel> channel;
 
-  // `configure` may change the server's options before it starts.
+  // `configure` may change the server's options before it starts;
+  // `postgres_dsn` keeps the register in that database instead of RocksDB.
   explicit Stack(const std::string& name, bool with_server = true,
-                 const std::function<void(server::ServerOptions*)>& configure = nullptr)
+                 const std::function<void(server::ServerOptions*)>& configure = nullptr,
+                 const std::string& postgres_dsn = "")
       : dir(name) {
     auto r = frikort::testing::ReadRulesFile(absl::GetFlag(FLAGS_rules_file));
     if (!r.ok()) Die(r.status());
@@ -155,6 +157,10 @@ struct Stack {
     // The register as frikortd opens it (with its default flags).
     server::DaemonOptions daemon;
     daemon.data_dir = dir.path.string();
+    if (!postgres_dsn.empty()) {
+      daemon.store = "postgres";
+      daemon.postgres_dsn = postgres_dsn;
+    }
     auto opened =
         storage::Register::Open(server::RegisterOptionsFor(daemon, kSecret, &rules, &clock));
     if (!opened.ok()) Die(opened.status());
@@ -276,6 +282,27 @@ void Hammer(int in_flight, absl::Duration length, Call call, Samples* out) {
   for (auto& v : lat) out->latencies_ms.insert(out->latencies_ms.end(), v.begin(), v.end());
 }
 
+// Reports/s of `n` co-payments (5000 øre each, of `persons` in turn) sent
+// as SubmitCoPayments batches of --batch by --clients threads to `s`.
+inline double UnaryIngest(Stack& s, const std::vector<std::string>& persons, int64_t n) {
+  const int batch = absl::GetFlag(FLAGS_batch);
+  auto stub = v1::Reporting::NewStub(s.channel);
+  return n / TimedParallel(absl::GetFlag(FLAGS_clients), n, [&](int, int64_t lo, int64_t hi) {
+           for (int64_t b = lo; b < hi; b += batch) {
+             v1::SubmitCoPaymentsRequest req;
+             for (int64_t i = b; i < std::min<int64_t>(hi, b + batch); ++i) {
+               *req.add_co_payments() = MakeCoPayment(persons[i % persons.size()], i, 5000);
+             }
+             v1::SubmitCoPaymentsResponse resp;
+             grpc::ClientContext ctx;
+             auto st = stub->SubmitCoPayments(&ctx, req, &resp);
+             if (!st.ok() || resp.results(0).outcome() != v1::ACCEPTED) {
+               Stack::Die(absl::InternalError(absl::StrCat("submit failed: ", st.error_message())));
+             }
+           }
+         });
+}
+
 // The parts, one file each (tests/bench/bench_<part>.cc).
 void Ingest();
 void Lookup();
@@ -284,6 +311,7 @@ void Reevaluate();
 void Memory(const char* argv0);
 void Citizen();
 void HotPerson();
+void Postgres();
 
 }  // namespace frikort::bench
 

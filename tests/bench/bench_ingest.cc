@@ -80,22 +80,7 @@ void Ingest() {
   }
   if (wanted("unary")) {
     Stack s("unary");
-    auto stub = v1::Reporting::NewStub(s.channel);
-    unary =
-        n / TimedParallel(clients, n, [&](int, int64_t lo, int64_t hi) {
-          for (int64_t b = lo; b < hi; b += batch) {
-            v1::SubmitCoPaymentsRequest req;
-            for (int64_t i = b; i < std::min<int64_t>(hi, b + batch); ++i) {
-              *req.add_co_payments() = MakeCoPayment(persons[i % persons.size()], i, 5000);
-            }
-            v1::SubmitCoPaymentsResponse resp;
-            grpc::ClientContext ctx;
-            auto st = stub->SubmitCoPayments(&ctx, req, &resp);
-            if (!st.ok() || resp.results(0).outcome() != v1::ACCEPTED) {
-              Stack::Die(absl::InternalError(absl::StrCat("submit failed: ", st.error_message())));
-            }
-          }
-        });
+    unary = UnaryIngest(s, persons, n);
   }
   if (wanted("stream")) {
     Stack s("stream");

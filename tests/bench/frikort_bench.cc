@@ -2,7 +2,7 @@
 // the ratios hold on a shared, noisy machine. Not a test: it asserts nothing
 // and prints figures. See README.md, "Performance".
 //
-//   build/frikort_bench [--parts=ingest,lookup,issuance,reevaluate,memory,citizen,hot_person]
+//   build/frikort_bench [--parts=ingest,lookup,issuance,reevaluate,memory,citizen,hot_person,pg]
 //   [--reports=N] ...
 //
 // Each part lives in its own file (tests/bench/bench_<part>.cc); the shared
@@ -64,6 +64,8 @@ int main(int argc, char** argv) {
       frikort::bench::Citizen();
     else if (part == "hot_person")
       frikort::bench::HotPerson();
+    else if (part == "pg")
+      frikort::bench::Postgres();
     else {
       std::fprintf(stderr, "frikort_bench: --parts: unknown part \"%s\"\n",
                    std::string(part).c_str());

@@ -3,6 +3,8 @@
 // there after the restart (once the dead one's writer lease ran out), exactly
 // once; --verify walks the database; each bad
 // combination of the store flags is one line and a non-zero exit.
+#include "tests/e2e/pg_daemon.h"
+
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -18,9 +20,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "storage/pg_store.h"
-#include "tests/e2e/daemon.h"
 #include "tests/server/test_util.h"
-#include "tests/testing/pg_server.h"
 
 namespace frikort::testutil {
 namespace {
@@ -28,34 +28,8 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-class PgDaemonTest : public DaemonTest {
+class PgDaemonTest : public PgDaemonFixture {
  protected:
-  void SetUp() override {
-    DaemonTest::SetUp();
-    absl::StatusOr<testing::PgServer*> server = testing::PgServer::Shared();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *server;
-    absl::StatusOr<std::string> dsn = server_->CreateDatabase();
-    ASSERT_TRUE(dsn.ok()) << dsn.status();
-    dsn_ = *dsn;
-    key_file_ = WriteKey("pseudonym.key", 'a');
-  }
-
-  std::string WriteKey(const std::string& name, char fill) {
-    const std::string path = dir_ + "/" + name;
-    std::ofstream(path, std::ios::trunc) << std::string(64, fill) << "\n";
-    chmod(path.c_str(), 0600);
-    return path;
-  }
-
-  std::vector<std::string> PgArgs(const std::string& key_file = "") {
-    std::vector<std::string> args = Args();
-    args.push_back("--store=postgres");
-    args.push_back("--postgres_dsn=" + dsn_);
-    args.push_back("--pseudonym_key_file=" + (key_file.empty() ? key_file_ : key_file));
-    return args;
-  }
-
   static v1::SubmitCoPaymentsResponse Submit(const std::shared_ptr<grpc::Channel>& channel,
                                              const v1::SubmitCoPaymentsRequest& batch) {
     v1::SubmitCoPaymentsResponse response;
@@ -64,9 +38,6 @@ class PgDaemonTest : public DaemonTest {
     EXPECT_TRUE(s.ok()) << s.error_message();
     return response;
   }
-
-  testing::PgServer* server_ = nullptr;
-  std::string dsn_, key_file_;
 };
 
 v1::SubmitCoPaymentsRequest Batch(int size) {

@@ -267,5 +267,26 @@ TEST_F(WriteCostTest, ARegisterWrittenBeforeTheDaySumsGetsThemWhenItOpens) {
   EXPECT_THAT(Violations(), ::testing::IsEmpty());
 }
 
+// A store's reads may be round trips (PostgreSQL): a batch of new reports
+// reads its index records, persons and ledgers in one batch per table, not
+// one read per report.
+TEST_F(WriteCostTest, ABatchOfReportsReadsTheStoreInBatches) {
+  Open();
+  std::vector<core::CoPaymentInput> batch;
+  for (int i = 0; i < 200; ++i) {
+    batch.push_back(Report(absl::StrCat("r", i), frikort::testing::PersonN(i % 100),
+                           absl::CivilDay(2024, 3, 1 + i % 28), 1000));
+  }
+  const int gets = store_->gets(), multi_gets = store_->multi_gets();
+  std::vector<ReportResult> results = Submit(batch);
+  ASSERT_EQ(results.size(), 200u);
+  for (const ReportResult& r : results) ASSERT_EQ(r.outcome, core::Outcome::kAccepted);
+  EXPECT_LE(store_->gets() - gets, 2) << "one point read per report or more";
+  EXPECT_LE(store_->multi_gets() - multi_gets, 4);
+  // And what they read is what they would have read one by one.
+  EXPECT_EQ(Tak(frikort::testing::PersonN(7), 2024).counted_total, 2000);
+  EXPECT_THAT(Violations(), ::testing::IsEmpty());
+}
+
 }  // namespace
 }  // namespace frikort::storage
