@@ -188,7 +188,7 @@ class StreamReactor final : public ReportStream {
   absl::StatusOr<grpc::ByteBuffer> Answer(
       const absl::StatusOr<std::vector<storage::ReportResult>>& results, size_t expected) const {
     SubmitCoPaymentsResponse response;
-    absl::Status status = FillSubmitResponse(results, expected, ctx_->max_message_bytes, &response);
+    absl::Status status = FillSubmitResponse(results, expected, *ctx_, &response);
     if (!status.ok()) return status;
     grpc::ByteBuffer bytes;
     bool own_buffer = false;

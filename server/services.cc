@@ -72,8 +72,7 @@ grpc::ServerUnaryReactor* ReportingService::SubmitCoPayments(grpc::CallbackServe
       std::move(items), [this, reactor, response, expected, admission = *std::move(admission)](
                             absl::StatusOr<std::vector<storage::ReportResult>> results) mutable {
         admission.ticket.Release();
-        reactor->Finish(
-            ToGrpcStatus(FillSubmitResponse(results, expected, ctx_->max_message_bytes, response)));
+        reactor->Finish(ToGrpcStatus(FillSubmitResponse(results, expected, *ctx_, response)));
       });
   return reactor;
 }

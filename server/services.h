@@ -38,6 +38,7 @@ using CallerFn = std::function<std::string(const grpc::CallbackServerContext&)>;
 std::string CallerFromContext(const grpc::CallbackServerContext& context);
 
 class CallGate;  // server/gate.h
+class Metrics;   // server/metrics.h
 
 struct ServiceContext {
   storage::Register* reg = nullptr;
@@ -51,6 +52,8 @@ struct ServiceContext {
   int lookup_years_back = 2;
   // The largest answer gRPC will send (ServerOptions::max_message_bytes).
   int max_message_bytes = 4 << 20;
+  // Counts the report outcomes answered; may be null.
+  Metrics* metrics = nullptr;
   // Names the caller (CallerFn), authorizes it, limits its calls in flight
   // and keeps the operator audit log; every handler asks it first. Required.
   CallGate* gate = nullptr;

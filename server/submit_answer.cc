@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/convert.h"
+#include "server/metrics.h"
 
 namespace frikort::server {
 
@@ -14,7 +15,7 @@ absl::Status CheckAnswerSize(const google::protobuf::Message& answer, int max_me
 }
 
 absl::Status FillSubmitResponse(const absl::StatusOr<std::vector<storage::ReportResult>>& results,
-                                size_t expected, int max_message_bytes,
+                                size_t expected, const ServiceContext& ctx,
                                 v1::SubmitCoPaymentsResponse* response) {
   if (!results.ok()) return results.status();
   if (results->size() != expected) {
@@ -23,7 +24,8 @@ absl::Status FillSubmitResponse(const absl::StatusOr<std::vector<storage::Report
   }
   response->mutable_results()->Reserve(static_cast<int>(results->size()));
   for (const storage::ReportResult& r : *results) ToProto(r, response->add_results());
-  return CheckAnswerSize(*response, max_message_bytes,
+  if (ctx.metrics != nullptr) ctx.metrics->RecordReportResults(*response);
+  return CheckAnswerSize(*response, ctx.max_message_bytes,
                          "the batch was applied; send it again in smaller batches to read the "
                          "results (stored reports answer DUPLICATE)");
 }

@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "frikort/v1/frikort.pb.h"
 #include "google/protobuf/message.h"
+#include "server/services.h"
 #include "storage/register.h"
 
 namespace frikort::server {
@@ -22,10 +23,11 @@ namespace frikort::server {
 absl::Status CheckAnswerSize(const google::protobuf::Message& answer, int max_message_bytes,
                              absl::string_view what);
 
-// Fills `response` with one result per co-payment, in request order; the
-// register's failure, or a result count other than `expected`, is the error.
+// Fills `response` with one result per co-payment, in request order, and
+// counts their outcomes in ctx.metrics; the register's failure, or a result
+// count other than `expected`, is the error.
 absl::Status FillSubmitResponse(const absl::StatusOr<std::vector<storage::ReportResult>>& results,
-                                size_t expected, int max_message_bytes,
+                                size_t expected, const ServiceContext& ctx,
                                 v1::SubmitCoPaymentsResponse* response);
 
 }  // namespace frikort::server

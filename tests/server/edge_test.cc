@@ -181,6 +181,11 @@ TEST_F(EdgeTest, AStreamMessageThatDoesNotParseEndsTheStreamAsInvalidArgument) {
   EXPECT_EQ(good.answers, 1);
   EXPECT_TRUE(good.status.ok()) << good.status.error_message();
   EXPECT_EQ(RpcSeries("frikort.v1.Reporting/StreamCoPayments", "INVALID_ARGUMENT"), "2");
+  // The answers' outcomes are counted (the stream's messages are raw bytes
+  // to the interceptors; the handler counts them).
+  const std::string metrics = metrics_.Render();
+  EXPECT_THAT(metrics, HasSubstr("frikort_reports_total{outcome=\"accepted\"} 1\n"));
+  EXPECT_THAT(metrics, HasSubstr("frikort_reports_total{outcome=\"duplicate\"} 2\n"));
   // The first message was stored once.
   EXPECT_EQ(Ledger(PersonId(11), 2026).entries_size(), 1);
 }
