@@ -26,8 +26,6 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   return *buckets;
 }
 
-constexpr absl::string_view kSubmitMethod = "/frikort.v1.Reporting/SubmitCoPayments";
-constexpr absl::string_view kStreamMethod = "/frikort.v1.Reporting/StreamCoPayments";
 constexpr absl::string_view kLookupMethod = "/frikort.v1.Lookup/CheckExemption";
 
 // The methods the RPC metrics name ("frikort.v1.Lookup/CheckExemption"): every
@@ -68,26 +66,16 @@ prometheus::MetricFamily Gauge(const char* name, const char* help, double value)
   return f;
 }
 
-// Times one call from its arrival to its status, and reads the answers of the
-// calls whose outcome is counted.
+// Times one call from its arrival to its status. (The report outcomes are
+// counted by the handlers, which have the answers as messages:
+// StreamCoPayments' are bytes here, the method being raw.)
 class MetricsInterceptor final : public grpc::experimental::Interceptor {
  public:
   MetricsInterceptor(Metrics* metrics, absl::string_view method)
-      : metrics_(metrics),
-        method_(method),
-        reports_(method == kSubmitMethod || method == kStreamMethod),
-        lookup_(method == kLookupMethod),
-        start_(absl::Now()) {}
+      : metrics_(metrics), method_(method), lookup_(method == kLookupMethod), start_(absl::Now()) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     using Hook = grpc::experimental::InterceptionHookPoints;
-    if (reports_ && methods->QueryInterceptionHookPoint(Hook::PRE_SEND_MESSAGE)) {
-      // The message is the handler's own SubmitCoPaymentsResponse, not yet
-      // serialized (nullptr if some other interceptor serialized it).
-      if (const void* message = methods->GetSendMessage(); message != nullptr) {
-        metrics_->RecordReportResults(*static_cast<const v1::SubmitCoPaymentsResponse*>(message));
-      }
-    }
     if (methods->QueryInterceptionHookPoint(Hook::PRE_SEND_STATUS)) {
       const grpc::StatusCode code = methods->GetSendStatus().error_code();
       metrics_->RecordRpc(absl::string_view(method_).substr(1), code, absl::Now() - start_);
@@ -99,7 +87,6 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
  private:
   Metrics* const metrics_;
   const std::string method_;
-  const bool reports_;
   const bool lookup_;
   const absl::Time start_;
 };

@@ -68,6 +68,8 @@ class Metrics {
   // The text exposition format, as GET /metrics answers.
   std::string Render() const;
 
+  // The outcomes of one batch answer (SubmitCoPayments, a StreamCoPayments
+  // message), counted by the handler that answers it.
   void RecordReportResults(const v1::SubmitCoPaymentsResponse& response);
   void RecordLookup();
   void RecordRun(const jobs::RunSummary& summary);

@@ -50,6 +50,11 @@ void ApplyConnectionLimits(const ConnectionLimits& limits, grpc::ServerBuilder* 
   builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                               Ms(limits.min_client_ping_interval));
   builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, limits.max_ping_strikes);
+  // A stream is granted a fixed window (64 KiB) beyond the message being
+  // read: with window probing, gRPC grows a fast sender's window and takes
+  // its messages into buffers whether or not the handler reads them, so a
+  // client that never reads answers made frikortd hold all it sent.
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   grpc::ResourceQuota quota("frikortd");
   quota.Resize(static_cast<size_t>(limits.memory_quota_mb) << 20);
   builder->SetResourceQuota(quota);
@@ -143,6 +148,7 @@ FrikortServer::FrikortServer(ServerOptions options, storage::Register* reg, jobs
            .id_options = options_.id_options,
            .lookup_years_back = options_.lookup_years_back,
            .max_message_bytes = options_.max_message_bytes,
+           .metrics = options_.metrics,
            .gate = &gate_},
       reporting_(&ctx_),
       lookup_(&ctx_),

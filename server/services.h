@@ -22,6 +22,7 @@
 #include "core/rules.h"
 #include "frikort/v1/frikort.grpc.pb.h"
 #include "grpcpp/server_context.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "jobs/issuance.h"
 #include "server/requests.h"
 #include "storage/register.h"
@@ -37,6 +38,7 @@ using CallerFn = std::function<std::string(const grpc::CallbackServerContext&)>;
 std::string CallerFromContext(const grpc::CallbackServerContext& context);
 
 class CallGate;  // server/gate.h
+class Metrics;   // server/metrics.h
 
 struct ServiceContext {
   storage::Register* reg = nullptr;
@@ -50,20 +52,28 @@ struct ServiceContext {
   int lookup_years_back = 2;
   // The largest answer gRPC will send (ServerOptions::max_message_bytes).
   int max_message_bytes = 4 << 20;
+  // Counts the report outcomes answered; may be null.
+  Metrics* metrics = nullptr;
   // Names the caller (CallerFn), authorizes it, limits its calls in flight
   // and keeps the operator audit log; every handler asks it first. Required.
   CallGate* gate = nullptr;
 };
 
-class ReportingService final : public v1::Reporting::CallbackService {
+// StreamCoPayments is registered raw (server/report_stream.h says why).
+using ReportingBase = v1::Reporting::WithCallbackMethod_SubmitCoPayments<
+    v1::Reporting::WithRawCallbackMethod_StreamCoPayments<
+        v1::Reporting::WithCallbackMethod_UpdatePayment<
+            v1::Reporting::WithCallbackMethod_CancelCoPayment<v1::Reporting::Service>>>>;
+
+class ReportingService final : public ReportingBase {
  public:
   explicit ReportingService(const ServiceContext* ctx) : ctx_(ctx) {}
 
   grpc::ServerUnaryReactor* SubmitCoPayments(grpc::CallbackServerContext* context,
                                              const v1::SubmitCoPaymentsRequest* request,
                                              v1::SubmitCoPaymentsResponse* response) override;
-  grpc::ServerBidiReactor<v1::SubmitCoPaymentsRequest, v1::SubmitCoPaymentsResponse>*
-  StreamCoPayments(grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* StreamCoPayments(
+      grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* UpdatePayment(grpc::CallbackServerContext* context,
                                           const v1::UpdatePaymentRequest* request,
                                           v1::ReportResult* response) override;

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -70,6 +71,7 @@ class BoundsTest : public DaemonTest {
     server_ = ca_.Server();
     ops_ = ca_.Client("ops-1");
     stranger_ = ca_.Client("stranger");
+    reporter_ = ca_.Client("rep-1");
   }
 
   // Starts frikortd over mutual TLS with `extra` flags; SERVING for ops-1.
@@ -78,7 +80,9 @@ class BoundsTest : public DaemonTest {
     args.push_back("--tls_cert=" + WriteFile(dir_, "server.pem", server_.cert_pem, 0644));
     args.push_back("--tls_key=" + WriteFile(dir_, "server.key", server_.key_pem, 0600));
     args.push_back("--tls_client_ca=" + WriteFile(dir_, "ca.pem", ca_.cert_pem(), 0644));
-    args.push_back("--authz_file=" + WriteFile(dir_, "authz.txt", "ops-1 operator\n", 0644));
+    args.push_back("--authz_file=" + WriteFile(dir_, "authz.txt",
+                                               "ops-1 operator\nrep-1 reporter provider=*\n",
+                                               0644));
     args.insert(args.end(), extra.begin(), extra.end());
     daemon_ = Launch(args);
     port_ = daemon_->WaitListening(absl::Seconds(15));
@@ -113,7 +117,7 @@ class BoundsTest : public DaemonTest {
   }
 
   testing::TestCa ca_{"Frikort bounds CA"};
-  testing::Credential server_, ops_, stranger_;
+  testing::Credential server_, ops_, stranger_, reporter_;
   Daemon* daemon_ = nullptr;
   int port_ = 0;
   std::shared_ptr<grpc::Channel> channel_;
@@ -148,6 +152,67 @@ TEST_F(BoundsTest, UnfinishedLargeMessagesAreBoundedPerConnection) {
       << " MiB";
   // Others are still served meanwhile.
   EXPECT_EQ(HealthCheck(channel_, "").serving_status, 1);
+}
+
+// `message` as gRPC frames it on the wire: not compressed, its length.
+std::string Framed(const std::string& message) {
+  std::string out(5, '\0');
+  for (int i = 0; i < 4; ++i) out[1 + i] = static_cast<char>(message.size() >> (24 - 8 * i));
+  return out + message;
+}
+
+// A reporter's streams that send complete messages and never read an answer:
+// frikortd reads at most kMaxStreamInFlight (8) messages of a stream ahead of
+// the answers it has written, then stops reading it, and flow control stops
+// the client. What a stream costs is those answers and gRPC's windows, not
+// what the client would send.
+TEST_F(BoundsTest, StreamsThatNeverReadAreNoLongerRead) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  // 1,000 co-payments with 64-character report ids: stored from the first
+  // message, DUPLICATE after; each answer echoes every id (about 70 KiB).
+  v1::SubmitCoPaymentsRequest request;
+  for (int i = 0; i < 1000; ++i) {
+    CoPaymentSpec spec;
+    spec.report_id = absl::StrCat(std::string(58, 'r'), absl::Dec(i, absl::kZeroPad6));
+    spec.person_id = PersonId(i + 1);
+    spec.service_time = OsloTime(2026, 3, 1);
+    *request.add_co_payments() = MakeCoPayment(spec);
+  }
+  const std::string message = Framed(request.SerializeAsString());
+  constexpr int kMessages = 64;
+  std::string messages;
+  for (int i = 0; i < kMessages; ++i) messages += message;
+
+  RawH2 client;
+  ASSERT_TRUE(client.Connect(port_, reporter_));
+  client.Pump(absl::Milliseconds(200), absl::Seconds(5));
+  for (int i = 0; i < kDefaultStreams; ++i) {
+    client.OpenWithBody("/frikort.v1.Reporting/StreamCoPayments", messages);
+  }
+  int64_t peak = 0;
+  auto sample = [&] { peak = std::max(peak, Rss(daemon_->pid()) - baseline_); };
+  client.Pump(absl::Milliseconds(3000), absl::Seconds(120), sample);
+  sample();
+
+  const size_t wanted = static_cast<size_t>(kDefaultStreams) * messages.size();
+  EXPECT_FALSE(client.closed());
+  // frikortd took, per stream, the messages it reads ahead of its answers
+  // (kMaxStreamInFlight, 8, and one being read) and a 64 KiB window: not
+  // what the client would send (with HTTP/2 window probing on, gRPC took
+  // all of it, 105 MB, into its buffers)...
+  const size_t taken_bound = kDefaultStreams * ((8 + 1) * message.size() + 64 * 1024) + 64 * 1024;
+  EXPECT_LE(client.bytes_sent(), taken_bound)
+      << "sent " << client.bytes_sent() / 1024 << " KiB of " << wanted / 1024 << " KiB";
+  // ...and holds for them their co-payments, results and answers: a few times
+  // the wire bytes (before, 175 MB and more with the number of messages).
+  const int64_t held_bound = kAllocatorSlack * 6 * static_cast<int64_t>(taken_bound);
+  EXPECT_LT(peak, held_bound) << "grew " << peak / kMiB << " MiB; bound " << held_bound / kMiB;
+  std::cerr << "never-reading streams: " << kDefaultStreams << " streams, client sent "
+            << client.bytes_sent() / 1024 << " KiB of " << wanted / 1024 << " KiB, frikortd grew "
+            << peak / 1024 << " KiB, received " << client.data_received() / 1024 << " KiB\n";
+  // Others are still served meanwhile.
+  EXPECT_EQ(HealthCheck(channel_, "").serving_status, 1);
+  EXPECT_FALSE(daemon_->ExitCode(absl::ZeroDuration()).has_value()) << "frikortd ended";
 }
 
 // A CN without a line in the authz file is refused when a call's headers

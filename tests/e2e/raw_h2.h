@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -71,6 +72,16 @@ class RawH2 {
   // Opens a stream for `path` whose one message declares `declared` bytes and
   // of which `send` bytes (prefix included) will be sent. Returns its id.
   uint32_t Open(const std::string& path, uint32_t declared, size_t send) {
+    std::string body(send, 'x');
+    body[0] = 0;  // not compressed
+    for (int i = 0; i < 4; ++i) body[1 + i] = static_cast<char>(declared >> (24 - 8 * i));
+    return OpenWithBody(path, std::move(body));
+  }
+
+  // Opens a stream for `path` that sends the whole `messages` (each one
+  // already framed: a zero byte, its length in four bytes big-endian, its
+  // bytes) as flow control allows, and never half-closes. Returns its id.
+  uint32_t OpenWithBody(const std::string& path, std::string messages) {
     const uint32_t id = next_id_;
     next_id_ += 2;
     std::string block;
@@ -88,9 +99,7 @@ class RawH2 {
     }
     Stream& s = streams_[id];
     s.window = peer_initial_window_;
-    s.body.assign(send, 'x');
-    s.body[0] = 0;  // not compressed
-    for (int i = 0; i < 4; ++i) s.body[1 + i] = static_cast<char>(declared >> (24 - 8 * i));
+    s.body = std::move(messages);
     Write(Frame(kHeaders, kEndHeaders, id, block));
     return id;
   }
@@ -115,6 +124,7 @@ class RawH2 {
                                              [](const auto& s) { return s.second.ended; }));
   }
   size_t bytes_sent() const { return bytes_sent_; }  // DATA payload, all streams
+  size_t data_received() const { return data_received_; }  // DATA frames' bytes
 
  private:
   static constexpr uint8_t kData = 0, kHeaders = 1, kRstStream = 3, kSettings = 4, kPing = 6,
@@ -251,8 +261,10 @@ class RawH2 {
       case kRstStream:
         if (it != streams_.end()) it->second.ended = true;
         return;
-      case kHeaders:
       case kData:
+        data_received_ += body.size();
+        [[fallthrough]];
+      case kHeaders:
         if ((flags & kEndStream) != 0 && it != streams_.end()) it->second.ended = true;
         return;
       case kGoaway:
@@ -272,6 +284,7 @@ class RawH2 {
   int64_t peer_initial_window_ = 65535;
   std::map<uint32_t, Stream> streams_;
   size_t bytes_sent_ = 0;
+  size_t data_received_ = 0;
   bool closed_ = false;
   bool goaway_ = false;
 };

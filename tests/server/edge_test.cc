@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -111,6 +113,81 @@ TEST_F(EdgeTest, ARequestThatDoesNotParseIsInvalidArgumentNotUnimplemented) {
             grpc::StatusCode::UNIMPLEMENTED);
   // And the server still serves.
   EXPECT_EQ(Ledger(PersonId(1), 2026).year(), 2026);
+}
+
+// A StreamCoPayments call whose messages are `bodies` as raw bytes, one at a
+// time (each answer read before the next message is sent): how many answers
+// came back before the stream ended, and its status.
+struct RawStreamOutcome {
+  int answers = 0;
+  grpc::Status status;
+};
+RawStreamOutcome RawStream(const std::shared_ptr<grpc::Channel>& channel,
+                           const std::vector<std::string>& bodies) {
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue cq;
+  auto ctx = Ctx(absl::Seconds(20));
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
+      stub.PrepareCall(ctx.get(), "/frikort.v1.Reporting/StreamCoPayments", &cq);
+  intptr_t tags = 0;
+  // Starts one operation and waits for it; its ok.
+  auto op = [&](const std::function<void(void*)>& start) {
+    const intptr_t tag = ++tags;
+    start(reinterpret_cast<void*>(tag));
+    void* got = nullptr;
+    bool ok = false;
+    EXPECT_TRUE(cq.Next(&got, &ok));
+    EXPECT_EQ(reinterpret_cast<intptr_t>(got), tag);
+    return ok;
+  };
+  RawStreamOutcome out;
+  bool open = op([&](void* t) { call->StartCall(t); });
+  for (const std::string& body : bodies) {
+    if (!open) break;
+    const grpc::ByteBuffer message = ToByteBuffer(body);
+    grpc::ByteBuffer answer;
+    open = op([&](void* t) { call->Write(message, t); }) &&
+           op([&](void* t) { call->Read(&answer, t); });
+    if (open) ++out.answers;
+  }
+  if (open) op([&](void* t) { call->WritesDone(t); });
+  op([&](void* t) { call->Finish(&out.status, t); });
+  cq.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq.Next(&tag, &ok)) {
+  }
+  return out;
+}
+
+TEST_F(EdgeTest, AStreamMessageThatDoesNotParseEndsTheStreamAsInvalidArgument) {
+  v1::SubmitCoPaymentsRequest first;
+  *first.add_co_payments() = MakeCoPayment(Valid("stream-ok-1", PersonId(11)));
+  // A request whose report_id (field 1 of CoPayment, inside field 1) is not
+  // UTF-8, and bytes that are no message at all.
+  const std::string bad_utf8 = EncodeStringField(1, std::string("\x0a\x02\xc3\x28", 4));
+  const std::string garbage = std::string("\xff\xff\xff\xff\x0f", 5);
+  for (const std::string& bad : {bad_utf8, garbage}) {
+    RawStreamOutcome out =
+        RawStream(channel_, {first.SerializeAsString(), bad, first.SerializeAsString()});
+    // The message before it is answered; the stream then ends with the
+    // reason, not OK as if the client had closed it.
+    EXPECT_EQ(out.answers, 1);
+    EXPECT_EQ(out.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(out.status.error_message(), server::kUnparsedRequestMessage);
+  }
+  // A stream of good messages still ends OK when the client closes it.
+  RawStreamOutcome good = RawStream(channel_, {first.SerializeAsString()});
+  EXPECT_EQ(good.answers, 1);
+  EXPECT_TRUE(good.status.ok()) << good.status.error_message();
+  EXPECT_EQ(RpcSeries("frikort.v1.Reporting/StreamCoPayments", "INVALID_ARGUMENT"), "2");
+  // The answers' outcomes are counted (the stream's messages are raw bytes
+  // to the interceptors; the handler counts them).
+  const std::string metrics = metrics_.Render();
+  EXPECT_THAT(metrics, HasSubstr("frikort_reports_total{outcome=\"accepted\"} 1\n"));
+  EXPECT_THAT(metrics, HasSubstr("frikort_reports_total{outcome=\"duplicate\"} 2\n"));
+  // The first message was stored once.
+  EXPECT_EQ(Ledger(PersonId(11), 2026).entries_size(), 1);
 }
 
 // ---- an answer that would be too large ---------------------------------------------
