@@ -45,22 +45,26 @@ class Streamer {
     }
     if (thread_.joinable()) thread_.join();
   }
-  // Waits until at least `n` reports more than `after` are acknowledged.
+  // Waits until at least `n` reports are acknowledged.
   bool WaitAcknowledged(size_t n, absl::Duration timeout) {
     absl::MutexLock l(&mu_);
-    auto enough = [&] { return acknowledged_.size() >= n; };
-    return mu_.AwaitWithTimeout(absl::Condition(&enough), timeout);
+    wanted_ = n;
+    return mu_.AwaitWithTimeout(absl::Condition(this, &Streamer::Enough), timeout);
   }
   size_t Acknowledged() {
     absl::MutexLock l(&mu_);
     return acknowledged_.size();
   }
-  // After Stop.
+  // After Stop (the streaming thread has ended).
   const std::vector<v1::SubmitCoPaymentsRequest>& sent() const { return sent_; }
-  const std::set<std::string>& acknowledged() const { return acknowledged_; }
+  const std::set<std::string>& acknowledged() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return acknowledged_;
+  }
   const std::set<std::string>& refusals() const { return refusals_; }
 
  private:
+  bool Enough() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return acknowledged_.size() >= wanted_; }
+
   void Run() {
     auto stub = v1::Reporting::NewStub(channel_);
     for (int k = 0; k < 2000; ++k) {
@@ -97,6 +101,7 @@ class Streamer {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<v1::SubmitCoPaymentsRequest> sent_;
   std::set<std::string> acknowledged_ ABSL_GUARDED_BY(mu_);
+  size_t wanted_ ABSL_GUARDED_BY(mu_) = 0;
   std::set<std::string> refusals_;
   std::thread thread_;
 };
