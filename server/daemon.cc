@@ -299,10 +299,14 @@ std::unique_ptr<RegisterKeeper> KeepPgRegister(const DaemonOptions& options,
                                                           .on_lost = on_lost});
     };
     absl::StatusOr<std::unique_ptr<storage::Register>> reg = storage::Register::Open(o);
-    if (!reg.ok() && !storage::IsLeaseHeldElsewhere(reg.status())) {
-      return WithContext(reg.status(), "store", "postgres");
+    if (reg.ok()) return reg;
+    // A standby checks the key now rather than when it takes over.
+    absl::Status s = reg.status();
+    if (storage::IsLeaseHeldElsewhere(s)) {
+      s = storage::CheckPgRegisterKey(storage::PgStoreOptions{.dsn = dsn}, o.secret);
+      if (s.ok()) return reg;
     }
-    return reg;
+    return WithContext(s, "store", "postgres");
   };
   return std::make_unique<RegisterKeeper>(slot, std::move(keeper));
 }

@@ -20,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "storage/crypto.h"
 #include "storage/pg_store_conn.h"
 #include "storage/pg_store_lease.h"
 
@@ -556,6 +557,27 @@ uint64_t PgStore::ApproximateSizeBytes() {
 
 bool IsLeaseHeldElsewhere(const absl::Status& s) {
   return s.GetPayload(pg::kLeaseHeldPayload).has_value();
+}
+
+absl::Status CheckPgRegisterKey(const PgStoreOptions& options, absl::string_view secret) {
+  absl::StatusOr<Crypto> crypto = Crypto::Create(secret);
+  if (!crypto.ok()) return crypto.status();
+  absl::StatusOr<Conn> conn = pg::Connect(options.dsn, /*synchronous=*/true);
+  if (!conn.ok()) return conn.status();
+  // The register's own key check (register.cc writes it first of all).
+  Params p;
+  p.Bytea("secret_check");
+  Result res = p.Run(conn->get(), "SELECT v FROM frikort_meta WHERE k = $1");
+  if (absl::Status s = StatusOf(conn->get(), res.get(), "cannot read the register's key check");
+      !s.ok()) {
+    return s;
+  }
+  if (PQntuples(res.get()) == 1 && Cell(res.get(), 0, 0) != crypto->SecretCheck()) {
+    return absl::FailedPreconditionError(
+        "the pseudonym key does not match the one the register in PostgreSQL was created with; "
+        "refusing to stand by for it with another key");
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<Store>> OpenPgStore(const PgStoreOptions& options) {

@@ -35,6 +35,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "storage/store.h"
 
@@ -71,6 +72,12 @@ struct PgStoreOptions {
 // Whether `s` is OpenPgStore's refusal because another frikortd holds the
 // writer lease (a standby waits and tries again; other refusals are final).
 bool IsLeaseHeldElsewhere(const absl::Status& s);
+
+// For a standby, which may not open the store: whether the register in the
+// database was made with the pseudonym key `secret` (read without the lease;
+// Ok for a register that has no key check yet). FailedPrecondition when it
+// was made with another key; the store's errors otherwise.
+absl::Status CheckPgRegisterKey(const PgStoreOptions& options, absl::string_view secret);
 
 // The schema version this frikortd writes (frikort_schema.version).
 inline constexpr int64_t kPgSchemaVersion = 1;

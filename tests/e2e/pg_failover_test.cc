@@ -178,6 +178,8 @@ TEST_F(PgFailoverTest, AStandbyTakesOverWithinTenSecondsOfAKill) {
   EXPECT_THAT(s.error_message(), HasSubstr("standby: another frikortd holds the writer lease"));
   absl::SleepFor(absl::Seconds(1));
   EXPECT_EQ(HealthCheck(to_second, "").serving_status, kNotServing) << "still standing by";
+  // A would-be standby with another key is refused at start, not at takeover.
+  ExpectRefused(PgArgs(WriteKey("other.key", 'b')), 1, "pseudonym key does not match");
 
   // Killed while a client streams reports to it.
   Streamer streamer(to_first);
