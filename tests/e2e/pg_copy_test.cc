@@ -27,7 +27,7 @@ using ::testing::HasSubstr;
 
 constexpr int kPersons = 4;
 
-class PgCopyTest : public PgDaemonFixture {
+class PgCopyTest : public PgDaemonTest {
  protected:
   std::vector<std::string> RocksArgs() {
     std::vector<std::string> args = Args();
