@@ -19,6 +19,8 @@
 #include "jobs/issuance.h"
 #include "server/log.h"
 #include "server/metrics.h"
+#include "server/register_keeper.h"
+#include "server/register_slot.h"
 #include "server/startup_files.h"
 #include "server/system_clock.h"
 #include "storage/pg_store.h"
@@ -263,14 +265,49 @@ absl::StatusOr<OpenedRegister> OpenRegister(const DaemonOptions& options, OpenMo
   const storage::RegisterOptions reg_options =
       RegisterOptionsFor(options, *std::move(secret), out.rules.get(), out.clock);
   out.id_options = reg_options.id_options;
+  if (mode == OpenMode::kPrepareOnly) {
+    out.reg_options = reg_options;
+    return out;
+  }
   absl::StatusOr<std::unique_ptr<storage::Register>> reg = storage::Register::Open(reg_options);
   if (!reg.ok()) {
     return postgres ? WithContext(reg.status(), "store", "postgres")
                     : WithContext(reg.status(), "data_dir", data_dir);
   }
   out.reg = *std::move(reg);
+  out.reg_options = reg_options;
   return out;
 }
+
+namespace {
+
+// The keeper of a register in PostgreSQL, opening it into `slot`.
+std::unique_ptr<RegisterKeeper> KeepPgRegister(const DaemonOptions& options,
+                                               storage::RegisterOptions reg_options,
+                                               RegisterSlot* slot) {
+  KeeperOptions keeper;
+  keeper.open =
+      [dsn = options.postgres_dsn, reg_options = std::move(reg_options)](
+          KeeperOptions::LostFn on_lost) -> absl::StatusOr<std::unique_ptr<storage::Register>> {
+    storage::RegisterOptions o = reg_options;
+    // One attempt at the lease: a standby tries again every second.
+    o.open_store = [dsn, on_lost](const storage::RegisterOptions& reg) {
+      return storage::OpenPgStore(storage::PgStoreOptions{.dsn = dsn,
+                                                          .sync_writes = reg.sync_writes,
+                                                          .lease_wait = absl::ZeroDuration(),
+                                                          .reclaim_own_lease = true,
+                                                          .on_lost = on_lost});
+    };
+    absl::StatusOr<std::unique_ptr<storage::Register>> reg = storage::Register::Open(o);
+    if (!reg.ok() && !storage::IsLeaseHeldElsewhere(reg.status())) {
+      return WithContext(reg.status(), "store", "postgres");
+    }
+    return reg;
+  };
+  return std::make_unique<RegisterKeeper>(slot, std::move(keeper));
+}
+
+}  // namespace
 
 absl::StatusOr<int> Verify(const DaemonOptions& options, std::FILE* out) {
   absl::StatusOr<OpenedRegister> opened = OpenRegister(options, OpenMode::kExistingOnly);
@@ -364,11 +401,23 @@ absl::Status Serve(const DaemonOptions& options) {
   absl::StatusOr<ServerOptions> security = SecurityOptions(options);
   if (!security.ok()) return security.status();
 
-  absl::StatusOr<OpenedRegister> opened = OpenRegister(options, OpenMode::kCreate);
+  // With PostgreSQL the keeper opens the register, or stands by while
+  // another frikortd holds its lease, and opens it again after a failover.
+  const bool postgres = options.store == "postgres";
+  absl::StatusOr<OpenedRegister> opened =
+      OpenRegister(options, postgres ? OpenMode::kPrepareOnly : OpenMode::kCreate);
   if (!opened.ok()) return opened.status();
   const core::Clock* clock = opened->clock;
   core::RulesTable* rules = opened->rules.get();
-  storage::Register* reg = opened->reg.get();
+  RegisterSlot slot(absl::UnavailableError("the register is not open"));
+  std::unique_ptr<RegisterKeeper> keeper;
+  if (postgres) {
+    keeper = KeepPgRegister(options, opened->reg_options, &slot);
+    if (absl::Status s = keeper->Start(); !s.ok()) return s;
+  } else {
+    slot.Swap(std::move(opened->reg));
+  }
+  storage::Register* reg = &slot;
 
   auto metrics = std::make_unique<Metrics>(reg);
   int metrics_port = 0;
@@ -423,8 +472,9 @@ absl::Status Serve(const DaemonOptions& options) {
   server->Shutdown(absl::Now() + kShutdownGrace);
   server.reset();
   scheduler.Stop();
-  metrics.reset();      // the endpoint reads the register: stop it first
-  opened->reg.reset();  // closes the database after every write has completed
+  metrics.reset();  // the endpoint reads the register: stop it first
+  keeper.reset();   // closes the database after every write has completed
+  slot.Swap(nullptr).reset();
   log::Log(log::Level::kInfo, "stopped", "register closed, exiting");
   return absl::OkStatus();
 }

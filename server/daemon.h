@@ -100,10 +100,13 @@ struct OpenedRegister {
   const core::Clock* clock = nullptr;
   core::PersonIdOptions id_options;
   std::unique_ptr<storage::Register> reg;
+  // What it was opened with (borrows rules and clock above).
+  storage::RegisterOptions reg_options;
 };
 enum class OpenMode {
   kCreate,        // serving: the data folder and development key are made if missing
   kExistingOnly,  // verify: nothing is created; NotFound when there is no register
+  kPrepareOnly,   // serving from PostgreSQL: rules, key and reg_options; reg stays empty
 };
 // Loads the rules and the pseudonym key and opens the register in
 // options.data_dir (or PostgreSQL). Errors name rules_file,

@@ -227,13 +227,17 @@ absl::Status FrikortServer::Start() {
                                                " (address in use or not local?)"));
   }
   port_ = selected_port;
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  if (health != nullptr) {
-    health->SetServingStatus("", true);
-    for (const char* name : kServiceNames) health->SetServingStatus(name, true);
-  }
+  serving_ = ctx_.reg->Health().ok();
+  SetServing(serving_);
   watcher_ = std::thread([this] { WatchRegister(); });
   return absl::OkStatus();
+}
+
+void FrikortServer::SetServing(bool serving) {
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  if (health == nullptr) return;
+  health->SetServingStatus("", serving);
+  for (const char* name : kServiceNames) health->SetServingStatus(name, serving);
 }
 
 void FrikortServer::WatchRegister() {
@@ -244,17 +248,17 @@ void FrikortServer::WatchRegister() {
       if (watch_mu_.AwaitWithTimeout(absl::Condition(&watch_stop_), kPoll)) return;
     }
     absl::Status health = ctx_.reg->Health();
-    if (health.ok()) continue;
-    grpc::HealthCheckServiceInterface* service = server_->GetHealthCheckService();
-    if (service != nullptr) {
-      service->SetServingStatus("", false);
-      for (const char* name : kServiceNames) service->SetServingStatus(name, false);
+    if (health.ok() == serving_) continue;
+    serving_ = health.ok();
+    SetServing(serving_);
+    if (serving_) {
+      log::Log(log::Level::kInfo, "register_serving", "the register serves: health is SERVING");
+    } else {
+      log::Log(log::Level::kError, "register_failed",
+               absl::StrCat("the register does not serve (", health.message(),
+                            "); every call answers UNAVAILABLE and health is NOT_SERVING until "
+                            "it serves again"));
     }
-    log::Log(log::Level::kError, "register_failed",
-             absl::StrCat("the register failed closed (", health.message(),
-                          "); every call answers UNAVAILABLE and health is NOT_SERVING until "
-                          "frikortd is restarted"));
-    return;
   }
 }
 

@@ -1,7 +1,8 @@
 // FrikortServer: the gRPC server of frikortd, usable in-process (tests) and by
 // the daemon. It serves the frikort.v1 services of the contract, the
 // operators' frikort.v1.Operations, grpc.health.v1.Health
-// (SERVING for "" while started) and grpc reflection.
+// (SERVING for "" and each service while the register's Health is Ok) and grpc
+// reflection.
 //
 // Security: with ServerOptions::tls, mutual TLS only (a client certificate
 // from the client CA is required) and every frikort.v1 call is authorized by
@@ -144,8 +145,8 @@ class FrikortServer {
   // The bound port (the chosen one when listening on port 0).
   int port() const { return port_; }
 
-  // Health goes NOT_SERVING (as it does by itself, within a second, once the
-  // register has failed closed), no new calls are accepted, calls in flight may
+  // Health goes NOT_SERVING (as it does by itself, within a second, while the
+  // register does not serve), no new calls are accepted, calls in flight may
   // finish until `deadline` (then they are cancelled); returns once every call
   // and issuance run has ended. Idempotent.
   void Shutdown(absl::Time deadline);
@@ -166,10 +167,14 @@ class FrikortServer {
   int port_ = 0;
   bool shut_down_ = false;
 
-  // Watches the register: after a failed write or read it answers nothing
-  // (fail closed), and the health check must say so (NOT_SERVING), so that
-  // probes and load balancers take this instance out until it is restarted.
+  // Watches the register's health: while it fails (a register failed closed
+  // until restart, a standby without the writer lease, a register being
+  // opened again after it lost its store) the health check says NOT_SERVING,
+  // so that probes and load balancers take this instance out, and SERVING
+  // again once it serves.
   void WatchRegister();
+  void SetServing(bool serving);
+  bool serving_ = false;  // the watcher's (Start's before it)
   absl::Mutex watch_mu_;
   bool watch_stop_ ABSL_GUARDED_BY(watch_mu_) = false;
   std::thread watcher_;

@@ -171,8 +171,14 @@ absl::Status ScanPages(const ScanRange& range, int page_rows,
 // taken answers every read with why.
 class PgSnapshot final : public StoreReader {
  public:
-  PgSnapshot(pg::Pool* pool, const std::array<TableSql, kNumTables>* sql, int page_rows)
+  // `lease`: not Ok when the store may no longer read (every read answers it).
+  PgSnapshot(pg::Pool* pool, const std::array<TableSql, kNumTables>* sql, int page_rows,
+             absl::Status lease)
       : sql_(sql), page_rows_(page_rows), conn_(pool, nullptr) {
+    if (!lease.ok()) {
+      broken_ = std::move(lease);
+      return;
+    }
     absl::StatusOr<Conn> conn = pool->Take();
     if (!conn.ok()) {
       broken_ = conn.status();
@@ -253,7 +259,7 @@ class PgStore final : public Store {
   absl::Status Open();
 
   absl::StatusOr<std::optional<std::string>> Get(Table table, absl::string_view key) override {
-    absl::StatusOr<PooledConn> conn = Take();
+    absl::StatusOr<PooledConn> conn = TakeForRead();
     if (!conn.ok()) return conn.status();
     return GetOn(conn->get(), Sql(table), key);
   }
@@ -261,7 +267,7 @@ class PgStore final : public Store {
       Table table, absl::Span<const absl::string_view> keys, bool sorted,
       const std::function<void(size_t, const absl::string_view*)>& found) override {
     if (keys.empty()) return absl::OkStatus();
-    absl::StatusOr<PooledConn> conn = Take();
+    absl::StatusOr<PooledConn> conn = TakeForRead();
     if (!conn.ok()) return conn.status();
     return MultiGetOn(conn->get(), Sql(table), keys, sorted, found);
   }
@@ -274,7 +280,7 @@ class PgStore final : public Store {
         range, options_.scan_page_rows,
         [&](absl::string_view from, bool inclusive,
             const std::optional<std::string>& end) -> absl::StatusOr<Result> {
-          absl::StatusOr<PooledConn> conn = Take();
+          absl::StatusOr<PooledConn> conn = TakeForRead();
           if (!conn.ok()) return conn.status();
           return ScanPageOn(conn->get(), Sql(table), from, inclusive, end);
         },
@@ -284,7 +290,7 @@ class PgStore final : public Store {
   absl::Status Commit(const WriteSet& writes) override;
 
   std::unique_ptr<StoreReader> Snapshot() override {
-    return std::make_unique<PgSnapshot>(&pool_, &sql_, options_.scan_page_rows);
+    return std::make_unique<PgSnapshot>(&pool_, &sql_, options_.scan_page_rows, LeaseHeld());
   }
 
   absl::Status AppendLookups(
@@ -307,6 +313,26 @@ class PgStore final : public Store {
     if (!c.ok()) return c.status();
     return PooledConn(&pool_, *std::move(c));
   }
+  // A connection for the register's reads: only while the lease is held.
+  absl::StatusOr<PooledConn> TakeForRead() {
+    if (absl::Status s = LeaseHeld(); !s.ok()) return s;
+    return Take();
+  }
+  // Ok while the lease is known to be held: a renewal or commit fence that
+  // began less than lease_ttl ago succeeded (the row's expiry, set by the
+  // server after that start, is later still).
+  absl::Status LeaseHeld() const {
+    if (absl::Now() < absl::FromUnixNanos(lease_until_ns_.load(std::memory_order_acquire))) {
+      return absl::OkStatus();
+    }
+    return absl::UnavailableError(
+        "the register's writer lease was not renewed in time: this frikortd no longer reads "
+        "nor writes it until it has the lease again");
+  }
+  // A fence that began at `start` succeeded.
+  void LeaseRenewed(absl::Time start) {
+    lease_until_ns_.store(absl::ToUnixNanos(start + options_.lease_ttl), std::memory_order_release);
+  }
   // `conn`, connected again if it was lost.
   absl::Status Reconnect(Conn* conn, bool synchronous) {
     if (*conn != nullptr && PQstatus(conn->get()) == CONNECTION_OK) return absl::OkStatus();
@@ -316,13 +342,20 @@ class PgStore final : public Store {
     return absl::OkStatus();
   }
   absl::Status ApplyWrites(PGconn* conn, const WriteSet& writes);
-  // Extends the lease every third of its time until the store closes; a
-  // failure is left to the next commit's fence to report.
+  // Extends the lease every third of its time until the store closes. The
+  // first failure goes to options_.on_lost and ends the renewals (the owner
+  // drops the store); without on_lost it is left to the next commit's fence.
   void RenewLoop() {
     Conn conn;
     while (!stop_renewing_.WaitForNotificationWithTimeout(options_.lease_ttl / 3)) {
-      if (Reconnect(&conn, /*synchronous=*/true).ok()) {
-        pg::FenceLease(conn.get(), token_, options_.lease_ttl).IgnoreError();
+      const absl::Time start = absl::Now();
+      absl::Status s = Reconnect(&conn, /*synchronous=*/true);
+      if (s.ok()) s = pg::FenceLease(conn.get(), token_, options_.lease_ttl);
+      if (s.ok()) {
+        LeaseRenewed(start);
+      } else if (options_.on_lost) {
+        options_.on_lost(s);
+        return;
       }
     }
   }
@@ -338,7 +371,8 @@ class PgStore final : public Store {
   std::atomic<uint64_t> appended_{0};       // AppendLookups calls that succeeded
   absl::Mutex sync_mu_;
   uint64_t synced_ ABSL_GUARDED_BY(sync_mu_) = 0;
-  int64_t token_ = 0;  // the writer lease's fencing token, set by Open
+  int64_t token_ = 0;                       // the writer lease's fencing token, set by Open
+  std::atomic<int64_t> lease_until_ns_{0};  // LeaseHeld until then (unix ns)
   absl::Notification stop_renewing_;
   std::thread renewer_;
 };
@@ -389,10 +423,13 @@ absl::Status PgStore::Open() {
         "the register in PostgreSQL has schema version ", version, ", newer than this frikortd's (",
         kPgSchemaVersion, "); use the frikortd that wrote it"));
   }
-  absl::StatusOr<int64_t> token =
-      pg::AcquireLease(c, pg::LeaseHolderName(), options_.lease_ttl, options_.lease_wait);
+  absl::StatusOr<int64_t> token = pg::AcquireLease(c, pg::LeaseHolderName(), options_.lease_ttl,
+                                                   options_.lease_wait, options_.reclaim_own_lease);
   if (!token.ok()) return token.status();
   token_ = *token;
+  // The taking statement ran a moment ago; a tenth of the lease's time is
+  // the margin for its round trip.
+  LeaseRenewed(absl::Now() - options_.lease_ttl / 10);
   if (options_.renew_lease) renewer_ = std::thread([this] { RenewLoop(); });
   return absl::OkStatus();
 }
@@ -436,10 +473,12 @@ absl::Status PgStore::Commit(const WriteSet& writes) {
   absl::MutexLock l(&commit_mu_);
   if (absl::Status s = Reconnect(&commit_conn_, options_.sync_writes); !s.ok()) return s;
   PGconn* c = commit_conn_.get();
+  const absl::Time start = absl::Now();
   absl::Status s = Exec(c, "BEGIN", "commit");
   // First: the lease's row stays locked until the commit, so no other
   // writer can take it over in between.
   if (s.ok()) s = pg::FenceLease(c, token_, options_.lease_ttl);
+  if (s.ok()) LeaseRenewed(start);
   if (s.ok()) s = ApplyWrites(c, writes);
   if (s.ok()) {
     s = Exec(c, "COMMIT", "commit");
@@ -514,6 +553,10 @@ uint64_t PgStore::ApproximateSizeBytes() {
 }
 
 }  // namespace
+
+bool IsLeaseHeldElsewhere(const absl::Status& s) {
+  return s.GetPayload(pg::kLeaseHeldPayload).has_value();
+}
 
 absl::StatusOr<std::unique_ptr<Store>> OpenPgStore(const PgStoreOptions& options) {
   if (options.dsn.empty()) return absl::InvalidArgumentError("postgres_dsn: must not be empty");

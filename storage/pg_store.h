@@ -16,11 +16,13 @@
 //
 // Opening takes the register's writer lease (pg_store_lease.h), and every
 // commit checks in its transaction that it still holds it; closing gives it
-// up. Opening creates the schema in an empty database and records its version in
-// frikort_schema; a newer version is refused (FailedPrecondition). Errors:
-// Unavailable for a lost or refused connection and for a server out of
-// resources, DataLoss for damaged data, Internal for other failures. Messages
-// never carry key bytes (pseudonyms) nor the connection string.
+// up. Reads are answered only while the lease is known to be held (its last
+// renewal less than lease_ttl ago): past that another writer may have taken
+// over, and a read could miss what it acknowledged (Unavailable). Opening creates the schema in an
+// empty database and records its version in frikort_schema; a newer version is refused
+// (FailedPrecondition). Errors: Unavailable for a lost or refused connection and for a server out
+// of resources, DataLoss for damaged data, Internal for other failures. Messages never carry key
+// bytes (pseudonyms) nor the connection string.
 //
 // Thread safety: every method may be called from any thread; reads take a
 // connection from a pool, commits and lookup appends have one each.
@@ -28,6 +30,7 @@
 #define FRIKORT_STORAGE_PG_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -47,12 +50,27 @@ struct PgStoreOptions {
   // Rows read per statement of a scan.
   int scan_page_rows = 1000;
   // The writer lease (see pg_store_lease.h): held for lease_ttl from each
-  // commit or renewal; opening waits up to lease_wait for a holder that
-  // stopped renewing. renew_lease off only in tests of a paused writer.
-  absl::Duration lease_ttl = absl::Seconds(10);
-  absl::Duration lease_wait = absl::Seconds(12);
+  // commit or renewal, renewed every third of it; opening waits up to
+  // lease_wait for a holder that stopped renewing. So a standby that tries
+  // every second takes over at most lease_ttl + 1 s after the holder died.
+  // renew_lease off only in tests of a paused writer.
+  absl::Duration lease_ttl = absl::Seconds(6);
+  absl::Duration lease_wait = absl::Seconds(7);
   bool renew_lease = true;
+  // Take a lease still held under this process's holder name at once (a
+  // store of this process that was dropped to reconnect; its token is
+  // fenced all the same). Only for a process that opens one store at a time.
+  bool reclaim_own_lease = false;
+  // Called once, from the renewing thread, when a renewal fails (the
+  // connection or the server is gone, or another writer took the lease):
+  // the owner drops this store and opens a new one. Unset: nobody is told,
+  // and the next commit's fence reports it.
+  std::function<void(const absl::Status&)> on_lost = nullptr;
 };
+
+// Whether `s` is OpenPgStore's refusal because another frikortd holds the
+// writer lease (a standby waits and tries again; other refusals are final).
+bool IsLeaseHeldElsewhere(const absl::Status& s);
 
 // The schema version this frikortd writes (frikort_schema.version).
 inline constexpr int64_t kPgSchemaVersion = 1;

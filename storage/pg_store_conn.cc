@@ -10,6 +10,7 @@
 namespace frikort::storage::pg {
 namespace {
 
+constexpr Oid kBoolOid = 16;
 constexpr Oid kInt8Oid = 20;
 constexpr Oid kTextOid = 25;
 constexpr Oid kByteaOid = 17;
@@ -102,6 +103,10 @@ void Params::Int8(int64_t v) {
   PutUint32(&b, static_cast<uint32_t>(v));
   owned_.push_back(std::move(b));
   Add(kInt8Oid, owned_.back());
+}
+void Params::Bool(bool v) {
+  owned_.push_back(std::string(1, v ? '\1' : '\0'));
+  Add(kBoolOid, owned_.back());
 }
 void Params::Array(absl::Span<const absl::string_view> items) {
   owned_.push_back(ByteaArray(items));

@@ -55,6 +55,7 @@ class Params {
   void Bytea(absl::string_view b);
   void Text(absl::string_view t);
   void Int8(int64_t v);
+  void Bool(bool v);
   void Array(absl::Span<const absl::string_view> items);  // bytea[]
   Result Run(PGconn* conn, const std::string& sql) const;
   // Runs the statement the session prepared as `name`.

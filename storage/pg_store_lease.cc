@@ -4,12 +4,15 @@
 
 #include <algorithm>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "storage/pg_store_conn.h"
 
 namespace frikort::storage::pg {
+
+const char kLeaseHeldPayload[] = "frikort.storage/lease-held";
 
 const char kCreateLeaseTable[] =
     "CREATE TABLE IF NOT EXISTS frikort_writer_lease (id int PRIMARY KEY CHECK (id = 1), "
@@ -31,16 +34,17 @@ std::string LeaseHolderName() {
 }
 
 absl::StatusOr<int64_t> AcquireLease(PGconn* conn, const std::string& holder, absl::Duration ttl,
-                                     absl::Duration wait) {
+                                     absl::Duration wait, bool reclaim_own) {
   static const std::string kTake =
       "UPDATE frikort_writer_lease SET holder = $1, token = token + 1, "
       "expires = clock_timestamp() + $2 * interval '1 microsecond' "
-      "WHERE id = 1 AND expires < clock_timestamp() RETURNING token";
+      "WHERE id = 1 AND (expires < clock_timestamp() OR ($3 AND holder = $1)) RETURNING token";
   const absl::Time deadline = absl::Now() + wait;
   for (;;) {
     Params p;
     p.Text(holder);
     p.Int8(absl::ToInt64Microseconds(ttl));
+    p.Bool(reclaim_own);
     Result res = p.Run(conn, kTake);
     if (absl::Status s = StatusOf(conn, res.get(), "cannot take the writer lease"); !s.ok()) {
       return s;
@@ -53,8 +57,10 @@ absl::StatusOr<int64_t> AcquireLease(PGconn* conn, const std::string& holder, ab
       return static_cast<int64_t>(token);
     }
     if (absl::Now() >= deadline) {
-      return absl::FailedPreconditionError(
+      absl::Status held = absl::FailedPreconditionError(
           "the register's writer lease is held by another frikortd, which keeps renewing it");
+      held.SetPayload(kLeaseHeldPayload, absl::Cord("held"));
+      return held;
     }
     absl::SleepFor(std::min(absl::Milliseconds(200), deadline - absl::Now()));
   }

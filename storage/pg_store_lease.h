@@ -7,8 +7,9 @@
 // was paused or cut off past its lease can never commit once another one has
 // taken over. A thread of the store renews the lease while it is idle.
 //
-// Errors: FailedPrecondition when another holder keeps the lease, Unavailable
-// when this writer lost it (and for the connection's own faults).
+// Errors: FailedPrecondition when another holder keeps the lease (marked so
+// IsLeaseHeldElsewhere tells it from other refusals), Unavailable when this
+// writer lost it (and for the connection's own faults).
 #ifndef FRIKORT_STORAGE_PG_STORE_LEASE_H_
 #define FRIKORT_STORAGE_PG_STORE_LEASE_H_
 
@@ -23,6 +24,10 @@
 
 namespace frikort::storage::pg {
 
+// The payload type that marks AcquireLease's refusal (another holder keeps
+// the lease).
+extern const char kLeaseHeldPayload[];
+
 // The statements that create the lease's table and its row (idempotent).
 extern const char kCreateLeaseTable[];
 
@@ -30,10 +35,12 @@ extern const char kCreateLeaseTable[];
 // operator reading it.
 std::string LeaseHolderName();
 
-// Takes the lease for `ttl` if it is free or expired, waiting up to
-// `wait` for a holder that stops renewing it. Returns the fencing token.
+// Takes the lease for `ttl` if it is free or expired (or, with `reclaim_own`,
+// still held under `holder`: a store of this process that was dropped),
+// waiting up to `wait` for a holder that stops renewing it. Returns the
+// fencing token; taking the lease always raises it, fencing every older one.
 absl::StatusOr<int64_t> AcquireLease(PGconn* conn, const std::string& holder, absl::Duration ttl,
-                                     absl::Duration wait);
+                                     absl::Duration wait, bool reclaim_own = false);
 
 // Extends the lease by `ttl` if `token` still holds it: the first statement
 // of every commit transaction, and the renewal on its own. Unavailable when

@@ -98,12 +98,18 @@ absl::Status WritePipeline::Commit(const Group& group) {
   absl::Status s = group.overlay->status();
   if (s.ok() && group.overlay->writes() > 0) s = store_->Commit(group.overlay->Writes());
   if (s.ok()) return s;
-  // The cause's code is kept (UNAVAILABLE for I/O, DATA_LOSS for damage).
-  s = absl::Status(s.code(), absl::StrCat("the register stopped accepting changes after a "
-                                          "storage error (",
-                                          s.message(),
-                                          "); nothing of this call was stored; restart frikortd "
-                                          "once the cause is fixed"));
+  // The cause's code is kept (UNAVAILABLE for I/O and a lost connection,
+  // DATA_LOSS for damage). A connection lost while committing leaves the
+  // outcome unknown: the resend tells, never a guess here.
+  const bool unknown = s.code() == absl::StatusCode::kUnavailable;
+  s = absl::Status(
+      s.code(),
+      absl::StrCat("the register stopped accepting changes after a storage error (", s.message(),
+                   unknown ? "); send the call again once frikortd serves again (restarted, or "
+                             "reconnected by itself on PostgreSQL): what was stored answers "
+                             "DUPLICATE"
+                           : "); nothing of this call was stored; restart frikortd once the cause "
+                             "is fixed"));
   absl::MutexLock l(&mu_);
   if (failure_.ok()) failure_ = s;
   return s;

@@ -9,7 +9,9 @@
 // many callers share one sync.
 //
 // Fails closed: after a failed commit every queued and later operation
-// completes with the failure, and status() reports it, until restart.
+// completes with the failure, and status() reports it, for the pipeline's
+// life (until restart; on PostgreSQL the daemon replaces the register after
+// an UNAVAILABLE one, server/register_keeper.h).
 //
 // Thread safety: Enqueue and status may be called from any thread. `apply`
 // runs on the writer thread, `complete` on the commit thread (or on the

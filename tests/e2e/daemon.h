@@ -236,6 +236,16 @@ class DaemonTest : public ::testing::Test {
     return code.value_or(-1);
   }
 
+  // Submits `batch`; the call itself must succeed.
+  static v1::SubmitCoPaymentsResponse Submit(const std::shared_ptr<grpc::Channel>& channel,
+                                             const v1::SubmitCoPaymentsRequest& batch) {
+    v1::SubmitCoPaymentsResponse response;
+    grpc::Status s =
+        v1::Reporting::NewStub(channel)->SubmitCoPayments(Ctx().get(), batch, &response);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return response;
+  }
+
   // A refused startup: the exit code and the single stderr line.
   void ExpectRefused(std::vector<std::string> args, int code, const std::string& fragment) {
     Daemon* d = Launch(std::move(args));

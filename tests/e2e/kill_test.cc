@@ -34,15 +34,6 @@ using ::testing::StartsWith;
 
 class KillTest : public DaemonTest {
  protected:
-  // Submits `batch`; the call itself must succeed.
-  static v1::SubmitCoPaymentsResponse Submit(const std::shared_ptr<grpc::Channel>& channel,
-                                             const v1::SubmitCoPaymentsRequest& batch) {
-    v1::SubmitCoPaymentsResponse response;
-    grpc::Status s =
-        v1::Reporting::NewStub(channel)->SubmitCoPayments(Ctx().get(), batch, &response);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return response;
-  }
   static void ExpectAllDuplicates(const v1::SubmitCoPaymentsResponse& response, int n) {
     ASSERT_EQ(response.results_size(), n);
     for (const v1::ReportResult& r : response.results()) EXPECT_EQ(r.outcome(), v1::DUPLICATE);

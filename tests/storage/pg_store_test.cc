@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/pg_server.h"
@@ -39,6 +41,17 @@ class PgStoreTest : public ::testing::Test {
     PgStoreOptions o;
     o.dsn = dsn_;
     o.scan_page_rows = page_rows;
+    absl::StatusOr<std::unique_ptr<Store>> s = OpenPgStore(o);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? *std::move(s) : nullptr;
+  }
+
+  // A writer that does not renew its lease (as a paused or cut-off process).
+  std::unique_ptr<Store> OpenPaused(absl::Duration lease_ttl) {
+    PgStoreOptions o;
+    o.dsn = dsn_;
+    o.lease_ttl = lease_ttl;
+    o.renew_lease = false;
     absl::StatusOr<std::unique_ptr<Store>> s = OpenPgStore(o);
     EXPECT_TRUE(s.ok()) << s.status();
     return s.ok() ? *std::move(s) : nullptr;
@@ -203,19 +216,17 @@ TEST_F(PgStoreTest, ALostDatabaseIsUnavailableAndComesBack) {
 TEST_F(PgStoreTest, AnOldWriterCannotCommitAfterANewOneTookOver) {
   // The old writer stops renewing its lease, as a paused or cut-off process
   // would; the new one takes the lease over once it has expired.
+  std::unique_ptr<Store> old_writer = OpenPaused(absl::Milliseconds(300));
+  ASSERT_NE(old_writer, nullptr);
+  ASSERT_TRUE(Put(old_writer.get(), Table::kPersons, {{"a", "old"}}).ok());
   PgStoreOptions o;
   o.dsn = dsn_;
   o.lease_ttl = absl::Milliseconds(300);
-  o.renew_lease = false;
-  auto old_writer = OpenPgStore(o);
-  ASSERT_TRUE(old_writer.ok()) << old_writer.status();
-  ASSERT_TRUE(Put(old_writer->get(), Table::kPersons, {{"a", "old"}}).ok());
   o.lease_wait = absl::Seconds(10);
-  o.renew_lease = true;
   auto new_writer = OpenPgStore(o);
   ASSERT_TRUE(new_writer.ok()) << new_writer.status();
 
-  absl::Status late = Put(old_writer->get(), Table::kPersons, {{"a", "late"}, {"b", "late"}});
+  absl::Status late = Put(old_writer.get(), Table::kPersons, {{"a", "late"}, {"b", "late"}});
   EXPECT_EQ(late.code(), absl::StatusCode::kUnavailable) << late;
   EXPECT_THAT(std::string(late.message()), HasSubstr("writer lease passed to another frikortd"));
   EXPECT_EQ(ScanAll(new_writer->get(), Table::kPersons), (KV{{"a", "old"}}))
@@ -234,10 +245,60 @@ TEST_F(PgStoreTest, ALiveWriterKeepsItsLeaseUntilItCloses) {
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition) << second.status();
   EXPECT_THAT(std::string(second.status().message()), HasSubstr("held by another frikortd"));
+  EXPECT_TRUE(IsLeaseHeldElsewhere(second.status())) << "a standby tells it from other refusals";
   holder->reset();  // closing gives the lease up: the next writer need not wait
   o.lease_wait = absl::ZeroDuration();
   auto next = OpenPgStore(o);
   EXPECT_TRUE(next.ok()) << next.status();
+}
+
+TEST_F(PgStoreTest, ReadsStopWhenTheLeaseIsNoLongerKnownToBeHeld) {
+  // A writer that stops renewing (paused, cut off) may have been replaced:
+  // its reads could miss what the new one acknowledged, so it answers none.
+  std::unique_ptr<Store> store = OpenPaused(absl::Milliseconds(300));
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(Put(store.get(), Table::kPersons, {{"a", "1"}}).ok());
+  ASSERT_TRUE(store->Get(Table::kPersons, "a").ok());
+  absl::SleepFor(absl::Milliseconds(400));
+  auto late = store->Get(Table::kPersons, "a");
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kUnavailable) << late.status();
+  EXPECT_THAT(std::string(late.status().message()), HasSubstr("lease was not renewed in time"));
+  EXPECT_EQ(store->Snapshot()->Get(Table::kPersons, "a").status().code(),
+            absl::StatusCode::kUnavailable);
+  // Nobody took the lease meanwhile: the next commit's fence extends it.
+  ASSERT_TRUE(Put(store.get(), Table::kPersons, {{"b", "2"}}).ok());
+  EXPECT_TRUE(store->Get(Table::kPersons, "a").ok());
+}
+
+TEST_F(PgStoreTest, AStoreOfThisProcessReclaimsItsLeaseAndTheOldOneIsToldItLostIt) {
+  // The daemon drops a store that lost its connection and opens another; the
+  // new one takes the lease still held under this process's name at once.
+  PgStoreOptions o;
+  o.dsn = dsn_;
+  o.lease_ttl = absl::Milliseconds(600);  // renewed every 200 ms
+  absl::Notification lost;
+  absl::Status why;
+  o.on_lost = [&](const absl::Status& s) {
+    why = s;
+    lost.Notify();
+  };
+  auto old_store = OpenPgStore(o);
+  ASSERT_TRUE(old_store.ok()) << old_store.status();
+  o.on_lost = nullptr;
+  o.lease_ttl = absl::Seconds(6);
+  o.lease_wait = absl::ZeroDuration();
+  auto refused = OpenPgStore(o);
+  ASSERT_FALSE(refused.ok()) << "without reclaim_own_lease the lease is another's";
+  o.reclaim_own_lease = true;
+  auto new_store = OpenPgStore(o);
+  ASSERT_TRUE(new_store.ok()) << new_store.status();
+  ASSERT_TRUE(lost.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  EXPECT_EQ(why.code(), absl::StatusCode::kUnavailable) << why;
+  EXPECT_THAT(std::string(why.message()), HasSubstr("passed to another frikortd"));
+  EXPECT_EQ(Put(old_store->get(), Table::kPersons, {{"a", "old"}}).code(),
+            absl::StatusCode::kUnavailable)
+      << "the old store is fenced";
+  EXPECT_TRUE(Put(new_store->get(), Table::kPersons, {{"a", "new"}}).ok());
 }
 
 TEST_F(PgStoreTest, TheSchemaIsCreatedOnceAndANewerOneIsRefused) {
