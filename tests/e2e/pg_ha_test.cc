@@ -2,13 +2,14 @@
 // and three PostgreSQL nodes on loopback, strict synchronous mode). First
 // the cluster alone: after kill -9 of the primary with its Patroni, every
 // commit acknowledged before is on the new primary and the multi-host
-// connection string frikortd is given reaches it. Then the real frikortd on
-// it while a client keeps reporting (resending each batch until it is
-// acknowledged, as reporters do) and looking up: the primary is killed, then
-// the writing frikortd; at the end every acknowledged report is there
-// exactly once (a resend is DUPLICATE, each ledger holds it once) and
-// `frikortd --verify` is clean. The time from each kill to serving is
-// printed. `ctest -L ha` runs it.
+// connection string frikortd is given reaches it. Then two real frikortd on
+// it, one writing and one standing by, while a client keeps reporting
+// (resending each batch until it is acknowledged, as reporters do) and
+// looking up: the primary is killed, later the writing frikortd. After each
+// the register serves again by itself; at the end every acknowledged report
+// is there exactly once (a resend is DUPLICATE, each ledger holds it once)
+// and `frikortd --verify` is clean. The time from each kill to the first
+// report acknowledged after it is printed. `ctest -L ha` runs it.
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -28,28 +29,20 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/e2e/daemon.h"
+#include "tests/e2e/pg_daemon.h"
 #include "tests/server/test_util.h"
 #include "tests/testing/patroni_cluster.h"
 
 namespace frikort::testutil {
 namespace {
 
-constexpr int kPersons = 24;
 constexpr int kBatch = 10;
+constexpr int kPersons = kBatch;  // (Batch gives report i to person i)
 constexpr int kServing = 1, kNotServing = 2;
 
-v1::SubmitCoPaymentsRequest Batch(int n) {
-  v1::SubmitCoPaymentsRequest request;
-  for (int i = 0; i < kBatch; ++i) {
-    CoPaymentSpec s;
-    s.report_id = absl::StrCat("ha-", n, "-", i);
-    s.person_id = PersonId((n * kBatch + i) % kPersons);
-    s.amount_ore = 100 + i;
-    s.service_time = OsloTime(2025, 3, 1, 8) + absl::Minutes(n * kBatch + i);
-    *request.add_co_payments() = MakeCoPayment(s);
-  }
-  return request;
+// Batch n: reports "ha-<n>-<i>" of persons 0..kPersons-1.
+v1::SubmitCoPaymentsRequest HaBatch(int n) {
+  return Batch(kBatch, absl::StrCat("ha-", n, "-"), kPersons);
 }
 
 // A reporter that sends batch after batch to whichever frikortd serves,
@@ -107,7 +100,7 @@ class Reporter {
  private:
   void Run() {
     for (int n = 0; !stop_; ++n) {
-      const v1::SubmitCoPaymentsRequest batch = Batch(n);
+      const v1::SubmitCoPaymentsRequest batch = HaBatch(n);
       bool resend = false;
       while (!stop_) {
         const absl::Time sent = absl::Now();
@@ -230,7 +223,7 @@ class PgHaTest : public DaemonTest {
     std::set<std::string> acknowledged;
     auto reporting = v1::Reporting::NewStub(channel);
     for (const Reporter::Ack& ack : reporter.acks()) {
-      const v1::SubmitCoPaymentsRequest batch = Batch(ack.batch);
+      const v1::SubmitCoPaymentsRequest batch = HaBatch(ack.batch);
       for (const v1::CoPayment& c : batch.co_payments()) acknowledged.insert(c.report_id());
       v1::SubmitCoPaymentsResponse response;
       grpc::Status s = reporting->SubmitCoPayments(Ctx().get(), batch, &response);
@@ -240,17 +233,7 @@ class PgHaTest : public DaemonTest {
       }
     }
     // ...and each ledger holds it once (and nothing of a batch never sent).
-    std::map<std::string, int> stored;
-    auto registry = v1::Registry::NewStub(channel);
-    for (int p = 0; p < kPersons; ++p) {
-      v1::GetLedgerRequest request;
-      request.set_person_id(PersonId(p));
-      request.set_year(2025);
-      v1::Ledger ledger;
-      grpc::Status s = WholeLedger(registry.get(), request, &ledger);
-      ASSERT_TRUE(s.ok()) << s.error_message();
-      for (const v1::LedgerEntry& e : ledger.entries()) ++stored[e.report_id()];
-    }
+    std::map<std::string, int> stored = StoredReports(channel, kPersons);
     for (const std::string& id : acknowledged) EXPECT_EQ(stored[id], 1) << id;
     // Beyond those, only the batch being resent when the reporter stopped may
     // have landed (its outcome unknown to the reporter).
@@ -289,8 +272,8 @@ TEST_F(PgHaTest, ClusterFailoverKeepsEveryAcknowledgedCommit) {
         testing::PgServer::ExecuteOn(dsn, absl::StrCat("INSERT INTO acks VALUES (", n, ")"));
     ASSERT_TRUE(s.ok()) << s;
   }
-  const absl::Time killed = absl::Now();
   absl::StatusOr<int> old_leader = cluster_->KillLeader();
+  const absl::Time killed = absl::Now();
   ASSERT_TRUE(old_leader.ok()) << old_leader.status();
   // The first commit through the same string after the kill.
   absl::Status s;
@@ -311,63 +294,91 @@ TEST_F(PgHaTest, ClusterFailoverKeepsEveryAcknowledgedCommit) {
   EXPECT_EQ(count, absl::StrCat(kCommits + 1));
 }
 
-// frikortd on the cluster as it is today: a lost primary fails the register
-// closed (every call UNAVAILABLE, health NOT_SERVING, nothing acknowledged
-// lost) until it is restarted; the writer is then killed -9 and another
-// frikortd started, which takes the lease once the dead one's runs out and
-// finds every acknowledged report, once.
-TEST_F(PgHaTest, ReportsSurviveAFailoverAndAWriterKill) {
-  Daemon* first = nullptr;
-  std::shared_ptr<grpc::Channel> a = StartListening(&first);
-  ASSERT_NE(a, nullptr);
-  ASSERT_EQ(WaitHealth(a, kServing, absl::Seconds(30)), kServing) << first->Stderr();
-  Reporter reporter({a});
+// Two frikortd on the cluster: one writes, the other stands by. The primary
+// is killed -9 with its Patroni: the writer answers UNAVAILABLE and
+// NOT_SERVING meanwhile, and once the new primary is there one of the two
+// (the old writer reconnecting, or the standby if the old lease ran out
+// first) serves again by itself, the other standing by. Then the one that
+// writes is killed -9: the other takes the lease and serves.
+TEST_F(PgHaTest, RegisterServesAgainAfterKillingThePrimaryAndThenTheWriter) {
+  Daemon* daemons[2] = {nullptr, nullptr};
+  std::shared_ptr<grpc::Channel> channels[2];
+  channels[0] = StartListening(&daemons[0]);
+  ASSERT_NE(channels[0], nullptr);
+  ASSERT_EQ(WaitHealth(channels[0], kServing, absl::Seconds(30)), kServing) << daemons[0]->Stderr();
+  // The second one stands by: it runs, answers NOT_SERVING, and writes nothing.
+  channels[1] = StartListening(&daemons[1]);
+  ASSERT_NE(channels[1], nullptr);
+  ASSERT_EQ(WaitHealth(channels[1], kNotServing, absl::Seconds(10)), kNotServing)
+      << daemons[1]->Stderr();
+
+  Reporter reporter({channels[0], channels[1]});
   const absl::Time warmup = absl::Now() + absl::Seconds(60);
   while (reporter.acknowledged() < 20 && absl::Now() < warmup) {
     absl::SleepFor(absl::Milliseconds(50));
   }
-  ASSERT_GE(reporter.acknowledged(), 20) << first->Stderr();
+  ASSERT_GE(reporter.acknowledged(), 20) << daemons[0]->Stderr();
 
   // 1. The primary's machine goes: kill -9 of its PostgreSQL and Patroni.
-  const absl::Time pg_killed = absl::Now();
   absl::StatusOr<int> old_leader = cluster_->KillLeader();
+  const absl::Time pg_killed = absl::Now();
   ASSERT_TRUE(old_leader.ok()) << old_leader.status();
-  EXPECT_EQ(WaitHealth(a, kNotServing, absl::Seconds(30)), kNotServing);
-  absl::StatusOr<int> new_leader = cluster_->Leader(absl::Seconds(90));
-  ASSERT_TRUE(new_leader.ok()) << new_leader.status() << "\n" << cluster_->Logs();
+  const int acked_at_pg_kill = reporter.acknowledged();
+  const int failed_at_pg_kill = reporter.failed_sends();
+  EXPECT_EQ(WaitHealth(channels[0], kNotServing, absl::Seconds(10)), kNotServing)
+      << "the writer still says SERVING without its database";
+  std::optional<absl::Time> served = reporter.FirstAckAfter(pg_killed, absl::Seconds(90));
+  ASSERT_TRUE(served.has_value()) << "no report acknowledged after the primary was killed\n"
+                                  << daemons[0]->Stderr() << "\n"
+                                  << daemons[1]->Stderr() << "\n"
+                                  << cluster_->Logs();
+  EXPECT_GT(reporter.failed_sends(), failed_at_pg_kill) << "nothing was refused meanwhile";
+  absl::StatusOr<int> new_leader = cluster_->Leader(absl::Seconds(1));
+  ASSERT_TRUE(new_leader.ok()) << new_leader.status();
   EXPECT_NE(*new_leader, *old_leader);
-  std::cout << "kill -9 of the PostgreSQL primary and its Patroni: node " << *new_leader
-            << " primary " << absl::FormatDuration(absl::Now() - pg_killed) << " later"
-            << std::endl;
+  // Exactly one serves; neither was restarted.
+  int writer = -1;
+  const absl::Time settle = absl::Now() + absl::Seconds(10);
+  while (writer < 0 && absl::Now() < settle) {
+    for (int i = 0; i < 2 && writer < 0; ++i) {
+      if (HealthCheck(channels[i], "", absl::Seconds(1)).serving_status == kServing) writer = i;
+    }
+  }
+  ASSERT_GE(writer, 0);
+  const int standby = 1 - writer;
+  EXPECT_EQ(WaitHealth(channels[standby], kNotServing, absl::Seconds(1)), kNotServing);
+  for (Daemon* d : daemons) EXPECT_EQ(d->WaitExit(absl::ZeroDuration()), std::nullopt);
+  std::cout << "kill -9 of the PostgreSQL primary and its Patroni: reports acknowledged again "
+            << absl::FormatDuration(*served - pg_killed) << " later (node " << *old_leader
+            << " -> node " << *new_leader << "; frikortd " << writer
+            << (writer == 0 ? " reconnected" : " took the lease") << ", no restart)" << std::endl;
 
-  // 2. The writer, failed closed, is killed -9 and another frikortd started.
+  // 2. The writing frikortd goes: kill -9.
   const absl::Time writer_killed = absl::Now();
-  first->Signal(SIGKILL);
-  ASSERT_EQ(first->ExitCode(absl::Seconds(10)), -1000 - SIGKILL);
-  Daemon* second = nullptr;
-  std::shared_ptr<grpc::Channel> b = StartListening(&second);
-  ASSERT_NE(b, nullptr);
-  reporter.AddChannel(b);
-  std::optional<absl::Time> served = reporter.FirstAckAfter(writer_killed, absl::Seconds(60));
-  ASSERT_TRUE(served.has_value()) << second->Stderr();
-  std::cout << "kill -9 of the writing frikortd and a new one started: reports acknowledged "
-            << absl::FormatDuration(*served - writer_killed) << " later ("
-            << absl::FormatDuration(*served - pg_killed) << " after the primary was killed)"
-            << std::endl;
-  const int acked = reporter.acknowledged();
+  daemons[writer]->Signal(SIGKILL);
+  ASSERT_EQ(daemons[writer]->ExitCode(absl::Seconds(10)), -1000 - SIGKILL);
+  served = reporter.FirstAckAfter(writer_killed, absl::Seconds(60));
+  ASSERT_TRUE(served.has_value()) << "the standby never took over\n" << daemons[standby]->Stderr();
+  std::cout << "kill -9 of the writing frikortd: the standby acknowledged reports "
+            << absl::FormatDuration(*served - writer_killed) << " later" << std::endl;
+  EXPECT_EQ(WaitHealth(channels[standby], kServing, absl::Seconds(5)), kServing);
   const absl::Time more = absl::Now() + absl::Seconds(30);
-  while (reporter.acknowledged() < acked + 5 && absl::Now() < more) {
+  const int acked_at_writer_kill = reporter.acknowledged();
+  while (reporter.acknowledged() < acked_at_writer_kill + 5 && absl::Now() < more) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   reporter.Stop();
-  std::cout << "acknowledged batches of " << kBatch << ": " << reporter.acknowledged()
-            << "; failed sends " << reporter.failed_sends() << ", duplicates answered to resends "
+  std::cout << "acknowledged batches of " << kBatch << " reports: " << reporter.acknowledged()
+            << " (" << acked_at_pg_kill << " before the first kill); failed sends "
+            << reporter.failed_sends() << ", duplicates answered to resends "
             << reporter.resent_duplicates() << ", lookups answered " << reporter.lookups_ok()
             << std::endl;
-  ExpectEachAcknowledgedReportOnce(reporter, b);
 
-  second->Signal(SIGTERM);
-  ASSERT_EQ(second->ExitCode(absl::Seconds(20)), 0) << second->Stderr();
+  EXPECT_GT(reporter.lookups_ok(), acked_at_writer_kill) << "lookups answered after both kills";
+  ExpectEachAcknowledgedReportOnce(reporter, channels[standby]);
+
+  daemons[standby]->Signal(SIGTERM);
+  ASSERT_EQ(daemons[standby]->ExitCode(absl::Seconds(20)), 0) << daemons[standby]->Stderr();
   ExpectVerifyClean();
 }
 
