@@ -303,7 +303,7 @@ class PatroniCluster {
               static_cast<ssize_t>(request.size()) &&
           recv(fd, buf, sizeof buf - 1, MSG_WAITALL) > 12) {
         // "HTTP/1.0 200 OK"
-        absl::SimpleAtoi(std::string(buf + 9, 3), &code);
+        if (!absl::SimpleAtoi(std::string(buf + 9, 3), &code)) code = -1;
       }
     }
     close(fd);
