@@ -19,7 +19,6 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -27,6 +26,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/pg_daemon.h"
@@ -55,11 +55,6 @@ class Reporter {
     thread_ = std::thread([this] { Run(); });
   }
 
-  // Another frikortd to try (one started after a kill).
-  void AddChannel(std::shared_ptr<grpc::Channel> channel) {
-    std::lock_guard<std::mutex> lock(mu_);
-    channels_.push_back(std::move(channel));
-  }
   ~Reporter() { Stop(); }
 
   void Stop() {
@@ -75,7 +70,7 @@ class Reporter {
     const absl::Time deadline = absl::Now() + timeout;
     while (absl::Now() < deadline) {
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        absl::MutexLock lock(&mu_);
         for (const Ack& a : acks_) {
           if (a.sent > t) return a.at;
         }
@@ -90,7 +85,7 @@ class Reporter {
     absl::Time sent, at;
   };
   std::vector<Ack> acks() {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     return acks_;
   }
   int resent_duplicates() const { return resent_duplicates_.load(); }
@@ -106,7 +101,7 @@ class Reporter {
         const absl::Time sent = absl::Now();
         std::shared_ptr<grpc::Channel> channel;
         {
-          std::lock_guard<std::mutex> lock(mu_);
+          absl::MutexLock lock(&mu_);
           channel = channels_[next_++ % channels_.size()];
         }
         v1::SubmitCoPaymentsResponse response;
@@ -127,12 +122,12 @@ class Reporter {
           EXPECT_TRUE(all_known) << "batch " << n << ": " << response.DebugString();
           resent_duplicates_ += duplicates;
           {
-            std::lock_guard<std::mutex> lock(mu_);
+            absl::MutexLock lock(&mu_);
             acks_.push_back({n, sent, absl::Now()});
           }
           ++acknowledged_;
           {
-            std::lock_guard<std::mutex> lock(mu_);
+            absl::MutexLock lock(&mu_);
             --next_;  // stay with the one that serves
           }
           v1::CheckExemptionRequest lookup;
@@ -154,13 +149,13 @@ class Reporter {
     }
   }
 
-  std::vector<std::shared_ptr<grpc::Channel>> channels_;  // guarded by mu_
-  size_t next_ = 0;                                       // guarded by mu_
-  std::thread thread_;
+  absl::Mutex mu_;
+  const std::vector<std::shared_ptr<grpc::Channel>> channels_;
+  size_t next_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<Ack> acks_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> stop_{false};
   std::atomic<int> acknowledged_{0}, resent_duplicates_{0}, failed_sends_{0}, lookups_ok_{0};
-  std::mutex mu_;
-  std::vector<Ack> acks_;
+  std::thread thread_;
 };
 
 class PgHaTest : public DaemonTest {
