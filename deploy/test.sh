@@ -21,7 +21,8 @@ build_and_test() {
   shift
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"
   cmake --build "$dir" -j "$JOBS"
-  ctest --test-dir "$dir" --output-on-failure -j "$JOBS" --timeout 600
+  # shellcheck disable=SC2086 # CTEST_EXCLUDE is a list of ctest arguments
+  ctest --test-dir "$dir" --output-on-failure -j "$JOBS" --timeout 600 ${CTEST_EXCLUDE:-}
 }
 
 echo "== format (clang-format --dry-run -Werror)"
@@ -46,6 +47,8 @@ if [ "${FRIKORT_TEST_SANITIZE:-1}" != 0 ]; then
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
   # -O1 and line tables only: the sanitizers need no more, and the second
   # full build is most of this command's time.
-  CC=clang CXX=clang++ build_and_test "$ASAN_BUILD_DIR" -DFRIKORT_SANITIZE=ON \
+  # The Patroni failover test (label ha) runs in the first pass only: it
+  # tests processes being killed, and its clocks are Patroni's, not ours.
+  CTEST_EXCLUDE="-LE ha" CC=clang CXX=clang++ build_and_test "$ASAN_BUILD_DIR" -DFRIKORT_SANITIZE=ON \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG"
 fi

@@ -1,5 +1,6 @@
 // The files in deploy/ checked with the validators Debian has: systemd-analyze
-// verify for the unit, YAML and JSON parsers for the Kubernetes, Envoy,
+// verify for the unit, Patroni's --validate-config and etcd's flag list for
+// the Patroni example, YAML and JSON parsers for the Kubernetes, Envoy,
 // Prometheus and Grafana files (Envoy itself is not packaged), and what each
 // file must say: the Envoy transcoder's services exist in the descriptor set
 // the build makes, every metric a dashboard or alert uses is one frikortd
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -40,6 +42,7 @@ using google::protobuf::Struct;
 using google::protobuf::Value;
 using ::testing::Contains;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::UnorderedElementsAre;
 
 struct CommandResult {
@@ -135,6 +138,27 @@ void ExpectKnownMetrics(const std::string& expr, const std::string& where) {
   }
 }
 
+// The example roles are a file frikortd accepts.
+void ExpectAuthzConfigMap(const Value& configmap) {
+  const Value data = At(configmap, "data");
+  auto file = data.struct_value().fields().find("authz.txt");
+  ASSERT_NE(file, data.struct_value().fields().end());
+  absl::StatusOr<server::AuthzTable> table = server::AuthzTable::Parse(file->second.string_value());
+  EXPECT_TRUE(table.ok()) << table.status();
+}
+
+// The flags given to frikortd are flags it has (each appears in its --help).
+void ExpectFrikortdFlags(const Value& container) {
+  CommandResult help = Shell(absl::StrCat(FrikortdPath(), " --helpfull"));
+  std::vector<std::string> args;
+  Strings(At(container, "args"), &args);
+  ASSERT_FALSE(args.empty());
+  for (const std::string& a : args) {
+    const std::string name(absl::StripPrefix(a.substr(0, a.find('=')), "--"));
+    EXPECT_THAT(help.output, HasSubstr(absl::StrCat("-", name, " ("))) << a;
+  }
+}
+
 TEST(DeployTest, SystemdUnitVerifies) {
   ASSERT_TRUE(fs::exists("/usr/bin/systemd-analyze"))
       << "systemd-analyze is missing: deploy/install.sh installs it (package systemd)";
@@ -171,13 +195,8 @@ TEST(DeployTest, KubernetesManifests) {
     if (At(d, "kind").string_value() == "ConfigMap") authz = &d;
   }
   EXPECT_THAT(kinds, UnorderedElementsAre("ConfigMap", "Service", "Service", "StatefulSet"));
-  // The example roles are a file frikortd accepts.
   ASSERT_NE(authz, nullptr);
-  const Value data = At(*authz, "data");
-  auto file = data.struct_value().fields().find("authz.txt");
-  ASSERT_NE(file, data.struct_value().fields().end());
-  absl::StatusOr<server::AuthzTable> table = server::AuthzTable::Parse(file->second.string_value());
-  EXPECT_TRUE(table.ok()) << table.status();
+  ExpectAuthzConfigMap(*authz);
   ASSERT_NE(sts, nullptr);
   EXPECT_EQ(At(*sts, "spec.replicas").number_value(), 1);
   EXPECT_EQ(List(*sts, "spec.volumeClaimTemplates").size(), 1u);
@@ -200,14 +219,150 @@ TEST(DeployTest, KubernetesManifests) {
   }
   EXPECT_THAT(secrets,
               UnorderedElementsAre("frikort-tls", "frikort-probe-tls", "frikort-pseudonym-key"));
-  // The flags given to frikortd are flags it has (each appears in its --help).
-  CommandResult help = Shell(absl::StrCat(FrikortdPath(), " --helpfull"));
+  ExpectFrikortdFlags(container);
+}
+
+// The variant with the register in PostgreSQL: two replicas (on different
+// nodes) against every database machine, no volume, the key and the
+// database password from Secrets, and only readiness asking for SERVING (a
+// standby answers NOT_SERVING and must not be restarted for it).
+TEST(DeployTest, KubernetesPostgresVariant) {
+  std::vector<Value> docs = LoadYaml(Deploy("kubernetes/frikort-postgres.yaml"));
+  std::map<std::string, Value> by_kind;
+  for (const Value& d : docs) by_kind[At(d, "kind").string_value()] = d;
+  ASSERT_EQ(docs.size(), by_kind.size());
+  ASSERT_EQ(by_kind.size(), 4u);
+  ExpectAuthzConfigMap(by_kind["ConfigMap"]);
+  ASSERT_EQ(by_kind.count("Service"), 1u);
+  EXPECT_EQ(At(by_kind["PodDisruptionBudget"], "spec.maxUnavailable").number_value(), 1);
+  const Value& deployment = by_kind["Deployment"];
+  EXPECT_EQ(At(deployment, "spec.replicas").number_value(), 2);
+  EXPECT_EQ(At(deployment,
+               "spec.template.spec.affinity.podAntiAffinity."
+               "requiredDuringSchedulingIgnoredDuringExecution")
+                .list_value()
+                .values_size(),
+            1);
+  EXPECT_TRUE(At(deployment, "spec.template.spec.securityContext.runAsNonRoot").bool_value());
+  const std::vector<Value> containers = List(deployment, "spec.template.spec.containers");
+  ASSERT_EQ(containers.size(), 1u);
+  const Value& container = containers[0];
+  ExpectFrikortdFlags(container);
+  std::map<std::string, std::string> flags;
   std::vector<std::string> args;
   Strings(At(container, "args"), &args);
   for (const std::string& a : args) {
-    const std::string name(absl::StripPrefix(a.substr(0, a.find('=')), "--"));
-    EXPECT_THAT(help.output, HasSubstr(absl::StrCat("-", name, " ("))) << a;
+    const size_t eq = a.find('=');
+    flags[a.substr(0, eq)] = eq == std::string::npos ? "" : a.substr(eq + 1);
   }
+  EXPECT_EQ(flags["--store"], "postgres");
+  EXPECT_EQ(flags.count("--data_dir"), 0u);
+  const std::string dsn = flags["--postgres_dsn"];
+  EXPECT_THAT(dsn, HasSubstr("target_session_attrs=read-write"));
+  std::string hosts = dsn.substr(dsn.find("host=") + 5);
+  hosts = hosts.substr(0, hosts.find(' '));
+  EXPECT_EQ(std::vector<std::string>(absl::StrSplit(hosts, ',')).size(), 3u) << dsn;
+  EXPECT_THAT(dsn, Not(HasSubstr("password"))) << "the password belongs in a Secret";
+  // The key file is in the mount of the key's Secret.
+  std::map<std::string, std::string> secret_of_volume;
+  for (const Value& v : List(deployment, "spec.template.spec.volumes")) {
+    secret_of_volume[At(v, "name").string_value()] = At(v, "secret.secretName").string_value();
+  }
+  std::string key_mount;
+  for (const Value& m : List(container, "volumeMounts")) {
+    if (secret_of_volume[At(m, "name").string_value()] == "frikort-pseudonym-key") {
+      key_mount = At(m, "mountPath").string_value();
+    }
+  }
+  ASSERT_FALSE(key_mount.empty());
+  EXPECT_THAT(flags["--pseudonym_key_file"], ::testing::StartsWith(key_mount + "/"));
+  std::map<std::string, std::string> env_secrets;
+  for (const Value& e : List(container, "env")) {
+    env_secrets[At(e, "name").string_value()] = At(e, "valueFrom.secretKeyRef.name").string_value();
+  }
+  EXPECT_EQ(env_secrets["PGPASSWORD"], "frikort-postgres");
+  std::vector<std::string> readiness;
+  Strings(At(container, "readinessProbe.exec.command"), &readiness);
+  ASSERT_FALSE(readiness.empty());
+  EXPECT_EQ(readiness.front(), "/usr/bin/frikortctl");
+  EXPECT_EQ(readiness.back(), "health");
+  for (const char* probe : {"startupProbe", "livenessProbe"}) {
+    EXPECT_FALSE(At(container, absl::StrCat(probe, ".exec")).has_struct_value())
+        << probe << " would restart the standby, which is NOT_SERVING by design";
+    EXPECT_EQ(At(container, absl::StrCat(probe, ".tcpSocket.port")).string_value(), "grpc");
+  }
+}
+
+// KEY=VALUE lines (no comments, no blanks) of an environment file.
+std::map<std::string, std::string> EnvFile(const std::string& path) {
+  std::ifstream in(path);
+  std::map<std::string, std::string> vars;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    const size_t eq = line.find('=');
+    EXPECT_NE(eq, std::string::npos) << line;
+    if (eq != std::string::npos) vars[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return vars;
+}
+
+// The Patroni example: strict synchronous mode over a three-member etcd,
+// timings Patroni accepts, a bootstrap script that is there and parses, and
+// Patroni's own validator finding nothing but that the example's machines
+// are not this one (they are moved onto loopback, where nothing listens).
+TEST(DeployTest, PatroniExample) {
+  const std::string config = Deploy("patroni/patroni.yml");
+  std::vector<Value> docs = LoadYaml(config);
+  ASSERT_EQ(docs.size(), 1u);
+  const Value& p = docs[0];
+  const Value dcs = At(p, "bootstrap.dcs");
+  EXPECT_TRUE(At(dcs, "synchronous_mode").bool_value());
+  EXPECT_TRUE(At(dcs, "synchronous_mode_strict").bool_value());
+  EXPECT_GE(At(dcs, "ttl").number_value(),
+            At(dcs, "loop_wait").number_value() + 2 * At(dcs, "retry_timeout").number_value());
+  EXPECT_EQ(At(dcs, "postgresql.parameters.synchronous_commit").string_value(), "on");
+  const std::vector<std::string> etcd_hosts =
+      absl::StrSplit(At(p, "etcd3.hosts").string_value(), ',');
+  EXPECT_EQ(etcd_hosts.size(), 3u);
+
+  const std::string script = At(p, "bootstrap.post_bootstrap").string_value();
+  const std::string local_script = Deploy("patroni/" + fs::path(script).filename().string());
+  ASSERT_TRUE(fs::exists(local_script)) << script;
+  EXPECT_TRUE((fs::status(local_script).permissions() & fs::perms::owner_exec) != fs::perms::none);
+  CommandResult sh = Shell(absl::StrCat("sh -n ", local_script));
+  EXPECT_EQ(sh.code, 0) << sh.output;
+
+  ASSERT_TRUE(fs::exists("/usr/bin/patroni")) << "patroni is missing (deploy/debian-packages.txt)";
+  const std::string dir = MakeTempDir("frikort-patroni-");
+  CommandResult moved =
+      Shell(absl::StrCat("sed 's/10\\.0\\.0\\./127.0.0./g' ", config, " > ", dir, "/patroni.yml"));
+  ASSERT_EQ(moved.code, 0) << moved.output;
+  CommandResult validated = Shell(absl::StrCat("patroni --validate-config ", dir, "/patroni.yml"));
+  for (absl::string_view line : absl::StrSplit(validated.output, '\n', absl::SkipEmpty())) {
+    EXPECT_THAT(std::string(line), HasSubstr("is not reachable")) << validated.output;
+  }
+  fs::remove_all(dir);
+
+  // etcd: every variable is one of its flags, and its three members are the
+  // machines Patroni is given.
+  ASSERT_TRUE(fs::exists("/usr/bin/etcd")) << "etcd is missing (deploy/debian-packages.txt)";
+  const std::map<std::string, std::string> env = EnvFile(Deploy("patroni/etcd.env"));
+  CommandResult help = Shell("/usr/bin/etcd --help");
+  for (const auto& [name, value] : env) {
+    ASSERT_TRUE(absl::StartsWith(name, "ETCD_")) << name;
+    std::string flag = absl::AsciiStrToLower(name.substr(5));
+    absl::StrReplaceAll({{"_", "-"}}, &flag);
+    EXPECT_THAT(help.output, HasSubstr(absl::StrCat("--", flag, " "))) << name;
+  }
+  std::set<std::string> members, clients;
+  for (absl::string_view member : absl::StrSplit(env.at("ETCD_INITIAL_CLUSTER"), ',')) {
+    members.insert(std::string(member.substr(0, member.find('='))));
+    std::string host(member.substr(member.find("//") + 2));
+    clients.insert(host.substr(0, host.find(':')) + ":2379");
+  }
+  EXPECT_EQ(members.size(), 3u);
+  EXPECT_TRUE(members.count(env.at("ETCD_NAME")) > 0);
+  EXPECT_EQ(clients, std::set<std::string>(etcd_hosts.begin(), etcd_hosts.end()));
 }
 
 TEST(DeployTest, EnvoyTranscodesLookupAndReportingFromTheDescriptorSet) {

@@ -91,7 +91,14 @@ class PgServer {
 
   // Runs `sql` in database `db` (for tests that prepare or damage a register).
   absl::Status Execute(const std::string& db, const std::string& sql) const {
-    PGconn* conn = PQconnectdb(Dsn(db).c_str());
+    return ExecuteOn(Dsn(db), sql);
+  }
+
+  // Runs `sql` on the database `dsn` names; the first value of its first
+  // row, if any, in `*value`.
+  static absl::Status ExecuteOn(const std::string& dsn, const std::string& sql,
+                                std::string* value = nullptr) {
+    PGconn* conn = PQconnectdb(dsn.c_str());
     absl::Status status;
     if (PQstatus(conn) != CONNECTION_OK) {
       status = absl::UnavailableError(PQerrorMessage(conn));
@@ -100,6 +107,8 @@ class PgServer {
       const ExecStatusType st = PQresultStatus(res);
       if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         status = absl::InternalError(absl::StrCat(sql, ": ", PQerrorMessage(conn)));
+      } else if (value != nullptr && PQntuples(res) > 0 && PQnfields(res) > 0) {
+        *value = PQgetvalue(res, 0, 0);
       }
       PQclear(res);
     }
@@ -123,21 +132,11 @@ class PgServer {
     return absl::OkStatus();
   }
 
- private:
-  PgServer() = default;
-
+  // The folder of PostgreSQL's programs (initdb, pg_ctl, postgres).
   static std::string BinDir() {
     const char* env = std::getenv("FRIKORT_PG_BIN");
     return env != nullptr && env[0] != '\0' ? env : "/usr/lib/postgresql/15/bin";
   }
-  std::string PgCtl() const { return BinDir() + "/pg_ctl"; }
-  std::string Data() const { return dir_ + "/data"; }
-  std::string ServerOptions() const {
-    return absl::StrCat("-p ", port_, " -k ", dir_,
-                        " -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-                        " -c shared_buffers=32MB -c max_connections=200");
-  }
-
   // A port no one listens on now (the kernel's pick for port 0).
   static int FreePort() {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -155,17 +154,61 @@ class PgServer {
     return port;
   }
 
-  absl::Status Init() {
-    if (geteuid() == 0) {
-      const passwd* pw = getpwnam("postgres");
-      if (pw == nullptr) pw = getpwnam("nobody");
-      if (pw == nullptr) return absl::FailedPreconditionError("no postgres or nobody user");
-      uid_ = pw->pw_uid;
-      gid_ = pw->pw_gid;
-    } else {
-      uid_ = geteuid();
-      gid_ = getegid();
+  // The user the servers run as: the `postgres` system user (or `nobody`)
+  // when the tests run as root, else the tests' own.
+  static absl::Status ServerUser(uid_t* uid, gid_t* gid) {
+    if (geteuid() != 0) {
+      *uid = geteuid();
+      *gid = getegid();
+      return absl::OkStatus();
     }
+    const passwd* pw = getpwnam("postgres");
+    if (pw == nullptr) pw = getpwnam("nobody");
+    if (pw == nullptr) return absl::FailedPreconditionError("no postgres or nobody user");
+    *uid = pw->pw_uid;
+    *gid = pw->pw_gid;
+    return absl::OkStatus();
+  }
+
+  // Starts argv as uid/gid when the tests run as root (else as the tests'
+  // user), its output in the file `log`; with `detach`, in a session of its
+  // own in the root folder (a server the caller stops itself). Its pid, or -1.
+  static pid_t SpawnAs(uid_t uid, gid_t gid, std::vector<std::string> args, const std::string& log,
+                       bool detach) {
+    int out = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0) return -1;
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const bool drop = geteuid() == 0;
+    const pid_t pid = fork();
+    if (pid == 0) {  // child: only async-signal-safe calls until exec
+      if (detach && (setsid() < 0 || chdir("/") != 0)) _exit(126);
+      dup2(out, 1);
+      dup2(out, 2);
+      if (drop && (setgroups(0, nullptr) != 0 || setgid(gid) != 0 || setuid(uid) != 0)) {
+        _exit(126);
+      }
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(out);
+    return pid;
+  }
+
+ private:
+  PgServer() = default;
+
+  std::string PgCtl() const { return BinDir() + "/pg_ctl"; }
+  std::string Data() const { return dir_ + "/data"; }
+  std::string ServerOptions() const {
+    return absl::StrCat("-p ", port_, " -k ", dir_,
+                        " -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+                        " -c shared_buffers=32MB -c max_connections=200");
+  }
+
+  absl::Status Init() {
+    if (absl::Status s = ServerUser(&uid_, &gid_); !s.ok()) return s;
     char tmpl[] = "/tmp/frikort-pg-XXXXXX";
     if (mkdtemp(tmpl) == nullptr) return absl::UnavailableError("mkdtemp failed");
     dir_ = tmpl;
@@ -186,25 +229,11 @@ class PgServer {
   // is the error when it fails.
   absl::Status Run(std::vector<std::string> args) const {
     const std::string log = dir_ + "/commands.log";
-    int out = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (out < 0) return absl::UnavailableError(absl::StrCat("cannot write ", log));
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const bool drop = geteuid() == 0;
-    const pid_t pid = fork();
-    if (pid == 0) {  // child: only async-signal-safe calls until exec
-      dup2(out, 1);
-      dup2(out, 2);
-      if (drop && (setgroups(0, nullptr) != 0 || setgid(gid_) != 0 || setuid(uid_) != 0)) {
-        _exit(126);
-      }
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(out);
+    const pid_t pid = SpawnAs(uid_, gid_, args, log, /*detach=*/false);
     int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) != pid) return absl::UnavailableError("fork failed");
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) {
+      return absl::UnavailableError(absl::StrCat("cannot run ", args[0]));
+    }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
     std::ifstream in(log);
     std::stringstream text;
