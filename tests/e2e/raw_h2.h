@@ -123,7 +123,7 @@ class RawH2 {
     return static_cast<size_t>(std::count_if(streams_.begin(), streams_.end(),
                                              [](const auto& s) { return s.second.ended; }));
   }
-  size_t bytes_sent() const { return bytes_sent_; }  // DATA payload, all streams
+  size_t bytes_sent() const { return bytes_sent_; }        // DATA payload, all streams
   size_t data_received() const { return data_received_; }  // DATA frames' bytes
 
  private:
