@@ -131,8 +131,8 @@ void CheckCoPayment(const v1::CoPayment& proto, const core::CoPaymentInput& inpu
     // other refusal must not carry the id.
     const bool echoes_amount = v.reason == core::RejectReason::kInvalidAmount;
     CheckRefusal(absl::InvalidArgumentError(v.message),
-                 {"report_id", "provider_id", "person_id", "service_time", "category", "amount",
-                  "payment", "attributed_year"},
+                 {"report_id", "provider_id", "practice_id", "person_id", "service_time",
+                  "category", "amount", "payment", "attributed_year"},
                  echoes_amount ? "" : input.person_id);
     return;
   }
