@@ -135,10 +135,7 @@ TEST_F(PgCopyTest, ARocksDbRegisterMovesIntoPostgres) {
   pg->Signal(SIGTERM);
   ASSERT_EQ(pg->ExitCode(absl::Seconds(15)), 0) << pg->Stderr();
 
-  std::vector<std::string> verify = PgArgs();
-  verify.push_back("--verify");
-  Daemon* v = Launch(verify);
-  EXPECT_EQ(v->ExitCode(absl::Seconds(60)), 0) << v->Stderr();
+  ExpectVerifyClean();
 }
 
 TEST_F(PgCopyTest, RefusedFromAFolderWithoutARegisterOrWithAnotherKey) {

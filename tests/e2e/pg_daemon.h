@@ -51,6 +51,15 @@ class PgDaemonTest : public DaemonTest {
     return args;
   }
 
+  // Runs `frikortd --verify` on the database (no frikortd may serve it):
+  // it must find nothing wrong.
+  void ExpectVerifyClean() {
+    std::vector<std::string> verify = PgArgs();
+    verify.push_back("--verify");
+    Daemon* v = Launch(verify);
+    EXPECT_EQ(v->ExitCode(absl::Seconds(60)), 0) << v->Stderr();
+  }
+
   testing::PgServer* server_ = nullptr;
   std::string dsn_, key_file_;
 };

@@ -62,11 +62,7 @@ TEST_F(PgDaemonTest, ReportsSurviveAKillAndRestartOnPostgres) {
   EXPECT_FALSE(std::filesystem::exists(data_dir_)) << "the data folder is not used with postgres";
 
   // The offline verifier walks the database.
-  std::vector<std::string> verify = PgArgs();
-  verify.push_back("--verify");
-  Daemon* v = Launch(verify);
-  const std::optional<int> code = v->ExitCode(absl::Seconds(60));
-  EXPECT_EQ(code, 0) << v->Stderr();
+  ExpectVerifyClean();
 }
 
 TEST_F(PgDaemonTest, BadStoreFlagsAreOneLineEach) {

@@ -154,10 +154,7 @@ class PgFailoverTest : public PgDaemonTest {
   void StopAndVerify(Daemon* d) {
     d->Signal(SIGTERM);
     ASSERT_EQ(d->ExitCode(absl::Seconds(20)), 0) << d->Stderr();
-    std::vector<std::string> verify = PgArgs();
-    verify.push_back("--verify");
-    Daemon* v = Launch(verify);
-    EXPECT_EQ(v->ExitCode(absl::Seconds(60)), 0) << v->Stderr();
+    ExpectVerifyClean();
   }
 };
 
