@@ -24,9 +24,6 @@ void Lookup() {
   // deadline, the same completion), so the ratio compares what the server
   // does for each and not two client libraries.
   grpc::GenericStub stub(s.channel);
-  auto unary = [&](const char* method, const std::string& request) {
-    return UnaryCall(stub, method, request);
-  };
   const std::string health_request = testutil::EncodeStringField(1, "");
   // With --lookup_beside_ingest, a batch feed runs through both kinds of
   // window: one submitter, batches of 1,000, each synced, back to back.
@@ -52,19 +49,25 @@ void Lookup() {
   const bool with_check = absl::c_linear_search(calls, "check");
   for (int w = 0; w < kWindows; ++w) {
     if (with_noop)
-      Hammer(
+      HammerCalls(
           in_flight, length / kWindows,
-          [&](int, int64_t) {
-            const std::string answer = unary("/grpc.health.v1.Health/Check", health_request);
-            if (answer.size() < 2 || answer[0] != 0x08 || answer[1] != 1) {
-              Stack::Die(absl::InternalError("health check: not SERVING"));
-            }
+          [&](int, int64_t, std::function<void()> done) {
+            StartUnaryCall(stub, "/grpc.health.v1.Health/Check", health_request, "",
+                           [done](const std::string& answer) {
+                             if (answer.size() < 2 || answer[0] != 0x08 || answer[1] != 1) {
+                               Stack::Die(absl::InternalError("health check: not SERVING"));
+                             }
+                             done();
+                           });
           },
           &noop);
     if (with_check)
-      Hammer(
+      HammerCalls(
           in_flight, length / kWindows,
-          [&](int t, int64_t i) { CheckExemptionCall(stub, persons, t, i, w); }, &check);
+          [&](int t, int64_t i, std::function<void()> done) {
+            StartCheckExemption(stub, persons, t, i, w, std::move(done));
+          },
+          &check);
   }
   if (feed.joinable()) {
     feed_stop = true;

@@ -222,9 +222,12 @@ void PgLookup(const std::vector<std::string>& persons) {
           Put(c, "lookups", {{absl::StrCat(p, seq++), std::string(40, 'a')}});
         },
         &raw);
-    Hammer(
+    HammerCalls(
         in_flight, length / kWindows,
-        [&](int t, int64_t i) { CheckExemptionCall(stub, persons, t, i, w); }, &check);
+        [&](int t, int64_t i, std::function<void()> done) {
+          StartCheckExemption(stub, persons, t, i, w, std::move(done));
+        },
+        &check);
   }
   std::printf("  %-40s %10.0f calls/s  p50 %6.2f ms  p99 %6.2f ms\n",
               "raw PostgreSQL (2 reads, 1 insert)", raw.per_second(), raw.Percentile(50),
