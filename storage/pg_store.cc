@@ -298,6 +298,7 @@ class PgStore final : public Store {
       absl::Span<const std::pair<std::string, std::string>> records) override;
   absl::Status SyncLookups() override;
 
+  bool remote() const override { return true; }
   uint64_t ApproximateSizeBytes() override;
   uint64_t PendingCompactionBytes() override { return 0; }
 

@@ -1,5 +1,5 @@
-// The register's reads: ledgers, exemption lookups (with their log record),
-// the listings and their paging, the due markers. They run on the caller's
+// The register's reads: ledgers, the listings and their paging, the due
+// markers (exemption lookups: exemptions.cc). They run on the caller's
 // thread against the committed state.
 #include <algorithm>
 #include <utility>
@@ -149,116 +149,6 @@ absl::StatusOr<LedgerView> RegisterImpl::GetLedgerPage(absl::string_view person_
   if (!token.ok()) return token.status();
   view->next_page_token = *std::move(token);
   return view;
-}
-
-absl::StatusOr<RegisterImpl::Evaluated> RegisterImpl::EvaluateExemption(absl::string_view person_id,
-                                                                        absl::CivilDay date,
-                                                                        core::Category category,
-                                                                        absl::string_view caller) {
-  if (auto s = pipeline_->status(); !s.ok()) return s;
-  auto id = core::ParsePersonId(person_id, options_.id_options);
-  if (!id.ok()) return id.status();
-  const int year = static_cast<int>(date.year());
-  std::vector<core::Scheme> schemes;
-  if (category == core::Category::kUnspecified) {
-    schemes = rules_.SchemesOf(year);
-    if (schemes.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("date: the register has no rules for ", year));
-    }
-  } else {
-    auto scheme = rules_.SchemeFor(year, category);
-    if (!scheme.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          absl::IsNotFound(scheme.status()) ? "date: " : "category: ", scheme.status().message()));
-    }
-    schemes.push_back(*scheme);
-  }
-  const std::string pseudonym = crypto_.Pseudonym(id->digits);
-  // The ledgers first, in one batched read; the person record only matters
-  // (an opt-out turns any answer into NOT_EXEMPT) when a ledger would grant
-  // something, so most lookups of people below the cap make one read.
-  std::vector<std::string> ledger_keys;
-  for (core::Scheme scheme : schemes) ledger_keys.push_back(keys::Ledger(pseudonym, year, scheme));
-  const std::vector<absl::string_view> wanted(ledger_keys.begin(), ledger_keys.end());
-  const int64_t day = core::DayNumber(date);
-  std::vector<SchemeExemption> out(schemes.size());
-  bool damaged = false;
-  absl::Status read = store_->MultiGet(
-      Table::kLedgers, wanted, /*sorted=*/false, [&](size_t i, const absl::string_view* value) {
-        SchemeExemption& x = out[i];
-        x.scheme = schemes[i];
-        rec::Ledger l;
-        if (value == nullptr) return;
-        if (!l.ParseFromArray(value->data(), static_cast<int>(value->size()))) {
-          damaged = true;
-        } else if (l.card_issued() && l.card().valid_from() <= day && day <= l.card().valid_to()) {
-          x.status = core::ExemptionStatus::kExempt;
-          x.valid_from = Day(l.card().valid_from());
-          x.valid_to = Day(l.card().valid_to());
-        } else if (l.crossed() && l.cap_reached_on() <= day) {
-          x.status = core::ExemptionStatus::kCapReached;
-          x.valid_from = Day(l.cap_reached_on());
-          x.valid_to = absl::CivilDay(year, 12, 31);
-        }
-      });
-  if (!read.ok()) return read;
-  if (damaged) return absl::DataLossError("damaged record in ledgers");
-  const bool grants = std::any_of(out.begin(), out.end(), [](const SchemeExemption& x) {
-    return x.status != core::ExemptionStatus::kNotExempt;
-  });
-  if (grants) {
-    rec::Person person;
-    auto found = ReadMsg(*store_, Table::kPersons, pseudonym, &person);
-    if (!found.ok()) return found.status();
-    // A reserved person gets NOT_EXEMPT whatever the ledger says, so the
-    // answer does not reveal the opt-out.
-    if (person.reserved()) {
-      for (SchemeExemption& x : out) {
-        x.status = core::ExemptionStatus::kNotExempt;
-        x.valid_from.reset();
-        x.valid_to.reset();
-      }
-    }
-  }
-  rec::Lookup record;
-  const absl::Time now = clock_.Now();
-  record.set_time_us(absl::ToUnixMicros(now));
-  record.set_caller(std::string(caller));
-  record.set_date(core::DayNumber(date));
-  record.set_category(static_cast<int>(category));
-  Evaluated e;
-  e.answer = std::move(out);
-  e.log_key = keys::Audit(pseudonym, absl::ToUnixMicros(now), lookup_seq_.fetch_add(1));
-  e.log_value = record.SerializeAsString();
-  return e;
-}
-
-absl::StatusOr<std::vector<SchemeExemption>> RegisterImpl::CheckExemption(
-    absl::string_view person_id, absl::CivilDay date, core::Category category,
-    absl::string_view caller) {
-  absl::StatusOr<Evaluated> e = EvaluateExemption(person_id, date, category, caller);
-  if (!e.ok()) return e.status();
-  if (absl::Status s = lookup_log_->Append(std::move(e->log_key), std::move(e->log_value));
-      !s.ok()) {
-    return s;
-  }
-  return std::move(e->answer);
-}
-
-void RegisterImpl::CheckExemptionAsync(absl::string_view person_id, absl::CivilDay date,
-                                       core::Category category, absl::string_view caller,
-                                       ExemptionDone done) {
-  absl::StatusOr<Evaluated> e = EvaluateExemption(person_id, date, category, caller);
-  if (!e.ok()) return std::move(done)(e.status());
-  lookup_log_->AppendAsync(
-      std::move(e->log_key), std::move(e->log_value),
-      [answer = std::move(e->answer), done = std::move(done)](absl::Status s) mutable {
-        if (s.ok()) {
-          std::move(done)(std::move(answer));
-        } else {
-          std::move(done)(std::move(s));
-        }
-      });
 }
 
 absl::StatusOr<std::string> RegisterImpl::ScanPage(

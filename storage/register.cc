@@ -58,6 +58,12 @@ std::string FormatRunId(uint64_t seq) { return absl::StrFormat("run-%06d", seq);
 
 namespace {
 
+// Lookup readers for a remote store, and the most lookups one reads at once.
+// Four: while one waits on the database the others take what arrives, so a
+// lookup waits for at most a batch in flight, not for the ones before it.
+constexpr int kExemptionReaders = 4;
+constexpr size_t kMaxExemptionBatch = 256;
+
 // Completion of an operation that answers through a shared result.
 template <typename T, typename Done>
 absl::AnyInvocable<void(absl::Status) &&> Completion(std::shared_ptr<T> result, Done done) {
@@ -84,7 +90,14 @@ RegisterImpl::RegisterImpl(const RegisterOptions& options, Crypto crypto,
           store_.get(), options.clock,
           static_cast<size_t>(std::max(1, options.max_group_reports)))),
       lookup_log_(
-          std::make_unique<LookupLog>(store_.get(), [this] { return pipeline_->status(); })) {}
+          std::make_unique<LookupLog>(store_.get(), [this] { return pipeline_->status(); })),
+      exemption_readers_(store_->remote()
+                             ? std::make_unique<Batcher<ExemptionQuery>>(
+                                   "frikort-lookups", kExemptionReaders, kMaxExemptionBatch,
+                                   [this](std::vector<ExemptionQuery> batch) {
+                                     AnswerExemptions(std::move(batch));
+                                   })
+                             : nullptr) {}
 
 absl::Status RegisterImpl::Start() {
   // The secret check: a register opened with another key would compute other
@@ -107,6 +120,7 @@ absl::Status RegisterImpl::Start() {
   if (absl::Status s = MigrateProviderIndex(*store_); !s.ok()) return s;
   pipeline_->Start();
   lookup_log_->Start();
+  if (exemption_readers_ != nullptr) exemption_readers_->Start();
   return ResumeReevaluations();
 }
 

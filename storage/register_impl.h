@@ -14,6 +14,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "storage/batcher.h"
 #include "storage/crypto.h"
 #include "storage/lookup_log.h"
 #include "storage/pipeline.h"
@@ -99,8 +100,26 @@ class RegisterImpl final : public Register {
     std::vector<SchemeExemption> answer;
     std::string log_key, log_value;
   };
-  absl::StatusOr<Evaluated> EvaluateExemption(absl::string_view person_id, absl::CivilDay date,
-                                              core::Category category, absl::string_view caller);
+  // A lookup checked and ready to read (exemptions.cc).
+  struct ExemptionQuery {
+    absl::CivilDay date;
+    core::Category category = core::Category::kUnspecified;
+    std::string caller;
+    std::string pseudonym;
+    std::vector<core::Scheme> schemes;
+    ExemptionDone done;  // CheckExemptionAsync's, else empty
+  };
+  // Checks a lookup's request: the register serves, the id, the date's rules.
+  absl::StatusOr<ExemptionQuery> PrepareExemption(absl::string_view person_id, absl::CivilDay date,
+                                                  core::Category category,
+                                                  absl::string_view caller);
+  // Reads and decides `queries` together (one read of all their ledgers, one
+  // of the persons some ledger would grant); out[i] answers queries[i].
+  std::vector<absl::StatusOr<Evaluated>> EvaluateExemptions(
+      absl::Span<const ExemptionQuery> queries);
+  // EvaluateExemptions, then each record to the lookup log; each query's
+  // `done` gets its answer once logged, or why not.
+  void AnswerExemptions(std::vector<ExemptionQuery> queries);
   absl::StatusOr<std::string> PersonIdOf(absl::string_view pseudonym);
   // Queues `apply` to the writer; `done` gets its group's commit status.
   void EnqueueApply(size_t weight, absl::AnyInvocable<void(Records&)> apply,
@@ -137,6 +156,10 @@ class RegisterImpl final : public Register {
   std::atomic<uint64_t> lookup_seq_{0};
   std::atomic<uint64_t> reevaluation_seq_{0};  // tells markers of one process apart
   absl::Mutex backup_mu_;                      // held while a backup runs: one at a time
+  // Lookups read in batches by threads of their own, when the store's reads
+  // are round trips (Store::remote()); null otherwise. Last: destroyed
+  // first, answering what is queued while the log and the store still work.
+  const std::unique_ptr<Batcher<ExemptionQuery>> exemption_readers_;
 };
 
 // Verify's check of one entry against the provider registry (verify_agreements.cc):

@@ -119,6 +119,11 @@ class Store : public StoreReader {
       absl::Span<const std::pair<std::string, std::string>> records) = 0;
   virtual absl::Status SyncLookups() = 0;
 
+  // Whether a read is a round trip to another process (PostgreSQL): the
+  // register then reads concurrent lookups together, off its callers'
+  // threads. False for an engine in this process (RocksDB).
+  virtual bool remote() const { return false; }
+
   // For metrics: bytes on disk (and in memory tables), bytes waiting for
   // compaction (0 where the engine has no such notion).
   virtual uint64_t ApproximateSizeBytes() = 0;

@@ -15,6 +15,7 @@
 #include "core/copayment.h"
 #include "core/rules.h"
 #include "gtest/gtest.h"
+#include "tests/testing/oslo.h"
 #include "tests/testing/rules_file.h"
 
 namespace frikort::testing {
@@ -32,6 +33,15 @@ inline absl::StatusOr<core::RulesTable> DeployedRulesWithoutAgreementRequirement
   if (src == nullptr) return absl::FailedPreconditionError("FRIKORT_SOURCE_DIR is not set");
   return frikort::testing::ReadRulesFileWithoutAgreementRequirement(
       absl::StrCat(src, "/deploy/rules.txt"));
+}
+
+// A test's SetUp for a register: the Oslo zone loaded and *rules set to
+// DeployedRulesWithoutAgreementRequirement (call in ASSERT_NO_FATAL_FAILURE).
+inline void LoadZoneAndRules(core::RulesTable* rules) {
+  ASSERT_TRUE(LoadOsloTimeZone().ok());
+  auto loaded = DeployedRulesWithoutAgreementRequirement();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  *rules = *std::move(loaded);
 }
 
 // An empty folder under the temp dir, named after `prefix`, this process and
