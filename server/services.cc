@@ -145,7 +145,8 @@ grpc::ServerUnaryReactor* LookupService::CheckExemption(grpc::CallbackServerCont
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const absl::CivilDay date = query->date;
   const std::string caller = admission->caller;  // the admission moves into the callback
-  // Answered from the register's audit thread once the lookup is logged.
+  // Answered once the lookup is logged (from the register's audit thread),
+  // or refused (from a lookup reader or this thread).
   ctx_->reg->CheckExemptionAsync(
       request->person_id(), date, query->category, caller,
       [reactor, request, response, date, admission = *std::move(admission)](

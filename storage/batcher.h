@@ -8,10 +8,12 @@
 // trips to another process (PostgreSQL): one statement reads the ledgers of a
 // whole batch, and no gRPC thread waits on the database.
 //
-// Thread safety: Add may be called from any thread until the destructor
-// starts. The destructor lets the threads hand over what is queued (every
-// item is handled exactly once; on its own thread when never started), then
-// stops them.
+// Stopping (the destructor) hands what is still queued to `refuse` at once,
+// lets the threads finish the batches they hold, and joins them; an item
+// added after that goes to `refuse` on the caller's thread. Every item is
+// handled or refused exactly once.
+//
+// Thread safety: every method may be called from any thread.
 #ifndef FRIKORT_STORAGE_BATCHER_H_
 #define FRIKORT_STORAGE_BATCHER_H_
 
@@ -36,29 +38,19 @@ class Batcher {
   using Handler = std::function<void(std::vector<Item> batch)>;
 
   // `thread_name`: at most 15 characters (the kernel's limit).
-  Batcher(std::string thread_name, int threads, size_t max_batch, Handler handle)
+  Batcher(std::string thread_name, int threads, size_t max_batch, Handler handle, Handler refuse)
       : name_(std::move(thread_name)),
         threads_(std::max(1, threads)),
         max_batch_(std::max<size_t>(1, max_batch)),
-        handle_(std::move(handle)) {}
-  ~Batcher() {
-    {
-      absl::MutexLock l(&mu_);
-      stop_ = true;
-    }
-    for (std::thread& t : workers_) t.join();
-    // Never started (or added as the threads stopped): handled here.
-    std::vector<Item> rest;
-    {
-      absl::MutexLock l(&mu_);
-      rest.swap(queue_);
-    }
-    if (!rest.empty()) handle_(std::move(rest));
-  }
+        handle_(std::move(handle)),
+        refuse_(std::move(refuse)) {}
+  ~Batcher() { Stop(); }
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
 
   void Start() {
+    absl::MutexLock l(&mu_);
+    if (stop_) return;
     for (int i = 0; i < threads_; ++i) {
       workers_.emplace_back([this] {
         pthread_setname_np(pthread_self(), name_.c_str());
@@ -68,21 +60,42 @@ class Batcher {
   }
 
   void Add(Item item) {
-    absl::MutexLock l(&mu_);
-    queue_.push_back(std::move(item));
+    {
+      absl::MutexLock l(&mu_);
+      if (!stop_) {
+        queue_.push_back(std::move(item));
+        return;
+      }
+    }
+    std::vector<Item> one;
+    one.push_back(std::move(item));
+    refuse_(std::move(one));
+  }
+
+  // See the top of the file. Idempotent.
+  void Stop() {
+    std::vector<Item> queued;
+    std::vector<std::thread> workers;
+    {
+      absl::MutexLock l(&mu_);
+      stop_ = true;
+      queued.swap(queue_);
+      workers.swap(workers_);
+    }
+    if (!queued.empty()) refuse_(std::move(queued));
+    for (std::thread& t : workers) t.join();
   }
 
  private:
+  bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_ || !queue_.empty(); }
+
   void Work() {
     for (;;) {
       std::vector<Item> batch;
       {
         absl::MutexLock l(&mu_);
-        mu_.Await(absl::Condition(
-            +[](Batcher* b)
-                 ABSL_NO_THREAD_SAFETY_ANALYSIS { return b->stop_ || !b->queue_.empty(); },
-            this));
-        if (queue_.empty()) return;  // stopping, nothing left
+        mu_.Await(absl::Condition(this, &Batcher::HasWork));
+        if (stop_) return;  // Stop refuses what is queued
         if (queue_.size() <= max_batch_) {
           batch.swap(queue_);
         } else {
@@ -99,10 +112,11 @@ class Batcher {
   const int threads_;
   const size_t max_batch_;
   const Handler handle_;
+  const Handler refuse_;
   absl::Mutex mu_;
   std::vector<Item> queue_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> workers_;  // set by Start, before any Add
+  std::vector<std::thread> workers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace frikort::storage

@@ -66,7 +66,7 @@ std::vector<absl::StatusOr<RegisterImpl::Evaluated>> RegisterImpl::EvaluateExemp
   const std::vector<absl::string_view> wanted(keys.begin(), keys.end());
   std::vector<SchemeExemption> answers(keys.size());
   std::vector<char> damaged(n, 0), reserved(n, 0);
-  absl::Status read = store_->MultiGet(
+  const absl::Status ledgers_read = store_->MultiGet(
       Table::kLedgers, wanted, /*sorted=*/false, [&](size_t k, const absl::string_view* value) {
         const size_t i = owner[k];
         const ExemptionQuery& q = queries[i];
@@ -89,11 +89,15 @@ std::vector<absl::StatusOr<RegisterImpl::Evaluated>> RegisterImpl::EvaluateExemp
           x.valid_to = absl::CivilDay(q.date.year(), 12, 31);
         }
       });
+  // A failed read of several lookups may concern only one of them (a
+  // damaged page, say): each is read again alone, so a failure reaches the
+  // lookups it concerns and no others. A lost connection concerns them all.
+  if (!ledgers_read.ok() && n > 1 && !absl::IsUnavailable(ledgers_read)) return EachAlone(queries);
   // The person records matter (an opt-out turns any answer into NOT_EXEMPT)
   // only where a ledger would grant something, so most lookups of people
   // below the cap make one read.
   std::vector<size_t> granting;
-  for (size_t i = 0; read.ok() && i < n; ++i) {
+  for (size_t i = 0; ledgers_read.ok() && i < n; ++i) {
     if (!damaged[i] && std::any_of(answers.begin() + first[i], answers.begin() + first[i + 1],
                                    [](const SchemeExemption& x) {
                                      return x.status != core::ExemptionStatus::kNotExempt;
@@ -101,10 +105,11 @@ std::vector<absl::StatusOr<RegisterImpl::Evaluated>> RegisterImpl::EvaluateExemp
       granting.push_back(i);
     }
   }
+  absl::Status persons_read;
   if (!granting.empty()) {
     std::vector<absl::string_view> persons;
     for (size_t i : granting) persons.push_back(queries[i].pseudonym);
-    read = store_->MultiGet(
+    persons_read = store_->MultiGet(
         Table::kPersons, persons, /*sorted=*/false, [&](size_t j, const absl::string_view* value) {
           if (value == nullptr) return;
           rec::Person p;
@@ -115,12 +120,21 @@ std::vector<absl::StatusOr<RegisterImpl::Evaluated>> RegisterImpl::EvaluateExemp
           }
         });
   }
+  if (!persons_read.ok() && granting.size() > 1 && !absl::IsUnavailable(persons_read)) {
+    return EachAlone(queries);
+  }
+  std::vector<char> needs_person(n, 0);
+  for (size_t i : granting) needs_person[i] = 1;
   std::vector<absl::StatusOr<Evaluated>> out;
   out.reserve(n);
   const absl::Time now = clock_.Now();
   for (size_t i = 0; i < n; ++i) {
-    if (!read.ok()) {
-      out.push_back(read);
+    if (!ledgers_read.ok()) {
+      out.push_back(ledgers_read);
+      continue;
+    }
+    if (needs_person[i] && !persons_read.ok()) {
+      out.push_back(persons_read);
       continue;
     }
     if (damaged[i] != 0) {
@@ -148,6 +162,16 @@ std::vector<absl::StatusOr<RegisterImpl::Evaluated>> RegisterImpl::EvaluateExemp
     e.log_key = keys::Audit(q.pseudonym, absl::ToUnixMicros(now), lookup_seq_.fetch_add(1));
     e.log_value = record.SerializeAsString();
     out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::vector<absl::StatusOr<RegisterImpl::Evaluated>> RegisterImpl::EachAlone(
+    absl::Span<const ExemptionQuery> queries) {
+  std::vector<absl::StatusOr<Evaluated>> out;
+  out.reserve(queries.size());
+  for (size_t i = 0; i < queries.size(); ++i) {
+    out.push_back(std::move(EvaluateExemptions(queries.subspan(i, 1))[0]));
   }
   return out;
 }

@@ -9,8 +9,8 @@
 // (an answer is never given without its record) until restart.
 //
 // Thread safety: all methods may be called from any thread. `done` runs on
-// the log's writer thread (or the caller's, when refused at once) and must
-// not block on the log.
+// the log's writer thread (or the caller's of AppendAsync, when refused at
+// once) and must not block on the log.
 #ifndef FRIKORT_STORAGE_LOOKUP_LOG_H_
 #define FRIKORT_STORAGE_LOOKUP_LOG_H_
 

@@ -96,8 +96,21 @@ RegisterImpl::RegisterImpl(const RegisterOptions& options, Crypto crypto,
                                    "frikort-lookups", kExemptionReaders, kMaxExemptionBatch,
                                    [this](std::vector<ExemptionQuery> batch) {
                                      AnswerExemptions(std::move(batch));
+                                   },
+                                   [](std::vector<ExemptionQuery> refused) {
+                                     for (ExemptionQuery& q : refused) {
+                                       std::move(q.done)(
+                                           absl::UnavailableError("register is shutting down"));
+                                     }
                                    })
                              : nullptr) {}
+
+RegisterImpl::~RegisterImpl() {
+  // First: lookups not yet read are refused (a register dropped because its
+  // store was lost would otherwise try each queued batch against it), those
+  // being read finish while the log and the store still work.
+  if (exemption_readers_ != nullptr) exemption_readers_->Stop();
+}
 
 absl::Status RegisterImpl::Start() {
   // The secret check: a register opened with another key would compute other

@@ -255,10 +255,14 @@ class Register {
                                                                       core::Category category,
                                                                       absl::string_view caller) = 0;
   // The same, answered through `done` once the audit record is in the log.
-  // The reads run on the caller's thread; the records of concurrent lookups
-  // are written together by the register's audit thread, so no caller (a
-  // gRPC thread) waits in RocksDB's write queue. The default implementation
-  // calls CheckExemption and `done` inline.
+  // With RocksDB the reads run on the caller's thread; with a store whose
+  // reads are round trips (PostgreSQL) lookups queue for the register's
+  // lookup readers, which read concurrent ones together. The records of
+  // concurrent lookups are written together by the register's audit
+  // thread, so no caller (a gRPC thread) waits on the store's writes.
+  // `done` runs on the audit thread, a lookup reader, or the caller's thread
+  // (a refusal), and must not block. The default implementation calls
+  // CheckExemption and `done` inline.
   using ExemptionDone = absl::AnyInvocable<void(absl::StatusOr<std::vector<SchemeExemption>>) &&>;
   virtual void CheckExemptionAsync(absl::string_view person_id, absl::CivilDay date,
                                    core::Category category, absl::string_view caller,

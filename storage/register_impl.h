@@ -1,7 +1,7 @@
 // The Register over a Store (LevelDB's db_impl): it owns the store, the write
 // pipeline, the lookup log and the state machine, and wires them together.
 // Its methods live by job: register.cc (opening, the write path), reads.cc
-// (ledgers, lookups, listings), verify.cc (the invariants). Internal to
+// (ledgers, listings), exemptions.cc (lookups), verify.cc (the invariants). Internal to
 // storage/.
 #ifndef FRIKORT_STORAGE_REGISTER_IMPL_H_
 #define FRIKORT_STORAGE_REGISTER_IMPL_H_
@@ -33,8 +33,9 @@ struct PendingApply {
 class RegisterImpl final : public Register {
  public:
   RegisterImpl(const RegisterOptions& options, Crypto crypto, std::unique_ptr<Store> store);
-  // Finishes queued lookups and changes, then closes the store.
-  ~RegisterImpl() override = default;
+  // Refuses lookups not yet read, finishes the others and queued changes,
+  // then closes the store.
+  ~RegisterImpl() override;
 
   // Checks (or, for a new register, records) the pseudonym key, then starts
   // the threads.
@@ -117,6 +118,8 @@ class RegisterImpl final : public Register {
   // of the persons some ledger would grant); out[i] answers queries[i].
   std::vector<absl::StatusOr<Evaluated>> EvaluateExemptions(
       absl::Span<const ExemptionQuery> queries);
+  // EvaluateExemptions of each query on its own.
+  std::vector<absl::StatusOr<Evaluated>> EachAlone(absl::Span<const ExemptionQuery> queries);
   // EvaluateExemptions, then each record to the lookup log; each query's
   // `done` gets its answer once logged, or why not.
   void AnswerExemptions(std::vector<ExemptionQuery> queries);
@@ -157,8 +160,8 @@ class RegisterImpl final : public Register {
   std::atomic<uint64_t> reevaluation_seq_{0};  // tells markers of one process apart
   absl::Mutex backup_mu_;                      // held while a backup runs: one at a time
   // Lookups read in batches by threads of their own, when the store's reads
-  // are round trips (Store::remote()); null otherwise. Last: destroyed
-  // first, answering what is queued while the log and the store still work.
+  // are round trips (Store::remote()); null otherwise. Stopped by the
+  // destructor before any member goes.
   const std::unique_ptr<Batcher<ExemptionQuery>> exemption_readers_;
 };
 

@@ -26,16 +26,24 @@ namespace {
 using ::frikort::testing::MemStore;
 using ::frikort::testing::PersonN;
 
-TEST(BatcherTest, EveryItemIsHandledOnceInBatchesNoLargerThanTheLimit) {
+TEST(BatcherTest, EveryItemIsHandledOrRefusedOnceInBatchesNoLargerThanTheLimit) {
   absl::Mutex mu;
   std::map<int, int> seen;
   size_t largest = 0;
+  int refused = 0;
   {
-    Batcher<int> b("test-batcher", 3, 7, [&](std::vector<int> batch) {
-      absl::MutexLock l(&mu);
-      largest = std::max(largest, batch.size());
-      for (int i : batch) ++seen[i];
-    });
+    Batcher<int> b(
+        "test-batcher", 3, 7,
+        [&](std::vector<int> batch) {
+          absl::MutexLock l(&mu);
+          largest = std::max(largest, batch.size());
+          for (int i : batch) ++seen[i];
+        },
+        [&](std::vector<int> batch) {
+          absl::MutexLock l(&mu);
+          refused += static_cast<int>(batch.size());
+          for (int i : batch) ++seen[i];
+        });
     b.Start();
     std::vector<std::thread> adders;
     for (int t = 0; t < 4; ++t) {
@@ -44,11 +52,11 @@ TEST(BatcherTest, EveryItemIsHandledOnceInBatchesNoLargerThanTheLimit) {
       });
     }
     for (std::thread& t : adders) t.join();
-  }  // the destructor hands over what is still queued
+  }  // the destructor refuses what is still queued
   ASSERT_EQ(seen.size(), 2000u);
   for (const auto& [item, times] : seen) EXPECT_EQ(times, 1) << item;
   EXPECT_LE(largest, 7u);
-  EXPECT_GE(largest, 1u);
+  EXPECT_LT(refused, 2000);
 }
 
 TEST(BatcherTest, WhatArrivesWhileTheThreadsAreBusyIsTakenTogether) {
@@ -56,37 +64,52 @@ TEST(BatcherTest, WhatArrivesWhileTheThreadsAreBusyIsTakenTogether) {
   std::atomic<int> entered{0};
   absl::Mutex mu;
   std::vector<size_t> sizes;
-  {
-    Batcher<int> b("test-batcher", 2, 100, [&](std::vector<int> batch) {
-      if (entered.fetch_add(1) < 2) release.WaitForNotification();
-      absl::MutexLock l(&mu);
-      sizes.push_back(batch.size());
-    });
-    b.Start();
-    b.Add(0);
-    while (entered.load() < 1) std::this_thread::yield();
-    b.Add(1);
-    while (entered.load() < 2) std::this_thread::yield();
-    for (int i = 2; i < 52; ++i) b.Add(i);  // both threads are held
-    release.Notify();
-  }
   size_t total = 0;
-  for (size_t s : sizes) total += s;
-  EXPECT_EQ(total, 52u);
-  // 2 batches of one, then the 50 that waited in at most two batches.
+  Batcher<int> b(
+      "test-batcher", 2, 100,
+      [&](std::vector<int> batch) {
+        if (entered.fetch_add(1) < 2) release.WaitForNotification();
+        absl::MutexLock l(&mu);
+        sizes.push_back(batch.size());
+        total += batch.size();
+      },
+      [](std::vector<int>) { ADD_FAILURE() << "refused"; });
+  b.Start();
+  b.Add(0);
+  while (entered.load() < 1) std::this_thread::yield();
+  b.Add(1);
+  while (entered.load() < 2) std::this_thread::yield();
+  for (int i = 2; i < 52; ++i) b.Add(i);  // both threads are held
+  release.Notify();
+  absl::MutexLock l(&mu);
+  mu.Await(absl::Condition(
+      +[](size_t* n) { return *n == 52; }, &total));
+  // 2 batches of one, then the 50 that waited in one batch, or two had a
+  // thread taken some between two Adds.
   EXPECT_LE(sizes.size(), 4u);
 }
 
-TEST(BatcherTest, ItemsOfABatcherNeverStartedAreHandledByItsDestructor) {
-  std::vector<int> handled;
-  {
-    Batcher<int> b("test-batcher", 2, 10, [&](std::vector<int> batch) {
-      handled.insert(handled.end(), batch.begin(), batch.end());
-    });
-    b.Add(4);
-    b.Add(5);
-  }
-  EXPECT_EQ(handled, (std::vector<int>{4, 5}));
+TEST(BatcherTest, StoppingRefusesWhatWasNotTakenAndEverythingAddedAfter) {
+  std::vector<int> handled, refused;
+  std::thread::id refusing_thread;
+  Batcher<int> b(
+      "test-batcher", 2, 10,
+      [&](std::vector<int> batch) { handled.insert(handled.end(), batch.begin(), batch.end()); },
+      [&](std::vector<int> batch) {
+        refused.insert(refused.end(), batch.begin(), batch.end());
+        refusing_thread = std::this_thread::get_id();
+      });
+  b.Add(4);  // never started: stays queued
+  b.Add(5);
+  b.Stop();
+  EXPECT_EQ(refused, (std::vector<int>{4, 5}));
+  b.Add(6);
+  EXPECT_EQ(refused, (std::vector<int>{4, 5, 6}));
+  EXPECT_EQ(refusing_thread, std::this_thread::get_id());
+  b.Start();  // a stopped batcher starts no threads
+  b.Add(7);
+  EXPECT_EQ(refused.back(), 7);
+  EXPECT_TRUE(handled.empty());
 }
 
 // An in-memory store that says its reads are round trips, counts the
@@ -105,8 +128,24 @@ class RemoteStore : public MemStore {
       mu_.Await(absl::Condition(
           +[](bool* held) { return !*held; }, &held_));
       if (!read_failure_.ok()) return read_failure_;
+      for (absl::string_view k : keys) {
+        if (k == poisoned_) return absl::DataLossError("damaged page");
+      }
+    }
+    if (t == Table::kPersons) {
+      absl::MutexLock l(&mu_);
+      if (!person_failure_.ok()) return person_failure_;
     }
     return MemStore::MultiGet(t, keys, sorted, found);
+  }
+  // A ledger read that includes `key` fails as a damaged page would.
+  void Poison(const std::string& key) {
+    absl::MutexLock l(&mu_);
+    poisoned_ = key;
+  }
+  void FailPersonReads(absl::Status s) {
+    absl::MutexLock l(&mu_);
+    person_failure_ = std::move(s);
   }
   void Hold(bool held) {
     absl::MutexLock l(&mu_);
@@ -131,6 +170,8 @@ class RemoteStore : public MemStore {
   absl::Mutex mu_;
   bool held_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status read_failure_ ABSL_GUARDED_BY(mu_);
+  absl::Status person_failure_ ABSL_GUARDED_BY(mu_);
+  std::string poisoned_ ABSL_GUARDED_BY(mu_);
 };
 
 class RemoteLookupTest : public ::testing::Test {
@@ -162,6 +203,16 @@ class RemoteLookupTest : public ::testing::Test {
     }
     ASSERT_TRUE(reg.Submit(std::move(items)).ok());
     for (int p = 0; p < n; p += 15) ASSERT_TRUE(reg.SetReservation(PersonN(p), true).ok());
+  }
+  // Fill, with person `p`'s report first; the key of its ledger (then the
+  // only one in the store), "" if that failed.
+  std::string FillKnowingLedgerOf(Register& reg, int n, int p) {
+    auto r = reg.Submit({frikort::testing::PaidPhysicianReport(absl::StrCat("r", p), PersonN(p),
+                                                               absl::CivilDay(2024, 3, 1), 5000)});
+    const auto ledgers = store_->tables()[static_cast<int>(Table::kLedgers)];
+    if (!r.ok() || ledgers.size() != 1) return "";
+    Fill(reg, n);
+    return ledgers.begin()->first;
   }
   // n lookups started together (of persons 0..n-1 on 2024-06-01), answered.
   std::vector<absl::StatusOr<std::vector<SchemeExemption>>> LookUp(
@@ -226,7 +277,7 @@ TEST_F(RemoteLookupTest, ConcurrentLookupsShareReadsAndAreAnsweredAsAlone) {
     for (const SchemeExemption& x : *got[p])
       granted += x.status != core::ExemptionStatus::kNotExempt;
   }
-  // Over the cap and not reserved: persons 3, 6, 9, 12, 18, ... (15, 30, 45 reserved).
+  // Over the cap and not reserved: persons 3, 6, 9, 12, 18, ... (0, 15, 30, 45 reserved).
   EXPECT_EQ(granted, kPersons / 3 - kPersons / 15);
   // At most one read per reader while held, then what waited in a few.
   const int reads = store_->ledger_reads - reads_before;
@@ -235,19 +286,41 @@ TEST_F(RemoteLookupTest, ConcurrentLookupsShareReadsAndAreAnsweredAsAlone) {
   EXPECT_EQ(Logged(*remote, kPersons), kPersons);
 }
 
+TEST_F(RemoteLookupTest, APersonAskedSeveralTimesInOneBatchGetsEachAnswerAndRecord) {
+  constexpr int kPersons = 12;
+  std::unique_ptr<Register> remote = Open(/*remote=*/true);
+  ASSERT_NE(remote, nullptr);
+  Fill(*remote, kPersons);
+  const auto alone = LookUp(*remote, kPersons);
+  const int logged_before = Logged(*remote, kPersons);
+  // Every person three times, all queued before the first read.
+  store_->Hold(true);
+  std::vector<absl::StatusOr<std::vector<SchemeExemption>>> got(3 * kPersons);
+  absl::BlockingCounter answered(3 * kPersons);
+  for (int i = 0; i < 3 * kPersons; ++i) {
+    remote->CheckExemptionAsync(PersonN(i % kPersons), absl::CivilDay(2024, 6, 1),
+                                core::Category::kUnspecified, "desk-1",
+                                [&, i](absl::StatusOr<std::vector<SchemeExemption>> r) {
+                                  got[i] = std::move(r);
+                                  answered.DecrementCount();
+                                });
+  }
+  store_->Hold(false);
+  answered.Wait();
+  for (int i = 0; i < 3 * kPersons; ++i) {
+    ASSERT_TRUE(got[i].ok()) << i << ": " << got[i].status();
+    EXPECT_EQ(Describe(got[i]), Describe(alone[i % kPersons])) << "lookup " << i;
+  }
+  EXPECT_EQ(Logged(*remote, kPersons) - logged_before, 3 * kPersons);
+}
+
 TEST_F(RemoteLookupTest, ADamagedLedgerFailsItsOwnLookupOnly) {
   constexpr int kPersons = 20;
   std::unique_ptr<Register> remote = Open(/*remote=*/true);
   ASSERT_NE(remote, nullptr);
-  // Person 4 first: its ledger is then the only one in the store.
-  ASSERT_TRUE(remote
-                  ->Submit({frikort::testing::PaidPhysicianReport(
-                      "r4", PersonN(4), absl::CivilDay(2024, 3, 1), 5000)})
-                  .ok());
-  const auto ledgers = store_->tables()[static_cast<int>(Table::kLedgers)];
-  ASSERT_EQ(ledgers.size(), 1u);
-  Fill(*remote, kPersons);
-  store_->DamageLedger(ledgers.begin()->first);
+  const std::string key = FillKnowingLedgerOf(*remote, kPersons, 4);
+  ASSERT_FALSE(key.empty());
+  store_->DamageLedger(key);
   const int logged_before = Logged(*remote, kPersons);
   store_->Hold(true);
   const auto got = LookUp(*remote, kPersons, [&] { store_->Hold(false); });
@@ -263,7 +336,51 @@ TEST_F(RemoteLookupTest, ADamagedLedgerFailsItsOwnLookupOnly) {
   EXPECT_EQ(Logged(*remote, kPersons) - logged_before, kPersons - 1);
 }
 
-TEST_F(RemoteLookupTest, AFailedReadFailsEveryLookupOfItsBatchAndLogsNone) {
+TEST_F(RemoteLookupTest, AReadThatFailsOverOneLedgerFailsThatLookupOnly) {
+  constexpr int kPersons = 20;
+  std::unique_ptr<Register> remote = Open(/*remote=*/true);
+  ASSERT_NE(remote, nullptr);
+  const std::string key = FillKnowingLedgerOf(*remote, kPersons, 7);
+  ASSERT_FALSE(key.empty());
+  // Any read that includes person 7's ledger fails, as a damaged page of
+  // the table would fail the whole statement.
+  store_->Poison(key);
+  store_->Hold(true);
+  const auto got = LookUp(*remote, kPersons, [&] { store_->Hold(false); });
+  for (int p = 0; p < kPersons; ++p) {
+    if (p == 7) {
+      EXPECT_EQ(got[p].status().code(), absl::StatusCode::kDataLoss) << got[p].status();
+    } else {
+      EXPECT_TRUE(got[p].ok()) << p << ": " << got[p].status();
+    }
+  }
+  EXPECT_EQ(Logged(*remote, kPersons), kPersons - 1);
+}
+
+TEST_F(RemoteLookupTest, AFailedPersonReadFailsOnlyTheLookupsThatNeedIt) {
+  constexpr int kPersons = 30;
+  std::unique_ptr<Register> remote = Open(/*remote=*/true);
+  ASSERT_NE(remote, nullptr);
+  Fill(*remote, kPersons);
+  store_->FailPersonReads(absl::InternalError("person read failed"));
+  store_->Hold(true);
+  const auto got = LookUp(*remote, kPersons, [&] { store_->Hold(false); });
+  int failed = 0;
+  for (int p = 0; p < kPersons; ++p) {
+    // Over the cap (every third person): a ledger grants, so the person
+    // record (the opt-out) must be read.
+    if (p % 3 == 0) {
+      EXPECT_EQ(got[p].status().code(), absl::StatusCode::kInternal) << p << got[p].status();
+      ++failed;
+    } else {
+      EXPECT_TRUE(got[p].ok()) << p << ": " << got[p].status();
+    }
+  }
+  EXPECT_EQ(failed, kPersons / 3);
+  EXPECT_EQ(Logged(*remote, kPersons), kPersons - kPersons / 3);
+}
+
+TEST_F(RemoteLookupTest, ALostConnectionFailsEveryLookupOfItsBatchAndLogsNone) {
   constexpr int kPersons = 30;
   std::unique_ptr<Register> remote = Open(/*remote=*/true);
   ASSERT_NE(remote, nullptr);
@@ -281,21 +398,49 @@ TEST_F(RemoteLookupTest, AFailedReadFailsEveryLookupOfItsBatchAndLogsNone) {
   EXPECT_EQ(Logged(*remote, kPersons), kPersons);
 }
 
-TEST_F(RemoteLookupTest, LookupsQueuedWhenTheRegisterClosesAreAnswered) {
+TEST_F(RemoteLookupTest, ClosingRefusesLookupsNotYetReadAndFinishesTheOthers) {
   constexpr int kPersons = 40;
   std::unique_ptr<Register> remote = Open(/*remote=*/true);
   ASSERT_NE(remote, nullptr);
   Fill(*remote, kPersons);
   store_->Hold(true);
-  std::atomic<int> answered{0};
-  for (int p = 0; p < kPersons; ++p) {
+  absl::Mutex mu;
+  int ok = 0, refused = 0;
+  auto done = [&](absl::StatusOr<std::vector<SchemeExemption>> r) {
+    absl::MutexLock l(&mu);
+    if (r.ok()) {
+      ++ok;
+    } else {
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable) << r.status();
+      EXPECT_EQ(r.status().message(), "register is shutting down");
+      ++refused;
+    }
+  };
+  // One lookup for each reader, each held in its read; the rest queue.
+  int p = 0;
+  for (int reading = 1; reading <= 4; ++reading) {
+    const int reads = store_->ledger_reads;
+    remote->CheckExemptionAsync(PersonN(p++), absl::CivilDay(2024, 6, 1),
+                                core::Category::kUnspecified, "desk-1", done);
+    while (store_->ledger_reads == reads) std::this_thread::yield();
+  }
+  for (; p < kPersons; ++p) {
     remote->CheckExemptionAsync(PersonN(p), absl::CivilDay(2024, 6, 1),
-                                core::Category::kUnspecified, "desk-1",
-                                [&](absl::StatusOr<std::vector<SchemeExemption>>) { ++answered; });
+                                core::Category::kUnspecified, "desk-1", done);
+  }
+  // Closing refuses the queued ones at once, while the reads still hang.
+  std::thread closer([&] { remote.reset(); });
+  {
+    absl::MutexLock l(&mu);
+    mu.Await(absl::Condition(
+        +[](int* n) { return *n == kPersons - 4; }, &refused));
+    EXPECT_EQ(ok, 0);
   }
   store_->Hold(false);
-  remote.reset();
-  EXPECT_EQ(answered.load(), kPersons);
+  closer.join();
+  absl::MutexLock l(&mu);
+  EXPECT_EQ(ok, 4);
+  EXPECT_EQ(refused, kPersons - 4);
 }
 
 }  // namespace
