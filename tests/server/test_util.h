@@ -124,7 +124,7 @@ struct CoPaymentSpec {
   std::string provider_id = "1234567";  // an HPR number
   bool performed_abroad = false;
   int attributed_year = 0;
-  std::string practice_id;
+  std::string practice_id = {};
 };
 
 inline v1::CoPayment MakeCoPayment(const CoPaymentSpec& s) {
