@@ -204,6 +204,12 @@ class RemoteLookupTest : public ::testing::Test {
     ASSERT_TRUE(reg.Submit(std::move(items)).ok());
     for (int p = 0; p < n; p += 15) ASSERT_TRUE(reg.SetReservation(PersonN(p), true).ok());
   }
+  // A remote register holding Fill(n); null (and a failure) if it did not open.
+  std::unique_ptr<Register> OpenRemoteFilled(int n) {
+    std::unique_ptr<Register> reg = Open(/*remote=*/true);
+    if (reg != nullptr) Fill(*reg, n);
+    return reg;
+  }
   // Fill, with person `p`'s report first; the key of its ledger (then the
   // only one in the store), "" if that failed.
   std::string FillKnowingLedgerOf(Register& reg, int n, int p) {
@@ -288,9 +294,8 @@ TEST_F(RemoteLookupTest, ConcurrentLookupsShareReadsAndAreAnsweredAsAlone) {
 
 TEST_F(RemoteLookupTest, APersonAskedSeveralTimesInOneBatchGetsEachAnswerAndRecord) {
   constexpr int kPersons = 12;
-  std::unique_ptr<Register> remote = Open(/*remote=*/true);
+  std::unique_ptr<Register> remote = OpenRemoteFilled(kPersons);
   ASSERT_NE(remote, nullptr);
-  Fill(*remote, kPersons);
   const auto alone = LookUp(*remote, kPersons);
   const int logged_before = Logged(*remote, kPersons);
   // Every person three times, all queued before the first read.
@@ -359,9 +364,8 @@ TEST_F(RemoteLookupTest, AReadThatFailsOverOneLedgerFailsThatLookupOnly) {
 
 TEST_F(RemoteLookupTest, AFailedPersonReadFailsOnlyTheLookupsThatNeedIt) {
   constexpr int kPersons = 30;
-  std::unique_ptr<Register> remote = Open(/*remote=*/true);
+  std::unique_ptr<Register> remote = OpenRemoteFilled(kPersons);
   ASSERT_NE(remote, nullptr);
-  Fill(*remote, kPersons);
   store_->FailPersonReads(absl::InternalError("person read failed"));
   store_->Hold(true);
   const auto got = LookUp(*remote, kPersons, [&] { store_->Hold(false); });
@@ -382,9 +386,8 @@ TEST_F(RemoteLookupTest, AFailedPersonReadFailsOnlyTheLookupsThatNeedIt) {
 
 TEST_F(RemoteLookupTest, ALostConnectionFailsEveryLookupOfItsBatchAndLogsNone) {
   constexpr int kPersons = 30;
-  std::unique_ptr<Register> remote = Open(/*remote=*/true);
+  std::unique_ptr<Register> remote = OpenRemoteFilled(kPersons);
   ASSERT_NE(remote, nullptr);
-  Fill(*remote, kPersons);
   store_->FailReads(absl::UnavailableError("connection lost"));
   const auto got = LookUp(*remote, kPersons);
   for (int p = 0; p < kPersons; ++p) {
@@ -400,9 +403,8 @@ TEST_F(RemoteLookupTest, ALostConnectionFailsEveryLookupOfItsBatchAndLogsNone) {
 
 TEST_F(RemoteLookupTest, ClosingRefusesLookupsNotYetReadAndFinishesTheOthers) {
   constexpr int kPersons = 40;
-  std::unique_ptr<Register> remote = Open(/*remote=*/true);
+  std::unique_ptr<Register> remote = OpenRemoteFilled(kPersons);
   ASSERT_NE(remote, nullptr);
-  Fill(*remote, kPersons);
   store_->Hold(true);
   absl::Mutex mu;
   int ok = 0, refused = 0;
